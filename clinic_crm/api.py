@@ -1,0 +1,50 @@
+"""API error format: every refusal is a 4xx with `detail` a person can read and a stable `code`."""
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts.services import LoginCodeError
+from patients.services import ConsentOutdated, ConsentRequired
+
+
+def _validation_body(exc: DjangoValidationError) -> dict:
+    if hasattr(exc, "error_dict"):
+        fields = {name: [str(m) for e in errors for m in e.messages] for name, errors in exc.error_dict.items()}
+        first = next(iter(fields.values()))[0]
+        return {"code": "invalid", "detail": first, "errors": fields}
+    return {"code": "invalid", "detail": " ".join(exc.messages), "errors": {"non_field_errors": exc.messages}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ConsentRequired):
+        return Response(
+            {"code": "consent_required", "detail": str(exc), "clinic": exc.clinic.slug},
+            status=status.HTTP_403_FORBIDDEN,
+        )
+    if isinstance(exc, ConsentOutdated):
+        return Response({"code": "consent_outdated", "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, LoginCodeError):
+        code = status.HTTP_429_TOO_MANY_REQUESTS if exc.code in ("rate_limited", "locked") else status.HTTP_400_BAD_REQUEST
+        body = {"code": exc.code, "detail": exc.message}
+        headers = {}
+        if exc.attempts_left is not None:
+            body["attempts_left"] = exc.attempts_left
+        if exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
+        return Response(body, status=code, headers=headers)
+    if isinstance(exc, DjangoValidationError):
+        return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ObjectDoesNotExist):
+        return Response({"code": "not_found", "detail": _("Not found.")}, status=status.HTTP_404_NOT_FOUND)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
+    elif response is not None and response.status_code == 400:
+        fields = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        first = next(iter(fields.values()), [""])
+        response.data = {"code": "invalid", "detail": str(first[0] if isinstance(first, list) and first else first), "errors": fields}
+    return response

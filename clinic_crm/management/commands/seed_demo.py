@@ -1,0 +1,201 @@
+"""Demo data for `make run`: two clinics in different time zones, staff for every role, patients.
+
+Idempotent: rows are found by their natural keys and only missing ones are made,
+so running it twice changes nothing. Writes go through the same services as the
+product (memberships, consent texts, consent + contact).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from clinics.models import Clinic, Doctor, Service, Specialty, Tag, WorkingHours
+from clinics.services import membership_grant
+from clinics.tenancy import Role
+from patients.models import ConsentDocument, Patient
+from patients.selectors import consent_current_document, consent_is_given
+from patients.services import Attribution, clinic_join, consent_document_publish
+
+DEMO_PASSWORD = "Demo-Clinic-2026"
+
+CONSENT_TEXT = (
+    "Я, действуя свободно, своей волей и в своём интересе, даю согласие {clinic} (далее — Оператор) "
+    "на обработку моих персональных данных, включая специальные категории персональных данных о состоянии здоровья, "
+    "в целях записи на приём, переписки с клиникой и врачами, напоминаний о визитах и контроля качества обслуживания. "
+    "Перечень действий: сбор, запись, систематизация, накопление, хранение, уточнение, использование, обезличивание, "
+    "блокирование, удаление, уничтожение. Согласие действует до его отзыва. Я могу отозвать согласие в личном кабинете "
+    "в любой момент; отзыв не влияет на законность обработки до отзыва. (Федеральный закон № 152-ФЗ «О персональных данных».)"
+)
+
+CLINICS = [
+    {
+        "slug": "ulybka",
+        "name": "Стоматология «Улыбка»",
+        "time_zone": "Europe/Moscow",
+        "phone": "+74951234567",
+        "address": "Москва, ул. Тверская, 12",
+        "staff_prefix": "moscow",
+        "specialties": ["Стоматолог-терапевт", "Стоматолог-хирург", "Ортодонт"],
+        "services": [
+            ("Консультация стоматолога", 30, 1500, "Стоматолог-терапевт"),
+            ("Лечение кариеса", 60, 5500, "Стоматолог-терапевт"),
+            ("Удаление зуба", 45, 4000, "Стоматолог-хирург"),
+            ("Консультация ортодонта", 30, 2000, "Ортодонт"),
+        ],
+        "doctors": [
+            ("Иванова Мария Сергеевна", ["Стоматолог-терапевт"], "Лечит кариес и пульпит, 12 лет опыта."),
+            ("Петров Алексей Викторович", ["Стоматолог-хирург"], "Удаление зубов любой сложности, имплантация."),
+            ("Смирнова Ольга Андреевна", ["Ортодонт"], "Брекеты и элайнеры для детей и взрослых."),
+        ],
+        "tags": ["VIP", "Импланты", "Ребёнок"],
+    },
+    {
+        "slug": "zdorovie-ekb",
+        "name": "Медцентр «Здоровье»",
+        "time_zone": "Asia/Yekaterinburg",
+        "phone": "+73431234567",
+        "address": "Екатеринбург, пр. Ленина, 50",
+        "staff_prefix": "ekb",
+        "specialties": ["Терапевт", "Педиатр", "Гинеколог"],
+        "services": [
+            ("Приём терапевта", 30, 1800, "Терапевт"),
+            ("Приём педиатра", 30, 1900, "Педиатр"),
+            ("Приём гинеколога", 40, 2500, "Гинеколог"),
+            ("Повторный приём", 20, 1200, None),
+        ],
+        "doctors": [
+            ("Кузнецов Дмитрий Олегович", ["Терапевт"], "Терапевт высшей категории."),
+            ("Соколова Анна Игоревна", ["Педиатр"], "Педиатр, ведёт детей с рождения."),
+            ("Морозова Елена Павловна", ["Гинеколог"], "Деликатно отвечает на любые вопросы."),
+        ],
+        "tags": ["Повторный", "Семья", "ДМС"],
+    },
+]
+
+FIRST_NAMES = ["Анна", "Иван", "Мария", "Сергей", "Елена", "Дмитрий", "Ольга", "Андрей", "Наталья", "Павел"]
+LAST_NAMES = ["Волков", "Зайцев", "Лебедев", "Новиков", "Фёдоров", "Козлов", "Орлов", "Егоров", "Павлов", "Семёнов"]
+UTM_SOURCES = [("yandex", "cpc"), ("google", "cpc"), ("vk", "social"), ("2gis", "referral"), ("", "")]
+
+
+class Command(BaseCommand):
+    help = "Load demo clinics, staff and patients (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing when any clinic exists already.")
+
+    def handle(self, *args, if_empty: bool = False, **options):
+        if if_empty and Clinic.objects.exists():
+            self.stdout.write("Database already has clinics: demo data not loaded.")
+        else:
+            with transaction.atomic():
+                self._seed()
+        self._print_logins()
+
+    def _seed(self) -> None:
+        User = get_user_model()
+        admin = User.objects.filter(username="admin").first()
+        if admin is None:
+            admin = User.objects.create_superuser("admin", "admin@clinic-crm.local", DEMO_PASSWORD)
+        rng = random.Random(2026)
+        clinics = [self._seed_clinic(admin, spec) for spec in CLINICS]
+        self._seed_patients(admin, clinics, rng)
+
+    def _seed_clinic(self, admin, spec: dict) -> Clinic:
+        clinic, _ = Clinic.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={"name": spec["name"], "time_zone": spec["time_zone"], "phone": spec["phone"], "address": spec["address"]},
+        )
+        if not clinic.working_hours.exists():
+            for weekday in range(5):
+                WorkingHours.objects.create(clinic=clinic, weekday=weekday, opens=time(9), closes=time(20))
+            WorkingHours.objects.create(clinic=clinic, weekday=5, opens=time(10), closes=time(16))
+        specialties = {name: Specialty.objects.get_or_create(clinic=clinic, name=name)[0] for name in spec["specialties"]}
+        services = {}
+        for name, minutes, price, specialty in spec["services"]:
+            services[name], _ = Service.objects.get_or_create(
+                clinic=clinic,
+                name=name,
+                defaults={"duration_minutes": minutes, "price_rub": price, "specialty": specialties.get(specialty)},
+            )
+        for tag in spec["tags"]:
+            Tag.objects.get_or_create(clinic=clinic, name=tag)
+        prefix = spec["staff_prefix"]
+        for role in (Role.OWNER, Role.MANAGER, Role.OPERATOR):
+            membership_grant(actor=admin, clinic=clinic, role=role, username=f"{prefix}.{role.value}", password=DEMO_PASSWORD)
+        for index, (full_name, doctor_specialties, bio) in enumerate(spec["doctors"], start=1):
+            doctor, created = Doctor.objects.get_or_create(clinic=clinic, full_name=full_name, defaults={"bio": bio})
+            if created:
+                doctor.specialties.set([specialties[s] for s in doctor_specialties])
+                doctor.services.set([s for s in services.values() if s.specialty_id in {specialties[n].pk for n in doctor_specialties} or s.specialty_id is None])
+            if index == 1:  # the first doctor of each clinic answers in the CRM
+                membership = membership_grant(
+                    actor=admin, clinic=clinic, role=Role.DOCTOR, username=f"{prefix}.doctor", password=DEMO_PASSWORD
+                )
+                if doctor.user_id != membership.user_id:
+                    doctor.user = membership.user
+                    doctor.save(update_fields=["user"])
+        if not ConsentDocument.objects.filter(clinic=clinic).exists():
+            consent_document_publish(
+                actor=admin,
+                clinic=clinic,
+                title="Согласие на обработку персональных данных",
+                text=CONSENT_TEXT.format(clinic=clinic.name),
+            )
+        return clinic
+
+    def _seed_patients(self, admin, clinics: list[Clinic], rng: random.Random) -> None:
+        for number in range(1, 31):
+            phone = f"+7916000{number:04d}"
+            patient = Patient.objects.filter(phone=phone, guardian__isnull=True).first()
+            if patient is None:
+                User = get_user_model()
+                user = User(username=f"patient-demo-{number:02d}")
+                user.set_unusable_password()
+                user.save()
+                last = LAST_NAMES[number % len(LAST_NAMES)]
+                first = FIRST_NAMES[(number * 3) % len(FIRST_NAMES)]
+                if first in {"Анна", "Мария", "Елена", "Ольга", "Наталья"}:
+                    last += "а"
+                patient = Patient.objects.create(
+                    user=user,
+                    phone=phone,
+                    email=f"patient{number:02d}@example.ru" if number % 3 == 0 else None,
+                    full_name=f"{last} {first}",
+                    birth_date=date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 45)),
+                )
+            # Most patients know one clinic; every fifth knows both (the platform case).
+            targets = clinics if number % 5 == 0 else [clinics[number % 2]]
+            for clinic in targets:
+                if consent_is_given(patient=patient, clinic=clinic):
+                    continue
+                source, medium = UTM_SOURCES[number % len(UTM_SOURCES)]
+                utm = {"utm_source": source, "utm_medium": medium, "utm_campaign": "demo"} if source else {}
+                clinic_join(
+                    patient=patient,
+                    clinic=clinic,
+                    document_version=consent_current_document(clinic=clinic).version,
+                    attribution=Attribution(utm=utm),
+                    ip="127.0.0.1",
+                    user_agent="seed_demo",
+                )
+
+    def _print_logins(self) -> None:
+        lines = [
+            "",
+            "Demo logins (admin: http://127.0.0.1:8000/admin/), password for all: " + DEMO_PASSWORD,
+            "  admin                          platform superuser",
+        ]
+        for spec in CLINICS:
+            for role in Role:
+                lines.append(f"  {spec['staff_prefix'] + '.' + role.value:<30} {role.label} — {spec['name']}")
+        lines += [
+            "Patient portal (http://127.0.0.1:8000/login/): phone +7 916 000-00-01 … +7 916 000-00-30;",
+            "  the one-time code is printed in this console (console SMS provider).",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))

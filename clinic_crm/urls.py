@@ -1,0 +1,59 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from clinic_crm.health import health_view
+from clinics import api as clinics_api
+from patients import api as portal_api
+from patients import staff_api
+
+staff = DefaultRouter()
+staff.register("clinics", clinics_api.ClinicViewSet, basename="staff-clinic")
+staff.register("branches", clinics_api.BranchViewSet, basename="staff-branch")
+staff.register("working-hours", clinics_api.WorkingHoursViewSet, basename="staff-workinghours")
+staff.register("specialties", clinics_api.SpecialtyViewSet, basename="staff-specialty")
+staff.register("services", clinics_api.ServiceViewSet, basename="staff-service")
+staff.register("doctors", clinics_api.DoctorViewSet, basename="staff-doctor")
+staff.register("tags", clinics_api.TagViewSet, basename="staff-tag")
+staff.register("memberships", clinics_api.MembershipViewSet, basename="staff-membership")
+staff.register("contacts", staff_api.ContactViewSet, basename="staff-contact")
+staff.register("patients", staff_api.PatientViewSet, basename="staff-patient")
+staff.register("contact-changes", staff_api.ContactChangeViewSet, basename="staff-contactchange")
+staff.register("consent-documents", staff_api.ConsentDocumentViewSet, basename="staff-consentdocument")
+staff.register("consent-records", staff_api.ConsentRecordViewSet, basename="staff-consentrecord")
+staff.register("audit", staff_api.AuditEventViewSet, basename="staff-audit")
+
+api = [
+    path("auth/code/", portal_api.CodeRequestView.as_view(), name="auth-code"),
+    path("auth/verify/", portal_api.CodeVerifyView.as_view(), name="auth-verify"),
+    path("auth/logout/", portal_api.LogoutView.as_view(), name="auth-logout"),
+    path("me/", portal_api.MeView.as_view(), name="me"),
+    path("me/contact-change/", portal_api.ContactChangeRequestView.as_view(), name="me-contact-change"),
+    path("me/contact-change/confirm/", portal_api.ContactChangeConfirmView.as_view(), name="me-contact-change-confirm"),
+    path("me/family/", portal_api.DependantListView.as_view(), name="me-family"),
+    path("me/family/<int:pk>/", portal_api.DependantDetailView.as_view(), name="me-family-detail"),
+    path("me/clinics/", portal_api.MyClinicsView.as_view(), name="me-clinics"),
+    path("me/export/", portal_api.ExportView.as_view(), name="me-export"),
+    path("clinics/", clinics_api.PublicClinicListView.as_view(), name="clinic-list"),
+    path("clinics/<slug:slug>/", clinics_api.PublicClinicDetailView.as_view(), name="clinic-detail"),
+    path("clinics/<slug:slug>/consent/", portal_api.ClinicConsentView.as_view(), name="clinic-consent"),
+    path("clinics/<slug:slug>/contact/", portal_api.ClinicContactView.as_view(), name="clinic-contact"),
+    path("staff/", include(staff.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include((api, "api"))),
+    path("health/", health_view, name="health"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("patients.urls")),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,102 @@
+"""Unfold callbacks: the header shows the staff member's clinic, the sidebar only what their role may open."""
+
+from __future__ import annotations
+
+from django.urls import reverse_lazy
+from django.utils.translation import gettext_lazy as _
+
+from clinics.selectors import staff_clinics
+from clinics.tenancy import can_view_any
+
+
+def site_header(request) -> str:
+    if not request.user.is_authenticated:
+        return str(_("Clinic CRM"))
+    names = [clinic.name for clinic in staff_clinics(user=request.user)]
+    if names:
+        return ", ".join(names)
+    return str(_("Clinic CRM — platform")) if request.user.is_superuser else str(_("Clinic CRM"))
+
+
+def site_subheader(request) -> str:
+    from clinics.tenancy import clinic_roles
+
+    roles = sorted({role.label for role in clinic_roles(request.user).values()}) if request.user.is_authenticated else []
+    if roles:
+        return " · ".join(str(r) for r in roles)
+    return str(_("Platform administrator")) if getattr(request.user, "is_superuser", False) else ""
+
+
+def _model_item(title, icon: str, app_label: str, model_name: str, model_path: str) -> dict:
+    def permission(request) -> bool:
+        from django.apps import apps
+
+        return can_view_any(request.user, apps.get_model(model_path))
+
+    return {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(f"admin:{app_label}_{model_name}_changelist"),
+        "permission": permission,
+    }
+
+
+def _superuser(request) -> bool:
+    return request.user.is_superuser
+
+
+def sidebar_navigation(request) -> list[dict]:
+    return [
+        {
+            "title": _("Patients"),
+            "items": [
+                _model_item(_("Clinic contacts"), "contacts", "patients", "patientinclinic", "patients.PatientInClinic"),
+                _model_item(_("Patients"), "person", "patients", "patient", "patients.Patient"),
+                _model_item(_("Contact history"), "history", "patients", "contactchange", "patients.ContactChange"),
+            ],
+        },
+        {
+            "title": _("Clinic"),
+            "items": [
+                _model_item(_("Clinics"), "local_hospital", "clinics", "clinic", "clinics.Clinic"),
+                _model_item(_("Branches"), "apartment", "clinics", "branch", "clinics.Branch"),
+                _model_item(_("Working hours"), "schedule", "clinics", "workinghours", "clinics.WorkingHours"),
+                _model_item(_("Doctors"), "stethoscope", "clinics", "doctor", "clinics.Doctor"),
+                _model_item(_("Specialties"), "category", "clinics", "specialty", "clinics.Specialty"),
+                _model_item(_("Services"), "medical_services", "clinics", "service", "clinics.Service"),
+                _model_item(_("Tags"), "sell", "clinics", "tag", "clinics.Tag"),
+                _model_item(_("Staff"), "badge", "clinics", "membership", "clinics.Membership"),
+            ],
+        },
+        {
+            "title": _("Personal data"),
+            "items": [
+                _model_item(_("Consent texts"), "description", "patients", "consentdocument", "patients.ConsentDocument"),
+                _model_item(_("Consent log"), "verified_user", "patients", "consentrecord", "patients.ConsentRecord"),
+                _model_item(_("Audit log"), "policy", "audit", "auditevent", "audit.AuditEvent"),
+            ],
+        },
+        {
+            "title": _("Platform"),
+            "items": [
+                {
+                    "title": _("Users"),
+                    "icon": "manage_accounts",
+                    "link": reverse_lazy("admin:accounts_user_changelist"),
+                    "permission": _superuser,
+                },
+                {
+                    "title": _("Timed jobs"),
+                    "icon": "timer",
+                    "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist"),
+                    "permission": _superuser,
+                },
+                {
+                    "title": _("Login lockouts"),
+                    "icon": "lock",
+                    "link": reverse_lazy("admin:axes_accessattempt_changelist"),
+                    "permission": _superuser,
+                },
+            ],
+        },
+    ]

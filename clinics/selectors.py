@@ -1,0 +1,32 @@
+"""Reads for clinic screens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from clinics.models import Clinic, Doctor, Service
+from clinics.tenancy import clinic_roles
+
+
+def clinic_get_public(*, slug: str) -> Clinic:
+    """An active clinic by its portal address, with what its page shows, or Clinic.DoesNotExist."""
+    return (
+        Clinic.objects.filter(is_active=True, slug=slug)
+        .prefetch_related(
+            "working_hours",
+            "specialties",
+            Prefetch("services", queryset=Service.objects.filter(is_active=True).select_related("specialty")),
+            Prefetch(
+                "doctors",
+                queryset=Doctor.objects.filter(is_active=True).prefetch_related("specialties", "services"),
+            ),
+        )
+        .get()
+    )
+
+
+def staff_clinics(*, user: Any) -> QuerySet[Clinic]:
+    """The clinics a staff user works in (for the admin header and time zone)."""
+    return Clinic.objects.filter(pk__in=list(clinic_roles(user))).order_by("name")

@@ -1,0 +1,137 @@
+"""The one place where "who may see what" is decided.
+
+Every tenant model declares a `Policy`: the path from a row to its clinic, which
+staff roles may view and change rows, and, for rows that belong to a doctor,
+the path to that doctor (a doctor then sees only their own rows). Every admin
+page (TenantAdmin), API view (TenantViewSetMixin + ClinicRolePermission),
+WebSocket consumer and selector reaches rows through `visible_to(user)` /
+`editable_by(user)` on the model's manager; nothing filters by clinic by hand.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    MANAGER = "manager", _("Manager")
+    OPERATOR = "operator", _("Operator")
+    DOCTOR = "doctor", _("Doctor")
+
+
+ALL_ROLES = frozenset(Role)
+CLINIC_ADMINS = frozenset({Role.OWNER, Role.MANAGER})
+FRONT_DESK = frozenset({Role.OWNER, Role.MANAGER, Role.OPERATOR})
+NOBODY: frozenset[Role] = frozenset()
+
+
+@dataclass(frozen=True)
+class Policy:
+    clinic: str = "clinic"
+    view: frozenset[Role] = ALL_ROLES
+    change: frozenset[Role] = CLINIC_ADMINS
+    # Path to a clinics.Doctor: doctors then see only rows that are theirs.
+    doctor: str | None = None
+    # The clinic path crosses a to-many relation: filter through a subquery.
+    to_many: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def clinic_roles(user: User | Any) -> dict[int, Role]:
+    """{clinic_id: role} for the user's active memberships, cached on the user object."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    cached = getattr(user, "_clinic_roles", None)
+    if cached is None:
+        from clinics.models import Membership
+
+        cached = {
+            clinic_id: Role(role)
+            for clinic_id, role in Membership.objects.filter(
+                user_id=user.pk, is_active=True, clinic__is_active=True
+            ).values_list("clinic_id", "role")
+        }
+        user._clinic_roles = cached
+    return cached
+
+
+def forget_clinic_roles(user: Any) -> None:
+    """Drop the cache after memberships change within one request or test."""
+    if hasattr(user, "_clinic_roles"):
+        del user._clinic_roles
+
+
+def is_staff_member(user: Any) -> bool:
+    return bool(getattr(user, "is_superuser", False) or clinic_roles(user))
+
+
+def clinics_with_role(user: Any, roles: frozenset[Role]) -> list[int]:
+    return [clinic_id for clinic_id, role in clinic_roles(user).items() if role in roles]
+
+
+class TenantQuerySet(models.QuerySet):
+    """QuerySet that knows its model's Policy."""
+
+    @property
+    def policy(self) -> Policy:
+        return self.model.tenancy
+
+    def _scoped(self, user: Any, roles: frozenset[Role]) -> TenantQuerySet:
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        policy = self.policy
+        roles_by_clinic = clinic_roles(user)
+        pieces: list[Q] = []
+        # A doctor sees every row of a model without a doctor path, only own rows otherwise.
+        full = [c for c, r in roles_by_clinic.items() if r in roles and not (r == Role.DOCTOR and policy.doctor)]
+        if full:
+            pieces.append(Q(**{f"{policy.clinic}__in": full}))
+        if policy.doctor and Role.DOCTOR in roles:
+            own = [c for c, r in roles_by_clinic.items() if r == Role.DOCTOR]
+            if own:
+                pieces.append(Q(**{f"{policy.clinic}__in": own, f"{policy.doctor}__user": user}))
+        if not pieces:
+            return self.none()
+        condition = reduce(operator.or_, pieces)
+        if policy.to_many:
+            return self.filter(pk__in=self.model._base_manager.filter(condition).values("pk"))
+        return self.filter(condition)
+
+    def visible_to(self, user: Any) -> TenantQuerySet:
+        return self._scoped(user, self.policy.view)
+
+    def editable_by(self, user: Any) -> TenantQuerySet:
+        return self._scoped(user, self.policy.change)
+
+
+TenantManager = models.Manager.from_queryset(TenantQuerySet)
+
+
+def can_view_any(user: Any, model: type[models.Model]) -> bool:
+    return bool(user.is_superuser or clinics_with_role(user, model.tenancy.view))
+
+
+def can_change_any(user: Any, model: type[models.Model]) -> bool:
+    return bool(user.is_superuser or clinics_with_role(user, model.tenancy.change))
+
+
+def clinics_editable_by(user: Any, model: type[models.Model]) -> models.QuerySet:
+    """The clinics in which `user` may create rows of `model` (for form choices and checks)."""
+    from clinics.models import Clinic
+
+    if user.is_superuser:
+        return Clinic.objects.all()
+    return Clinic.objects.filter(pk__in=clinics_with_role(user, model.tenancy.change))

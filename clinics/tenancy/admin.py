@@ -1,0 +1,115 @@
+"""Admin adapter of the tenancy layer: querysets, choices and permissions from each model's Policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext as _
+from unfold.admin import ModelAdmin
+
+from clinics.tenancy import ALL_ROLES, can_change_any, can_view_any, clinics_editable_by, clinics_with_role
+
+
+def staff_users_visible_to(user: Any) -> models.QuerySet:
+    """Users who work in one of `user`'s clinics: the only people a form may offer."""
+    User = get_user_model()
+    if user.is_superuser:
+        return User.objects.filter(memberships__isnull=False).distinct()
+    return User.objects.filter(
+        memberships__clinic_id__in=clinics_with_role(user, ALL_ROLES), memberships__is_active=True
+    ).distinct()
+
+
+class TenantModelForm(forms.ModelForm):
+    """Refuses related rows (FK or M2M) that belong to a clinic other than the row's own."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        clinic = cleaned.get("clinic") or getattr(self.instance, "clinic", None)
+        if clinic is None:
+            return cleaned
+        for name, value in cleaned.items():
+            if name == "clinic" or value is None:
+                continue
+            related = value if isinstance(value, (list, tuple, models.QuerySet)) else [value]
+            for obj in related:
+                if isinstance(obj, models.Model) and getattr(obj, "clinic_id", clinic.pk) != clinic.pk:
+                    self.add_error(name, ValidationError(_("“%(obj)s” belongs to another clinic.") % {"obj": obj}))
+                    break
+        return cleaned
+
+
+class TenantAdmin(ModelAdmin):
+    """Base admin for every tenant model. Subclasses never filter by clinic themselves."""
+
+    form = TenantModelForm
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    def has_module_permission(self, request) -> bool:
+        return can_view_any(request.user, self.model)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_view_any(request.user, self.model) or self.has_change_permission(request, obj)
+
+    def has_add_permission(self, request, *args) -> bool:
+        return can_change_any(request.user, self.model)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return can_change_any(request.user, self.model)
+        return self.model.objects.editable_by(request.user).filter(pk=obj.pk).exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs["queryset"] = self._choices(db_field, request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs["queryset"] = self._choices(db_field, request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _choices(self, db_field, request) -> models.QuerySet:
+        related = db_field.remote_field.model
+        user = request.user
+        if db_field.name == "clinic":
+            return clinics_editable_by(user, self.model)
+        if hasattr(related, "tenancy"):
+            return related.objects.visible_to(user)
+        if related is get_user_model():
+            return staff_users_visible_to(user)
+        return related._default_manager.all()
+
+    def save_model(self, request, obj, form, change):
+        from clinics.services import catalogue_save
+
+        catalogue_save(actor=request.user, instance=obj, created=not change, changed=form.changed_data)
+
+    def delete_model(self, request, obj):
+        from clinics.services import catalogue_delete
+
+        catalogue_delete(actor=request.user, instance=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class ReadOnlyTenantAdmin(TenantAdmin):
+    """Logs (consent, audit, contact history): visible, never edited."""
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

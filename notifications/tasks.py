@@ -1,0 +1,36 @@
+"""Delivery of one-time codes.
+
+The full outbox (Notification rows, attempts, delivery reports) arrives with the
+notifications issue; a code is short-lived, so here it is simply retried a few
+times within its lifetime and then given up.
+"""
+
+import logging
+
+from celery import shared_task
+from django.core.mail import send_mail
+from django.utils.translation import gettext as _
+
+from accounts.models import LoginCode
+from notifications.sms import SmsError, sms_provider
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=3, acks_late=True)
+def deliver_login_code(self, *, login_code_id: int, code: str) -> str:
+    row = LoginCode.objects.filter(pk=login_code_id, used_at__isnull=True, superseded=False).first()
+    if row is None:
+        return "skipped: code already used or superseded"
+    text = _("Your code: %(code)s. Valid for 5 minutes. Do not tell it to anyone.") % {"code": code}
+    if row.channel == LoginCode.Channel.SMS:
+        try:
+            message_id = sms_provider().send(phone=row.destination, text=text)
+        except SmsError as exc:
+            if exc.retryable and self.request.retries < self.max_retries:
+                raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+            logger.error("Code for %s not delivered: %s", row.destination, exc)
+            return f"failed: {exc}"
+        return f"sent: {message_id}"
+    send_mail(_("Your sign-in code"), text, None, [row.destination])
+    return "sent: e-mail"

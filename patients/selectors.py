@@ -1,0 +1,128 @@
+"""Reads for patient screens (portal and staff)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from clinics.models import Clinic
+from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+
+
+def patient_for_user(user: Any) -> Patient | None:
+    """The portal profile of a signed-in user, or None for staff and anonymous users."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        return user.patient
+    except Patient.DoesNotExist:
+        return None
+
+
+def consent_current_document(*, clinic: Clinic) -> ConsentDocument | None:
+    return ConsentDocument.objects.filter(clinic=clinic).order_by("-version").first()
+
+
+def consent_last_record(*, patient: Patient, clinic: Clinic) -> ConsentRecord | None:
+    return (
+        ConsentRecord.objects.filter(patient=patient.account_holder, clinic=clinic)
+        .select_related("document")
+        .order_by("-at", "-pk")
+        .first()
+    )
+
+
+def consent_is_given(*, patient: Patient, clinic: Clinic) -> bool:
+    """Granted, not withdrawn since, and for the text currently published."""
+    last = consent_last_record(patient=patient, clinic=clinic)
+    if last is None or last.action != ConsentRecord.Action.GRANTED:
+        return False
+    current = consent_current_document(clinic=clinic)
+    return current is not None and current.pk == last.document_id
+
+
+def patient_family(*, patient: Patient) -> list[Patient]:
+    """The account holder first, then their dependants: the people they may act for."""
+    holder = patient.account_holder
+    return [holder, *holder.dependants.order_by("full_name", "pk")]
+
+
+def patient_dependant_get(*, guardian: Patient, dependant_id: int) -> Patient:
+    """A dependant of this guardian, or Patient.DoesNotExist (never someone else's)."""
+    return Patient.objects.get(pk=dependant_id, guardian=guardian)
+
+
+def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
+    """The clinics this person (and their family) is a contact of, for the portal home."""
+    family_ids = [member.pk for member in patient_family(patient=patient)]
+    return (
+        PatientInClinic.objects.filter(patient_id__in=family_ids)
+        .select_related("clinic", "patient")
+        .order_by("clinic__name", "patient__full_name")
+    )
+
+
+def portal_clinics_public() -> QuerySet[Clinic]:
+    """Active clinics with what the landing page shows: hours, specialties, doctors."""
+    from clinics.models import Doctor
+
+    return (
+        Clinic.objects.filter(is_active=True)
+        .prefetch_related(
+            "working_hours",
+            "specialties",
+            Prefetch("doctors", queryset=Doctor.objects.filter(is_active=True).prefetch_related("specialties")),
+        )
+        .order_by("name")
+    )
+
+
+def patient_export(*, patient: Patient) -> dict[str, Any]:
+    """Everything we hold about the account holder and their family (152-FZ access right)."""
+    holder = patient.account_holder
+    people = patient_family(patient=holder)
+
+    def person(p: Patient) -> dict[str, Any]:
+        return {
+            "id": p.pk,
+            "full_name": p.full_name,
+            "relation": p.relation,
+            "birth_date": p.birth_date.isoformat() if p.birth_date else None,
+            "phone": str(p.phone) if p.phone else None,
+            "email": p.email,
+            "created_at": p.created_at.isoformat(),
+        }
+
+    contacts = PatientInClinic.objects.filter(patient__in=people).select_related("clinic", "patient").prefetch_related("tags")
+    return {
+        "format": "clinic-crm-export/1",
+        "account_holder": person(holder),
+        "family": [person(p) for p in people[1:]],
+        "contact_history": [
+            {"field": c.field, "old": c.old_value, "new": c.new_value, "changed_at": c.changed_at.isoformat()}
+            for c in ContactChange.objects.filter(patient__in=people)
+        ],
+        "clinics": [
+            {
+                "clinic": c.clinic.name,
+                "person_id": c.patient_id,
+                "first_contact_at": c.first_contact_at.isoformat(),
+                "source_channel": c.source_channel,
+                "utm": {k: getattr(c, k) for k in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term") if getattr(c, k)},
+            }
+            for c in contacts
+        ],
+        "consents": [
+            {
+                "clinic": r.clinic.name,
+                "action": r.action,
+                "text_version": r.document_version,
+                "text_sha256": r.text_sha256,
+                "at": r.at.isoformat(),
+                "ip": r.ip,
+                "channel": r.channel,
+            }
+            for r in ConsentRecord.objects.filter(patient=holder).select_related("clinic").order_by("at", "pk")
+        ],
+    }

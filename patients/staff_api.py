@@ -1,0 +1,108 @@
+"""Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
+
+from django.contrib.auth import get_user_model
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.response import Response
+
+from audit.models import AuditEvent
+from clinics.models import Tag
+from clinics.tenancy.api import TenantViewSetMixin
+from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.services import contact_update
+
+
+class PatientStaffOut(serializers.ModelSerializer):
+    phone = serializers.CharField(allow_null=True)
+
+    class Meta:
+        model = Patient
+        fields = ("id", "full_name", "birth_date", "phone", "email", "relation", "guardian")
+
+
+class ContactOut(serializers.ModelSerializer):
+    patient = PatientStaffOut(read_only=True)
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = PatientInClinic
+        fields = (
+            "id", "clinic", "patient", "first_contact_at", "source_channel", "utm_source", "utm_medium",
+            "utm_campaign", "utm_content", "utm_term", "referrer", "tags", "notes", "assigned_operator",
+        )  # fmt: skip
+
+
+class ContactIn(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    tags = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Tag.objects.all())
+    assigned_operator = serializers.PrimaryKeyRelatedField(required=False, allow_null=True, queryset=get_user_model().objects.all())
+
+
+class ContactViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    queryset = PatientInClinic.objects.select_related("patient", "clinic", "assigned_operator").prefetch_related("tags")
+    serializer_class = ContactOut
+
+    def get_serializer_class(self):
+        return ContactIn if self.request.method in ("PUT", "PATCH") else ContactOut
+
+    def update(self, request, *args, **kwargs):
+        contact = self.get_object()
+        data = ContactIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        contact = contact_update(
+            actor=request.user,
+            contact=contact,
+            notes=values.get("notes", contact.notes),
+            tags=list(values["tags"]) if "tags" in values else list(contact.tags.all()),
+            assigned_operator=values["assigned_operator"] if "assigned_operator" in values else contact.assigned_operator,
+        )
+        return Response(ContactOut(self.get_queryset().get(pk=contact.pk)).data)
+
+
+class PatientViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Patient.objects.all()
+    serializer_class = PatientStaffOut
+
+
+class ContactChangeOut(serializers.ModelSerializer):
+    class Meta:
+        model = ContactChange
+        fields = ("id", "patient", "field", "old_value", "new_value", "changed_at")
+
+
+class ContactChangeViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ContactChange.objects.all()
+    serializer_class = ContactChangeOut
+
+
+class ConsentRecordOut(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentRecord
+        fields = ("id", "patient", "clinic", "action", "document_version", "text_sha256", "at", "ip", "user_agent", "channel")
+
+
+class ConsentRecordViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ConsentRecord.objects.all()
+    serializer_class = ConsentRecordOut
+
+
+class AuditEventOut(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ("id", "at", "actor", "clinic", "patient", "action", "target", "data")
+
+
+class AuditEventViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventOut
+
+
+class ConsentDocumentOut(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentDocument
+        fields = ("id", "clinic", "version", "title", "text", "text_sha256", "published_at")
+
+
+class ConsentDocumentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ConsentDocument.objects.all()
+    serializer_class = ConsentDocumentOut

@@ -3,12 +3,27 @@
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import LoginCodeError
 from patients.services import ConsentOutdated, ConsentRequired
+
+
+class E164Field(serializers.Field):
+    """A phone number out as E.164 ('+79161234567'), whatever the display format is."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value.as_e164 if value else None
+
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        return value or None
 
 
 def _validation_body(exc: DjangoValidationError) -> dict:

@@ -10,6 +10,7 @@ from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clinic_crm.api import E164Field
 from clinics import selectors
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.services import catalogue_delete, catalogue_save, membership_grant
@@ -40,7 +41,7 @@ class ServicePublicOut(serializers.ModelSerializer):
 
 
 class ClinicPublicOut(serializers.ModelSerializer):
-    phone = serializers.CharField()
+    phone = E164Field()
     working_hours = WorkingHoursOut(many=True, read_only=True)
 
     class Meta:

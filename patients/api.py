@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
+from clinic_crm.api import E164Field
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,7 +37,7 @@ def _destination(raw: str):
 
 
 class PatientOut(serializers.ModelSerializer):
-    phone = serializers.CharField(allow_null=True)
+    phone = E164Field(allow_null=True)
 
     class Meta:
         model = Patient

@@ -1,6 +1,7 @@
 """Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
 
 from django.contrib.auth import get_user_model
+from clinic_crm.api import E164Field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
@@ -12,7 +13,7 @@ from patients.services import contact_update
 
 
 class PatientStaffOut(serializers.ModelSerializer):
-    phone = serializers.CharField(allow_null=True)
+    phone = E164Field(allow_null=True)
 
     class Meta:
         model = Patient

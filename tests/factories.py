@@ -1,0 +1,155 @@
+"""factory-boy factories: every test builds its world from these."""
+
+from datetime import time
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
+from clinics.tenancy import Role
+from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+
+PASSWORD = "Correct-Horse-42"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.ru")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+
+class ClinicFactory(DjangoModelFactory):
+    class Meta:
+        model = Clinic
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    slug = factory.Sequence(lambda n: f"clinic-{n}")
+    time_zone = "Europe/Moscow"
+    address = "Москва, ул. Примерная, 1"
+
+
+class MembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory, is_staff=True)
+    clinic = factory.SubFactory(ClinicFactory)
+    role = Role.OPERATOR
+
+
+class BranchFactory(DjangoModelFactory):
+    class Meta:
+        model = Branch
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Branch {n}")
+
+
+class WorkingHoursFactory(DjangoModelFactory):
+    class Meta:
+        model = WorkingHours
+
+    clinic = factory.SubFactory(ClinicFactory)
+    weekday = 0
+    opens = time(9)
+    closes = time(18)
+
+
+class SpecialtyFactory(DjangoModelFactory):
+    class Meta:
+        model = Specialty
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Specialty {n}")
+
+
+class ServiceFactory(DjangoModelFactory):
+    class Meta:
+        model = Service
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Service {n}")
+    duration_minutes = 30
+    price_rub = 1500
+
+
+class DoctorFactory(DjangoModelFactory):
+    class Meta:
+        model = Doctor
+
+    clinic = factory.SubFactory(ClinicFactory)
+    full_name = factory.Sequence(lambda n: f"Doctor {n}")
+
+
+class TagFactory(DjangoModelFactory):
+    class Meta:
+        model = Tag
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"tag{n}")
+
+
+class PatientFactory(DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    user = factory.SubFactory(UserFactory, username=factory.Sequence(lambda n: f"patient-{n}"))
+    full_name = factory.Sequence(lambda n: f"Patient {n}")
+    phone = factory.Sequence(lambda n: f"+7916555{n:04d}")
+
+
+class DependantFactory(DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    guardian = factory.SubFactory(PatientFactory)
+    user = None
+    phone = None
+    relation = Patient.Relation.CHILD
+    full_name = factory.Sequence(lambda n: f"Child {n}")
+
+
+class ContactFactory(DjangoModelFactory):
+    class Meta:
+        model = PatientInClinic
+
+    clinic = factory.SubFactory(ClinicFactory)
+    patient = factory.SubFactory(PatientFactory)
+
+
+class ConsentDocumentFactory(DjangoModelFactory):
+    class Meta:
+        model = ConsentDocument
+
+    clinic = factory.SubFactory(ClinicFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    title = "Согласие на обработку персональных данных"
+    text = factory.LazyAttribute(lambda o: f"Я даю согласие {o.clinic.name} на обработку моих персональных данных, включая данные о здоровье.")
+
+
+class ConsentRecordFactory(DjangoModelFactory):
+    class Meta:
+        model = ConsentRecord
+
+    patient = factory.SubFactory(PatientFactory)
+    clinic = factory.SubFactory(ClinicFactory)
+    document = factory.SubFactory(ConsentDocumentFactory, clinic=factory.SelfAttribute("..clinic"))
+    document_version = factory.SelfAttribute("document.version")
+    text_sha256 = factory.SelfAttribute("document.text_sha256")
+    action = ConsentRecord.Action.GRANTED
+
+
+class ContactChangeFactory(DjangoModelFactory):
+    class Meta:
+        model = ContactChange
+
+    patient = factory.SubFactory(PatientFactory)
+    field = ContactChange.Field.PHONE
+    old_value = "+79160000000"
+    new_value = "+79161111111"

@@ -1,0 +1,107 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright against pytest-django's live server.
+
+One browser per session, a fresh context (cookies, viewport, language) per test.
+Screenshots go to artifacts/screenshots/<name>.png for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+# Playwright's sync API keeps an event loop running in the test thread; Django
+# would otherwise refuse ORM calls from the test body (factories, final checks).
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+MOBILE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing: run `make chromium`")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium: Browser, live_server) -> Iterator[Callable[..., Page]]:
+    """Open a page in a fresh browser context: open_page(locale="ru-RU", viewport=DESKTOP)."""
+    contexts = []
+
+    def _open(*, locale: str = "en-US", viewport: dict | None = None) -> Page:
+        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=live_server.url)
+        contexts.append(context)
+        return context.new_page()
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(open_page) -> Page:
+    """The patient's phone: 360 px wide, English."""
+    return open_page()
+
+
+@pytest.fixture
+def admin_page(open_page) -> Page:
+    """A staff member's desktop: 1280x800, English."""
+    return open_page(viewport=DESKTOP)
+
+
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save what the person sees; the admin scrolls inside its own panes, so take its viewport only."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+# --- Portal sign-in by one-time code, step by step -------------------------------------------
+
+
+def request_code(page: Page, phone: str) -> None:
+    """On the sign-in page: type the phone and ask for a code."""
+    expect(page.get_by_role("heading", name="Sign in or sign up", exact=True)).to_be_visible()
+    page.get_by_label("Phone or e-mail").fill(phone)
+    page.get_by_role("button", name="Get a code").click()
+    expect(page.get_by_role("heading", name="Enter the code", exact=True)).to_be_visible()
+
+
+def enter_code(page: Page, sms, e164: str) -> None:
+    """On the code page: type the code that came by SMS and sign in."""
+    page.get_by_label("Code").fill(sms.last_code(e164))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def fill_profile_name(page: Page, full_name: str) -> None:
+    """The profile page a new patient lands on after the first sign-in."""
+    expect(page.get_by_role("heading", name="Profile", exact=True)).to_be_visible()
+    page.get_by_label("Full name").fill(full_name)
+    page.get_by_role("button", name="Save").click()
+
+
+def sign_in(page: Page, sms, *, phone: str, e164: str, full_name: str = "Anna Petrova") -> None:
+    """The whole code flow from the sign-in page to the portal home, as a patient does it."""
+    page.goto("/login/")
+    request_code(page, phone)
+    enter_code(page, sms, e164)
+    profile = page.get_by_role("heading", name="Profile", exact=True)
+    home = page.get_by_role("heading", name="My clinics", exact=True)
+    expect(profile.or_(home)).to_be_visible()  # a new patient is asked for a name first
+    if profile.is_visible():
+        fill_profile_name(page, full_name)
+    expect(home).to_be_visible()

@@ -139,4 +139,5 @@ class MembershipAdmin(TenantAdmin):
                 last_name=data.get("last_name", ""),
                 password=data.get("password") or None,
             )
-        obj.pk = saved.pk
+        # The admin logs and redirects with `obj`: let it be the row the service saved.
+        obj.__dict__.update(saved.__dict__)

@@ -106,7 +106,7 @@ class ConsentDocumentAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         saved = consent_document_publish(actor=request.user, clinic=data["clinic"], title=data["title"], text=data["text"])
-        obj.pk = saved.pk
+        obj.__dict__.update(saved.__dict__)  # the admin logs and redirects with `obj`
 
 
 @admin.register(ConsentRecord)

@@ -89,7 +89,7 @@ def patient_export(*, patient: Patient) -> dict[str, Any]:
             "full_name": p.full_name,
             "relation": p.relation,
             "birth_date": p.birth_date.isoformat() if p.birth_date else None,
-            "phone": str(p.phone) if p.phone else None,
+            "phone": p.phone.as_e164 if p.phone else None,
             "email": p.email,
             "created_at": p.created_at.isoformat(),
         }

@@ -138,17 +138,18 @@ def patient_contact_change_confirm(*, patient: Patient, destination: Destination
         with transaction.atomic():
             locked = Patient.objects.select_for_update().get(pk=patient.pk)
             old = getattr(locked, field_name)
+            old = old.as_e164 if hasattr(old, "as_e164") else (old or "")
             setattr(locked, field_name, destination.value)
             locked.save(update_fields=[field_name])
             ContactChange.objects.create(
-                patient=locked, field=field_name, old_value=str(old or ""), new_value=destination.value, changed_by=patient.user
+                patient=locked, field=field_name, old_value=old, new_value=destination.value, changed_by=patient.user
             )
             audit_record(
                 actor=patient.user,
                 action=f"patient.{field_name}_changed",
                 patient=locked,
                 target=locked,
-                data={"old": str(old or ""), "new": destination.value},
+                data={"old": old, "new": destination.value},
                 ip=ip,
             )
     except IntegrityError:

@@ -140,3 +140,9 @@ def sms(settings):
         mock.route(host="127.0.0.1").pass_through()
         mock.route(host="localhost").pass_through()
         yield SmsOutbox(route)
+
+
+@pytest.fixture
+def pavel(db):
+    """A portal patient with no clinic yet."""
+    return f.PatientFactory(full_name="Pavel Petrov", phone="+79165550101")

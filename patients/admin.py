@@ -1,4 +1,5 @@
 from django.contrib import admin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from django.utils.translation import gettext_lazy as _
 
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
@@ -28,8 +29,20 @@ class PatientInClinicAdmin(TenantAdmin):
         "utm_term",
         "referrer",
     )
-    fields = readonly_fields + ("tags", "assigned_operator", "notes")
-    filter_horizontal = ("tags",)
+    fieldsets = (
+        (None, {"fields": ("patient", "patient_phone", "patient_email", "clinic")}),
+        (_("Work with the contact"), {"fields": ("tags", "assigned_operator", "notes")}),
+        (
+            _("Where the contact came from"),
+            {"fields": ("first_contact_at", "source_channel", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "referrer")},
+        ),
+    )
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        # A clinic has a handful of tags: ticking boxes fits a laptop screen, two 384 px pick-lists do not.
+        if db_field.name == "tags":
+            kwargs["widget"] = UnfoldAdminCheckboxSelectMultipleWidget
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tags")

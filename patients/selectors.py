@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from clinics.models import Clinic
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -54,10 +54,17 @@ def patient_dependant_get(*, guardian: Patient, dependant_id: int) -> Patient:
 
 
 def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
-    """The clinics this person (and their family) is a contact of, for the portal home."""
+    """The clinics this person (and their family) is a contact of, for the portal home.
+
+    `consent_action` is the account holder's last consent action with that clinic, so the page
+    offers withdrawal only where consent stands and a way back where it was withdrawn.
+    """
+    holder = patient.account_holder
     family_ids = [member.pk for member in patient_family(patient=patient)]
+    last_action = ConsentRecord.objects.filter(patient=holder, clinic=OuterRef("clinic")).order_by("-at", "-pk").values("action")[:1]
     return (
         PatientInClinic.objects.filter(patient_id__in=family_ids)
+        .annotate(consent_action=Subquery(last_action))
         .select_related("clinic", "patient")
         .order_by("clinic__name", "patient__full_name")
     )

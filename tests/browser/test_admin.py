@@ -83,11 +83,6 @@ def test_owner_menu_has_staff_and_audit_log(admin_page, alpha):
     screenshot(admin_page, "admin-4-menu-alice", full_page=False)
 
 
-@pytest.mark.xfail(
-    reason="Known bug (patients.admin.PatientInClinicAdmin.filter_horizontal): Unfold's two 384 px tag boxes make "
-    "the contact page 1424 px wide on a 1280 px screen with the sidebar open, so it scrolls sideways.",
-    strict=False,
-)
 def test_contact_page_fits_a_laptop_screen(admin_page, contacts):
     staff_login(admin_page, "olga")
     admin_page.goto(f"/admin/patients/patientinclinic/{contacts.pk}/change/")

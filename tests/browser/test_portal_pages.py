@@ -95,14 +95,10 @@ def test_patient_withdraws_consent_from_home(page, sms, anna):
     screenshot(page, "pages-8-consent-withdrawn")
 
 
-@pytest.mark.xfail(
-    reason="Known bug (patients.views.home / home.html): a clinic whose consent was withdrawn still offers "
-    "'Withdraw consent'; tapping it again only says 'There is no consent to withdraw.'",
-    strict=False,
-)
 def test_withdrawn_clinic_no_longer_offers_to_withdraw(page, sms, anna):
     sign_in(page, sms, phone=PHONE, e164=E164)
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#my-clinics").get_by_role("button", name="Withdraw consent").click()
     expect(page.get_by_text("Consent withdrawn.")).to_be_visible()
     expect(page.locator("#my-clinics").get_by_role("button", name="Withdraw consent")).to_have_count(0)
+    expect(page.locator("#my-clinics").get_by_role("link", name="Give consent again")).to_be_visible()

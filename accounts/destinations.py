@@ -33,7 +33,9 @@ def parse_destination(raw: str, *, region: str = "RU") -> Destination:
         try:
             validate_email(email)
         except ValidationError:
-            raise ValidationError(_("This e-mail address does not look right: %(value)s"), code="invalid_email", params={"value": raw}) from None
+            raise ValidationError(
+                _("This e-mail address does not look right: %(value)s"), code="invalid_email", params={"value": raw}
+            ) from None
         return Destination(LoginCode.Channel.EMAIL, email)
     try:
         number = phonenumbers.parse(raw, region)

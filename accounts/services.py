@@ -70,9 +70,7 @@ def login_code_issue(
     with transaction.atomic():
         _check_rate(field="destination", value=destination.value, limit=settings.LOGIN_CODE_PER_DESTINATION)
         _check_rate(field="ip", value=ip, limit=settings.LOGIN_CODE_PER_IP)
-        LoginCode.objects.filter(destination=destination.value, purpose=purpose, used_at__isnull=True).update(
-            superseded=True
-        )
+        LoginCode.objects.filter(destination=destination.value, purpose=purpose, used_at__isnull=True).update(superseded=True)
         code = f"{secrets.randbelow(10**6):06d}"
         ttl = settings.LOGIN_CODE_TTL_SECONDS
         row = LoginCode.objects.create(

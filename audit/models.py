@@ -13,9 +13,7 @@ class AuditEvent(models.Model):
     """
 
     at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("actor")
-    )
+    actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("actor"))
     clinic = models.ForeignKey(
         "clinics.Clinic", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic")
     )

@@ -1,7 +1,6 @@
 from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import TabularInline
 
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.services import membership_grant, membership_grant_check, membership_update
@@ -81,9 +80,7 @@ class StaffAddForm(forms.ModelForm):
     email = forms.EmailField(label=_("e-mail"), required=False)
     first_name = forms.CharField(label=_("first name"), required=False)
     last_name = forms.CharField(label=_("last name"), required=False)
-    password = forms.CharField(
-        label=_("password"), required=False, widget=forms.PasswordInput, help_text=_("Only for a new login.")
-    )
+    password = forms.CharField(label=_("password"), required=False, widget=forms.PasswordInput, help_text=_("Only for a new login."))
 
     class Meta:
         model = Membership

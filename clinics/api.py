@@ -16,7 +16,6 @@ from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialt
 from clinics.services import catalogue_delete, catalogue_save, membership_grant
 from clinics.tenancy.api import TenantViewSetMixin
 
-
 # --- Public catalogue ---------------------------------------------------------------------------
 
 
@@ -83,17 +82,11 @@ class CatalogueViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
     def _write(self, serializer, *, created: bool):
         data = dict(serializer.validated_data)
-        m2m = {
-            f.name: list(data.pop(f.name))
-            for f in self.queryset.model._meta.many_to_many
-            if f.name in data
-        }
+        m2m = {f.name: list(data.pop(f.name)) for f in self.queryset.model._meta.many_to_many if f.name in data}
         instance = serializer.instance or self.queryset.model()
         for name, value in data.items():
             setattr(instance, name, value)
-        serializer.instance = catalogue_save(
-            actor=self.request.user, instance=instance, created=created, changed=list(data), m2m=m2m
-        )
+        serializer.instance = catalogue_save(actor=self.request.user, instance=instance, created=created, changed=list(data), m2m=m2m)
 
     def perform_create(self, serializer):
         self._write(serializer, created=True)
@@ -177,7 +170,9 @@ class MembershipIn(serializers.Serializer):
     password = serializers.CharField(required=False, write_only=True)
 
 
-class MembershipViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class MembershipViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipOut
 

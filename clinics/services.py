@@ -37,9 +37,13 @@ def catalogue_save(
     if not created and not type(instance).objects.editable_by(actor).filter(pk=instance.pk).exists():
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     clinic = _clinic_of(instance)
-    if created and clinic is not None and not actor.is_superuser:
-        if clinic.pk not in clinics_with_role(actor, type(instance).tenancy.change):
-            raise PermissionDenied(_("Your role in this clinic does not allow this."))
+    if (
+        created
+        and clinic is not None
+        and not actor.is_superuser
+        and clinic.pk not in clinics_with_role(actor, type(instance).tenancy.change)
+    ):
+        raise PermissionDenied(_("Your role in this clinic does not allow this."))
     instance.full_clean(validate_unique=True)
     for name, related in (m2m or {}).items():
         if clinic is not None and any(getattr(obj, "clinic_id", clinic.pk) != clinic.pk for obj in related):

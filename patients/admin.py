@@ -1,6 +1,6 @@
 from django.contrib import admin
-from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from django.utils.translation import gettext_lazy as _
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -34,7 +34,18 @@ class PatientInClinicAdmin(TenantAdmin):
         (_("Work with the contact"), {"fields": ("tags", "assigned_operator", "notes")}),
         (
             _("Where the contact came from"),
-            {"fields": ("first_contact_at", "source_channel", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "referrer")},
+            {
+                "fields": (
+                    "first_contact_at",
+                    "source_channel",
+                    "utm_source",
+                    "utm_medium",
+                    "utm_campaign",
+                    "utm_content",
+                    "utm_term",
+                    "referrer",
+                )
+            },
         ),
     )
 

@@ -9,12 +9,12 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
-from clinic_crm.api import E164Field
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.destinations import parse_destination
+from clinic_crm.api import E164Field
 from clinic_crm.requests import client_ip, user_agent
 from clinics.models import Clinic
 from patients import selectors, services

@@ -40,4 +40,6 @@ class ProfileForm(forms.Form):
 
 
 class DependantForm(ProfileForm):
-    relation = forms.ChoiceField(label=_("Who is this to you"), choices=[c for c in Patient.Relation.choices if c[0] != Patient.Relation.SELF])
+    relation = forms.ChoiceField(
+        label=_("Who is this to you"), choices=[c for c in Patient.Relation.choices if c[0] != Patient.Relation.SELF]
+    )

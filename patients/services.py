@@ -28,8 +28,7 @@ class ConsentRequired(Exception):
 
     def __init__(self, clinic: Clinic):
         super().__init__(
-            _("Before writing to or booking with %(clinic)s, please accept its personal data consent.")
-            % {"clinic": clinic.name}
+            _("Before writing to or booking with %(clinic)s, please accept its personal data consent.") % {"clinic": clinic.name}
         )
         self.clinic = clinic
 
@@ -195,7 +194,9 @@ def dependant_remove(*, dependant: Patient) -> None:
     with transaction.atomic():
         if PatientInClinic.objects.filter(patient=dependant).exists():
             raise ValidationError(_("This family member already has a history with a clinic and cannot be removed."))
-        audit_record(actor=dependant.guardian.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name})
+        audit_record(
+            actor=dependant.guardian.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
+        )
         dependant.delete()
 
 
@@ -218,8 +219,7 @@ def consent_grant(
         raise ValidationError(_("This clinic has not published its consent text yet."))
     if document.version != document_version:
         raise ConsentOutdated(
-            _("The consent text has been updated (version %(version)s). Please read the new version.")
-            % {"version": document.version}
+            _("The consent text has been updated (version %(version)s). Please read the new version.") % {"version": document.version}
         )
     with transaction.atomic():
         record = ConsentRecord.objects.create(
@@ -243,12 +243,7 @@ def consent_withdraw(
     """Stop processing: later messages, bookings and notifications are refused. History is kept."""
     holder = patient.account_holder
     with transaction.atomic():
-        last = (
-            ConsentRecord.objects.select_for_update()
-            .filter(patient=holder, clinic=clinic)
-            .order_by("-at", "-pk")
-            .first()
-        )
+        last = ConsentRecord.objects.select_for_update().filter(patient=holder, clinic=clinic).order_by("-at", "-pk").first()
         if last is None or last.action != ConsentRecord.Action.GRANTED:
             raise ValidationError(_("There is no consent to withdraw."))
         record = ConsentRecord.objects.create(
@@ -321,9 +316,10 @@ def contact_update(
 
     if any(tag.clinic_id != contact.clinic_id for tag in tags):
         raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
-    if assigned_operator is not None and not Membership.objects.filter(
-        user=assigned_operator, clinic_id=contact.clinic_id, role__in=FRONT_DESK, is_active=True
-    ).exists():
+    if (
+        assigned_operator is not None
+        and not Membership.objects.filter(user=assigned_operator, clinic_id=contact.clinic_id, role__in=FRONT_DESK, is_active=True).exists()
+    ):
         raise ValidationError({"assigned_operator": _("This person does not work at the front desk of this clinic.")})
     with transaction.atomic():
         before = {"notes": contact.notes, "assigned_operator": contact.assigned_operator_id}

@@ -1,11 +1,11 @@
 """Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
 
 from django.contrib.auth import get_user_model
-from clinic_crm.api import E164Field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
 from audit.models import AuditEvent
+from clinic_crm.api import E164Field
 from clinics.models import Tag
 from clinics.tenancy.api import TenantViewSetMixin
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -38,7 +38,9 @@ class ContactIn(serializers.Serializer):
     assigned_operator = serializers.PrimaryKeyRelatedField(required=False, allow_null=True, queryset=get_user_model().objects.all())
 
 
-class ContactViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class ContactViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
     queryset = PatientInClinic.objects.select_related("patient", "clinic", "assigned_operator").prefetch_related("tags")
     serializer_class = ContactOut
 
@@ -55,7 +57,7 @@ class ContactViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
             contact=contact,
             notes=values.get("notes", contact.notes),
             tags=list(values["tags"]) if "tags" in values else list(contact.tags.all()),
-            assigned_operator=values["assigned_operator"] if "assigned_operator" in values else contact.assigned_operator,
+            assigned_operator=values.get("assigned_operator", contact.assigned_operator),
         )
         return Response(ContactOut(self.get_queryset().get(pk=contact.pk)).data)
 

@@ -188,7 +188,9 @@ def consent_withdraw(request: HttpRequest, slug: str) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _("Consent withdrawn. %(clinic)s will no longer process your data or write to you.") % {"clinic": clinic.name})
+        messages.success(
+            request, _("Consent withdrawn. %(clinic)s will no longer process your data or write to you.") % {"clinic": clinic.name}
+        )
     return redirect("patients:home")
 
 
@@ -220,7 +222,9 @@ def contact_change(request: HttpRequest) -> HttpResponse:
         form = DestinationForm(request.POST)
         if form.is_valid():
             try:
-                services.patient_contact_change_request(patient=patient, destination=form.cleaned_data["destination"], ip=client_ip(request))
+                services.patient_contact_change_request(
+                    patient=patient, destination=form.cleaned_data["destination"], ip=client_ip(request)
+                )
             except (ValidationError, LoginCodeError) as exc:
                 form.add_error("destination", getattr(exc, "message", None) or " ".join(exc.messages))
             else:

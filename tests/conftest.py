@@ -26,6 +26,13 @@ def _eager_celery(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Argon2 costs ~50 ms per hash by design; factories hash hundreds of staff passwords.
+    tests/platform/test_settings.py checks that production hashes with Argon2."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class ClinicWorld:
     clinic: object

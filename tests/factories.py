@@ -21,6 +21,7 @@ class UserFactory(DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.ru")
+
     @factory.post_generation
     def password(self, create, extracted, **kwargs):
         self.set_password(extracted or PASSWORD)
@@ -135,7 +136,9 @@ class ConsentDocumentFactory(DjangoModelFactory):
     clinic = factory.SubFactory(ClinicFactory)
     version = factory.Sequence(lambda n: n + 1)
     title = "Согласие на обработку персональных данных"
-    text = factory.LazyAttribute(lambda o: f"Я даю согласие {o.clinic.name} на обработку моих персональных данных, включая данные о здоровье.")
+    text = factory.LazyAttribute(
+        lambda o: f"Я даю согласие {o.clinic.name} на обработку моих персональных данных, включая данные о здоровье."
+    )
 
 
 class ConsentRecordFactory(DjangoModelFactory):

@@ -58,9 +58,9 @@ def clinic_roles(user: User | Any) -> dict[int, Role]:
 
         cached = {
             clinic_id: Role(role)
-            for clinic_id, role in Membership.objects.filter(
-                user_id=user.pk, is_active=True, clinic__is_active=True
-            ).values_list("clinic_id", "role")
+            for clinic_id, role in Membership.objects.filter(user_id=user.pk, is_active=True, clinic__is_active=True).values_list(
+                "clinic_id", "role"
+            )
         }
         user._clinic_roles = cached
     return cached

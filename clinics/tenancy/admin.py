@@ -19,9 +19,7 @@ def staff_users_visible_to(user: Any) -> models.QuerySet:
     User = get_user_model()
     if user.is_superuser:
         return User.objects.filter(memberships__isnull=False).distinct()
-    return User.objects.filter(
-        memberships__clinic_id__in=clinics_with_role(user, ALL_ROLES), memberships__is_active=True
-    ).distinct()
+    return User.objects.filter(memberships__clinic_id__in=clinics_with_role(user, ALL_ROLES), memberships__is_active=True).distinct()
 
 
 class TenantModelForm(forms.ModelForm):

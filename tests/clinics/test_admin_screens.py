@@ -51,7 +51,9 @@ def test_owner_adds_an_operator(web, alpha):
 
 def test_weak_password_is_shown_beside_the_field(web, alpha):
     web.force_login(alpha.owner)
-    response = web.post("/admin/clinics/membership/add/", {"clinic": alpha.clinic.pk, "role": "operator", "username": "newbie", "password": "123"})
+    response = web.post(
+        "/admin/clinics/membership/add/", {"clinic": alpha.clinic.pk, "role": "operator", "username": "newbie", "password": "123"}
+    )
     assert response.status_code == 200
     assert "too short" in response.content.decode()
     assert not get_user_model().objects.filter(username="newbie").exists()

@@ -12,7 +12,9 @@ def test_add_list_update_remove_a_dependant(api, pavel):
     assert created.status_code == 201
     child_id = created.json()["id"]
     assert [p["full_name"] for p in api.get("/api/me/family/").json()] == ["Masha"]
-    assert api.patch(f"/api/me/family/{child_id}/", {"full_name": "Maria", "relation": "child"}, format="json").json()["full_name"] == "Maria"
+    assert (
+        api.patch(f"/api/me/family/{child_id}/", {"full_name": "Maria", "relation": "child"}, format="json").json()["full_name"] == "Maria"
+    )
     assert api.delete(f"/api/me/family/{child_id}/").status_code == 204
     assert not Patient.objects.filter(pk=child_id).exists()
 

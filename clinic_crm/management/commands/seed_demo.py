@@ -131,7 +131,13 @@ class Command(BaseCommand):
             doctor, created = Doctor.objects.get_or_create(clinic=clinic, full_name=full_name, defaults={"bio": bio})
             if created:
                 doctor.specialties.set([specialties[s] for s in doctor_specialties])
-                doctor.services.set([s for s in services.values() if s.specialty_id in {specialties[n].pk for n in doctor_specialties} or s.specialty_id is None])
+                doctor.services.set(
+                    [
+                        s
+                        for s in services.values()
+                        if s.specialty_id in {specialties[n].pk for n in doctor_specialties} or s.specialty_id is None
+                    ]
+                )
             if index == 1:  # the first doctor of each clinic answers in the CRM
                 membership = membership_grant(
                     actor=admin, clinic=clinic, role=Role.DOCTOR, username=f"{prefix}.doctor", password=DEMO_PASSWORD

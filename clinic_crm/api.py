@@ -3,14 +3,18 @@
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import LoginCodeError
+from messaging.services import SendingTooFast
 from patients.services import ConsentOutdated, ConsentRequired
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class E164Field(serializers.Field):
     """A phone number out as E.164 ('+79161234567'), whatever the display format is."""
 
@@ -51,6 +55,12 @@ def exception_handler(exc, context):
         if exc.retry_after:
             headers["Retry-After"] = str(exc.retry_after)
         return Response(body, status=code, headers=headers)
+    if isinstance(exc, SendingTooFast):
+        return Response(
+            {"code": "too_fast", "detail": str(exc)},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ObjectDoesNotExist):

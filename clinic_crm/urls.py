@@ -2,10 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import DefaultRouter, SimpleRouter
 
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
+from messaging import api as messaging_api
 from patients import api as portal_api
 from patients import staff_api
 
@@ -24,6 +25,12 @@ staff.register("contact-changes", staff_api.ContactChangeViewSet, basename="staf
 staff.register("consent-documents", staff_api.ConsentDocumentViewSet, basename="staff-consentdocument")
 staff.register("consent-records", staff_api.ConsentRecordViewSet, basename="staff-consentrecord")
 staff.register("audit", staff_api.AuditEventViewSet, basename="staff-audit")
+staff.register("canned-answers", messaging_api.CannedAnswerViewSet, basename="staff-cannedanswer")
+staff.register("teams", messaging_api.TeamViewSet, basename="staff-team")
+staff.register("thread-access", messaging_api.ThreadAccessViewSet, basename="staff-threadaccess")
+
+conversations = SimpleRouter()
+conversations.register("threads", messaging_api.ThreadViewSet, basename="thread")
 
 api = [
     path("auth/code/", portal_api.CodeRequestView.as_view(), name="auth-code"),
@@ -41,6 +48,7 @@ api = [
     path("clinics/<slug:slug>/consent/", portal_api.ClinicConsentView.as_view(), name="clinic-consent"),
     path("clinics/<slug:slug>/contact/", portal_api.ClinicContactView.as_view(), name="clinic-contact"),
     path("staff/", include(staff.urls)),
+    path("", include(conversations.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
@@ -50,6 +58,7 @@ urlpatterns = [
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("messaging.urls")),
     path("", include("patients.urls")),
 ]
 

@@ -1,23 +1,53 @@
 """The one WebSocket a signed-in user keeps open (/ws/).
 
-A staff member or a patient connects with their session cookie; anyone else is
-refused. Each user joins their own group so that services can reach all their
-tabs. Frames are JSON objects with a `type`; a malformed frame gets an `error`
-event and the socket stays open.
+A staff member or a patient connects with their session cookie (the handshake
+also checks Origin, see clinic_crm.asgi); anyone else is refused with 4401.
+The socket joins the groups its user may hear (messaging.realtime): no
+per-thread subscription can reach a thread the tenancy layer hides.
+
+Frames are JSON objects with a `type`. A frame that cannot be served gets an
+`error` event with a reason (and the frame's `ref` / `client_msg_id`), and the
+socket stays open for the next good frame. After a network drop the client
+sends `resume` with the last seq it has per thread and receives exactly what it
+missed; live events may overlap the catch-up, so clients keep messages by
+(thread, seq).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
-from clinics.tenancy.consumers import socket_user_kind
+from clinics.tenancy.consumers import socket_groups, socket_user_kind
+from messaging import realtime, selectors, services
+from messaging.models import Thread
+from messaging.payloads import STAFF, message_payload
+from patients.services import ConsentRequired
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME = 64 * 1024
 
 
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
+def _reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, ValidationError):
+        messages = [m for ms in exc.message_dict.values() for m in ms] if hasattr(exc, "error_dict") else exc.messages
+        return "invalid", " ".join(str(m) for m in messages)
+    if isinstance(exc, ConsentRequired):
+        return "consent_required", str(exc)
+    if isinstance(exc, services.SendingTooFast):
+        return "too_fast", str(exc)
+    if isinstance(exc, PermissionDenied):
+        return "forbidden", str(exc) or "Not allowed."
+    if isinstance(exc, ObjectDoesNotExist):
+        return "not_found", "No such thread."
+    raise exc
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -27,33 +57,162 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         if self.kind is None:
             await self.close(code=4401)
             return
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.user = user
+        self.groups_joined = [realtime.user_group(user.pk), *await socket_groups(user)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "as": self.kind})
+        await database_sync_to_async(services.socket_opened)(user_id=user.pk, channel_name=self.channel_name)
+        self.last_seen = time.monotonic()
+        self.viewing: set[int] = set()
+        await self.send_json({"type": "hello", "as": self.kind, "heartbeat": selectors.heartbeat_seconds()})
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "user", None) is not None:
+            for thread_id in list(self.viewing):
+                await self._view(thread_id, viewing=False)
+            await database_sync_to_async(services.socket_closed)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         # Decode here rather than in the base class so that bad JSON is answered, not fatal.
+        if text_data is None or len(text_data) > MAX_FRAME:
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Send JSON text frames of at most 64 KB."})
+            return
         try:
-            content = json.loads(text_data or "")
-        except (TypeError, ValueError):
-            await self.send_json({"type": "error", "reason": "Frame is not valid JSON."})
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Frame is not valid JSON."})
             return
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            await self.send_json({"type": "error", "reason": "Frame must be a JSON object with a 'type'."})
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Frame must be a JSON object with a 'type'."})
             return
-        if content["type"] == "ping":
-            await self.send_json({"type": "pong"})
+        handler = self.HANDLERS.get(content["type"])
+        if handler is None:
+            await self.send_json({"type": "error", "code": "unknown_type", "reason": f"Unknown frame type '{content['type'][:40]}'."})
             return
-        await self.send_json({"type": "error", "reason": f"Unknown frame type '{content['type'][:40]}'."})
+        ref = content.get("ref") or content.get("client_msg_id")
+        try:
+            await handler(self, content)
+        except (ValidationError, PermissionDenied, ObjectDoesNotExist, ConsentRequired, services.SendingTooFast) as exc:
+            code, reason = _reason(exc)
+            await self.send_json({"type": "error", "code": code, "reason": reason, "ref": ref, "frame": content["type"]})
+        except (TypeError, ValueError, KeyError) as exc:
+            await self.send_json(
+                {"type": "error", "code": "bad_frame", "reason": f"Malformed '{content['type']}' frame: {exc}.", "ref": ref}
+            )
+        await self._heartbeat()
+
+    # --- frames ------------------------------------------------------------------------
+
+    async def on_ping(self, content: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_resume(self, content: dict) -> None:
+        cursors = {int(k): int(v) for k, v in (content.get("cursors") or {}).items()}
+        events, reload = await database_sync_to_async(self._catch_up)(cursors)
+        for event in events:
+            await self.send_json(event)
+        await self.send_json({"type": "resumed", "reload": reload, "count": len(events)})
+
+    def _catch_up(self, cursors: dict[int, int]) -> tuple[list[dict], list[int]]:
+        messages, reload = selectors.missed_messages(user=self.user, cursors=cursors)
+        threads = {t.pk: t for t in Thread.objects.filter(pk__in={m.thread_id for m in messages}).select_related("clinic", "doctor")}
+        audience = STAFF if self.kind == "staff" else "patient"
+        return [message_payload(m, audience=audience, thread=threads[m.thread_id]) for m in messages], reload
+
+    async def on_message_send(self, content: dict) -> None:
+        text, client_msg_id = content.get("text", ""), str(content.get("client_msg_id", ""))
+        if not isinstance(text, str):
+            raise ValidationError({"text": "Text must be a string."})
+        attachments = [int(pk) for pk in content.get("attachments") or []]
+        kind = "note" if content.get("note") and self.kind == "staff" else "text"
+
+        def send() -> dict:
+            thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
+            message, created = services.send_message(
+                thread=thread, sender=self.user, text=text, kind=kind, client_msg_id=client_msg_id, attachment_ids=attachments
+            )
+            return {
+                "type": "message.ack",
+                "thread": thread.pk,
+                "seq": message.seq,
+                "client_msg_id": client_msg_id,
+                "duplicate": not created,
+            }
+
+        await self.send_json(await database_sync_to_async(send)())
+
+    async def on_read(self, content: dict) -> None:
+        seq = content.get("seq")
+
+        def mark() -> None:
+            thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
+            services.thread_mark_read(thread=thread, reader=self.user, seq=None if seq is None else int(seq))
+
+        await database_sync_to_async(mark)()
+
+    async def on_delivered(self, content: dict) -> None:
+        def mark() -> None:
+            thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
+            services.thread_mark_delivered(thread=thread, reader=self.user, seq=int(content["seq"]))
+
+        await database_sync_to_async(mark)()
+
+    async def on_typing(self, content: dict) -> None:
+        """Typing reaches the other side; for staff it is also the soft lock ("Olga is replying")."""
+        thread_id, typing = int(content["thread"]), bool(content.get("state", True))
+        thread = await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
+        if self.kind == "staff":
+            await database_sync_to_async(realtime.send_to_groups)(
+                realtime.patient_groups(thread), {"type": "typing", "thread": thread_id, "side": "staff", "state": typing}
+            )
+            await self._view(thread_id, viewing=True, replying=typing)
+        else:
+            await database_sync_to_async(realtime.send_to_groups)(
+                realtime.staff_groups(thread), {"type": "typing", "thread": thread_id, "side": "patient", "state": typing}
+            )
+
+    async def on_viewing(self, content: dict) -> None:
+        """Staff only: the thread is open on my screen (refresh every ~20 s), or closed."""
+        if self.kind != "staff":
+            raise PermissionDenied("Only staff share what they are viewing.")
+        thread_id = int(content["thread"])
+        await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
+        await self._view(thread_id, viewing=bool(content.get("state", True)))
+
+    async def _view(self, thread_id: int, *, viewing: bool, replying: bool | None = None) -> None:
+        name = self.user.get_full_name() or self.user.username
+
+        def mark() -> None:
+            viewers = services.thread_view_mark(thread_id=thread_id, user_id=self.user.pk, name=name, viewing=viewing, replying=replying)
+            thread = Thread.objects.get(pk=thread_id)
+            realtime.send_to_groups(realtime.staff_groups(thread), {"type": "presence", "thread": thread_id, **viewers})
+
+        (self.viewing.add if viewing else self.viewing.discard)(thread_id)
+        await database_sync_to_async(mark)()
+
+    async def _heartbeat(self) -> None:
+        if time.monotonic() - self.last_seen > selectors.heartbeat_seconds() * 0.8:
+            self.last_seen = time.monotonic()
+            await database_sync_to_async(services.socket_seen)(channel_name=self.channel_name)
+
+    HANDLERS = {
+        "ping": on_ping,
+        "resume": on_resume,
+        "message.send": on_message_send,
+        "read": on_read,
+        "delivered": on_delivered,
+        "typing": on_typing,
+        "viewing": on_viewing,
+    }
+
+    # --- events from services ------------------------------------------------------------
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a service sent to this user's group."""
+        """Relay an event a service sent to one of this socket's groups."""
         await self.send_json(event["payload"])

@@ -123,6 +123,10 @@ class PatientInClinic(models.Model):
     assigned_operator = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("assigned operator")
     )
+    # Set when staff merge this card into another card of the same person; its threads moved there.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_cards", verbose_name=_("merged into")
+    )
 
     tenancy = Policy(view=FRONT_DESK, change=FRONT_DESK)
     objects = TenantManager()

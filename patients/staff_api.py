@@ -1,6 +1,7 @@
 """Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
@@ -20,6 +21,7 @@ class PatientStaffOut(serializers.ModelSerializer):
         fields = ("id", "full_name", "birth_date", "phone", "email", "relation", "guardian")
 
 
+@extend_schema_serializer(component_name="StaffContactOut")
 class ContactOut(serializers.ModelSerializer):
     patient = PatientStaffOut(read_only=True)
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
@@ -32,6 +34,7 @@ class ContactOut(serializers.ModelSerializer):
         )  # fmt: skip
 
 
+@extend_schema_serializer(component_name="StaffContactIn")
 class ContactIn(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     tags = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Tag.objects.all())
@@ -78,6 +81,7 @@ class ContactChangeViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ContactChangeOut
 
 
+@extend_schema_serializer(component_name="StaffConsentRecordOut")
 class ConsentRecordOut(serializers.ModelSerializer):
     class Meta:
         model = ConsentRecord
@@ -100,6 +104,7 @@ class AuditEventViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditEventOut
 
 
+@extend_schema_serializer(component_name="StaffConsentDocumentOut")
 class ConsentDocumentOut(serializers.ModelSerializer):
     class Meta:
         model = ConsentDocument

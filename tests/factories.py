@@ -8,6 +8,7 @@ from factory.django import DjangoModelFactory
 
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.tenancy import Role
+from messaging.models import CannedAnswer, Thread
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 
 PASSWORD = "Correct-Horse-42"
@@ -17,7 +18,6 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.ru")
@@ -161,3 +161,38 @@ class ContactChangeFactory(DjangoModelFactory):
     field = ContactChange.Field.PHONE
     old_value = "+79160000000"
     new_value = "+79161111111"
+
+
+class ThreadFactory(DjangoModelFactory):
+    """A clinic thread of a consented patient (pass doctor=… and kind="doctor" for a doctor thread)."""
+
+    class Meta:
+        model = Thread
+        skip_postgeneration_save = True
+
+    clinic = factory.SubFactory(ClinicFactory)
+    patient = factory.SubFactory(PatientFactory)
+    contact = factory.LazyAttribute(lambda o: PatientInClinic.objects.get_or_create(clinic=o.clinic, patient=o.patient)[0])
+    kind = Thread.Kind.CLINIC
+
+    @factory.post_generation
+    def consent(self, create, extracted, **kwargs):
+        """Consent of the account holder to the clinic's current text (consent=False to skip)."""
+        if extracted is False or not create:
+            return
+        holder = self.patient.account_holder
+        document = ConsentDocument.objects.filter(clinic=self.clinic).order_by("-version").first() or ConsentDocumentFactory(
+            clinic=self.clinic
+        )
+        if not ConsentRecord.objects.filter(patient=holder, clinic=self.clinic, document=document).exists():
+            ConsentRecordFactory(patient=holder, clinic=self.clinic, document=document)
+
+
+class CannedAnswerFactory(DjangoModelFactory):
+    class Meta:
+        model = CannedAnswer
+
+    clinic = factory.SubFactory(ClinicFactory)
+    shortcode = factory.Sequence(lambda n: f"answer{n}")
+    title = "Address"
+    text = "{patient_first_name}, we are at {clinic_address}."

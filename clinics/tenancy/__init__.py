@@ -11,6 +11,7 @@ WebSocket consumer and selector reaches rows through `visible_to(user)` /
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ class Policy:
     doctor: str | None = None
     # The clinic path crosses a to-many relation: filter through a subquery.
     to_many: bool = False
+    # Path to a patients.Patient: a portal user then sees the rows of their family
+    # (themselves and their dependants), narrowed by `patient_visible(user)`.
+    patient: str | None = None
+    patient_visible: Callable[[Any], Q] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,8 +73,20 @@ def clinic_roles(user: User | Any) -> dict[int, Role]:
 
 def forget_clinic_roles(user: Any) -> None:
     """Drop the cache after memberships change within one request or test."""
-    if hasattr(user, "_clinic_roles"):
-        del user._clinic_roles
+    for cached in ("_clinic_roles", "_portal_holder_id"):
+        if hasattr(user, cached):
+            delattr(user, cached)
+
+
+def portal_holder_id(user: Any) -> int | None:
+    """The pk of the user's own Patient (an account holder), cached on the user; None for staff."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if not hasattr(user, "_portal_holder_id"):
+        from patients.models import Patient
+
+        user._portal_holder_id = Patient.objects.filter(user_id=user.pk).values_list("pk", flat=True).first()
+    return user._portal_holder_id
 
 
 def is_staff_member(user: Any) -> bool:
@@ -104,10 +121,21 @@ class TenantQuerySet(models.QuerySet):
             if own:
                 pieces.append(Q(**{f"{policy.clinic}__in": own, f"{policy.doctor}__user": user}))
         if not pieces:
-            return self.none()
+            return self._patient_scoped(user) if roles is policy.view else self.none()
         condition = reduce(operator.or_, pieces)
         if policy.to_many:
             return self.filter(pk__in=self.model._base_manager.filter(condition).values("pk"))
+        return self.filter(condition)
+
+    def _patient_scoped(self, user: Any) -> TenantQuerySet:
+        """A portal user's view: rows about themselves or a dependant of theirs."""
+        policy = self.policy
+        holder_id = portal_holder_id(user) if policy.patient else None
+        if holder_id is None:
+            return self.none()
+        condition = Q(**{f"{policy.patient}_id": holder_id}) | Q(**{f"{policy.patient}__guardian_id": holder_id})
+        if policy.patient_visible is not None:
+            condition &= policy.patient_visible(user)
         return self.filter(condition)
 
     def visible_to(self, user: Any) -> TenantQuerySet:
@@ -121,7 +149,10 @@ TenantManager = models.Manager.from_queryset(TenantQuerySet)
 
 
 def can_view_any(user: Any, model: type[models.Model]) -> bool:
-    return bool(user.is_superuser or clinics_with_role(user, model.tenancy.view))
+    """Some row of `model` may be visible: a role that views it, or a portal user where the model has a patient path."""
+    if user.is_superuser or clinics_with_role(user, model.tenancy.view):
+        return True
+    return bool(model.tenancy.patient and portal_holder_id(user) is not None)
 
 
 def can_change_any(user: Any, model: type[models.Model]) -> bool:

@@ -26,3 +26,24 @@ def socket_user_kind(user: Any) -> str | None:
 def socket_can_see(user: Any, model: type[models.Model], pk: Any) -> bool:
     """May this staff user receive events about row `pk` of `model`?"""
     return model.objects.visible_to(user).filter(pk=pk).exists()
+
+
+@database_sync_to_async
+def socket_groups(user: Any) -> list[str]:
+    """The realtime groups a socket joins: the same boundaries as Thread's policy.
+
+    Front desk hears every thread of its clinics, a doctor the threads addressed to
+    them, a patient their family's threads.
+    """
+    from clinics.models import Doctor
+    from clinics.tenancy import FRONT_DESK, clinic_roles, portal_holder_id
+    from messaging import realtime
+
+    holder_id = portal_holder_id(user)
+    if holder_id is not None:
+        return [realtime.family_group(holder_id)]
+    groups = [realtime.front_desk_group(clinic_id) for clinic_id, role in clinic_roles(user).items() if role in FRONT_DESK]
+    doctor_clinics = [clinic_id for clinic_id, role in clinic_roles(user).items() if role not in FRONT_DESK]
+    doctors = Doctor.objects.filter(user=user, clinic_id__in=doctor_clinics).values_list("pk", flat=True)
+    groups += [realtime.doctor_group(pk) for pk in doctors]
+    return groups

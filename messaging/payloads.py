@@ -1,0 +1,170 @@
+"""What a client receives about threads and messages, the same over the API and the socket.
+
+Two audiences: staff (everything of their clinic) and the patient (no staff-only
+fields: assignment, tags, priority, sensitive flag, private notes, events).
+The DRF serializers below declare the shapes for OpenAPI and render through the
+same functions, so the socket and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from messaging.models import Attachment, Message, Thread
+from messaging.text import message_html
+
+STAFF, PATIENT = "staff", "patient"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _person(user: Any) -> str:
+    return (user.get_full_name() or user.username) if user else ""
+
+
+def attachment_payload(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.pk,
+        "name": attachment.original_name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "url": reverse("messaging:attachment", args=[attachment.pk]),
+        "thumbnail_url": reverse("messaging:attachment-thumbnail", args=[attachment.pk]) if attachment.thumbnail else None,
+    }
+
+
+def message_payload(message: Message, *, audience: str, thread: Thread | None = None) -> dict[str, Any]:
+    """A message as the `message.new` event and as an API item."""
+    thread = thread or message.thread
+    body = {
+        "type": "message.new",
+        "thread": message.thread_id,
+        "seq": message.seq,
+        "author": message.author,
+        "author_name": _author_name(message, audience=audience, thread=thread),
+        "kind": message.kind,
+        "text": message.text,
+        "html": message_html(message.text),
+        "attachments": [attachment_payload(a) for a in message.attachments.all()],
+        "client_msg_id": message.client_msg_id,
+        "created_at": _iso(message.created_at),
+    }
+    if audience == STAFF:
+        body["data"] = message.data
+        body["mentions"] = [u.pk for u in message.mentions.all()] if message.kind == Message.Kind.NOTE else []
+    return body
+
+
+def _author_name(message: Message, *, audience: str, thread: Thread) -> str:
+    if message.author == Message.Author.PATIENT:
+        return _person(message.sender) if audience == STAFF else ""
+    if message.author == Message.Author.STAFF:
+        if thread.kind == Thread.Kind.DOCTOR and thread.doctor and thread.doctor.user_id == message.sender_id:
+            return thread.doctor.full_name
+        return _person(message.sender) if audience == STAFF else (message.sender.first_name if message.sender else "") or thread.clinic.name
+    return thread.clinic.name
+
+
+def thread_payload(thread: Thread, *, audience: str) -> dict[str, Any]:
+    """A thread as the `thread.updated` event and as an API list item."""
+    body = {
+        "type": "thread.updated",
+        "id": thread.pk,
+        "clinic": {"id": thread.clinic_id, "slug": thread.clinic.slug, "name": thread.clinic.name},
+        "patient": {"id": thread.patient_id, "name": thread.patient.full_name},
+        "kind": thread.kind,
+        "doctor": {"id": thread.doctor_id, "name": thread.doctor.full_name} if thread.doctor_id else None,
+        "channel": thread.channel,
+        "last_activity_at": _iso(thread.last_activity_at),
+        "last_message_preview": thread.last_message_preview,
+        "staff_read_seq": thread.staff_read_seq,
+        "patient_read_seq": thread.patient_read_seq,
+        "staff_delivered_seq": thread.staff_delivered_seq,
+        "patient_delivered_seq": thread.patient_delivered_seq,
+    }
+    if audience == STAFF:
+        body.update(
+            last_seq=thread.last_seq,
+            unread=thread.staff_unread,
+            status=thread.status,
+            snoozed_until=_iso(thread.snoozed_until),
+            assigned_to={"id": thread.assigned_to_id, "name": _person(thread.assigned_to)} if thread.assigned_to_id else None,
+            team=thread.team_id,
+            priority=thread.priority,
+            sensitive=thread.sensitive,
+            tags=[{"id": t.pk, "name": t.name} for t in thread.tags.all()],
+            waiting_since=_iso(thread.waiting_since),
+            first_response_at=_iso(thread.first_response_at),
+        )
+    else:
+        body.update(last_seq=thread.last_public_seq, unread=thread.patient_unread)
+    return body
+
+
+def read_payload(thread: Thread, *, side: str, seq: int) -> dict[str, Any]:
+    return {"type": "message.read", "thread": thread.pk, "side": side, "seq": seq}
+
+
+# --- API shapes (OpenAPI) -------------------------------------------------------------------
+
+
+class _Rendered(serializers.Serializer):
+    audience_of = staticmethod(lambda context: context.get("audience", PATIENT))
+
+    def to_representation(self, instance):
+        return self.render(instance, audience=self.audience_of(self.context))
+
+
+class AttachmentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    url = serializers.CharField()
+    thumbnail_url = serializers.CharField(allow_null=True)
+
+    def to_representation(self, instance):
+        return attachment_payload(instance)
+
+
+class MessageOut(_Rendered):
+    thread = serializers.IntegerField()
+    seq = serializers.IntegerField(help_text="Number of the message in its thread; grows by one, gaps are staff-only rows.")
+    author = serializers.ChoiceField(choices=Message.Author.choices)
+    author_name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Message.Kind.choices)
+    text = serializers.CharField(help_text="Plain text as written. Never interpret it as HTML.")
+    html = serializers.CharField(help_text="The text escaped, with links made clickable and line breaks as <br>.")
+    attachments = AttachmentOut(many=True)
+    client_msg_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    @staticmethod
+    def render(instance, *, audience):
+        return message_payload(instance, audience=audience)
+
+
+class ThreadOut(_Rendered):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Thread.Kind.choices)
+    channel = serializers.ChoiceField(choices=Thread.Channel.choices)
+    last_activity_at = serializers.DateTimeField()
+    last_message_preview = serializers.CharField()
+    last_seq = serializers.IntegerField()
+    unread = serializers.IntegerField()
+    staff_read_seq = serializers.IntegerField()
+    patient_read_seq = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Thread.Status.choices, required=False, help_text="Staff only.")
+
+    @staticmethod
+    def render(instance, *, audience):
+        return thread_payload(instance, audience=audience)

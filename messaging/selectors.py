@@ -1,0 +1,206 @@
+"""Reads for conversation screens: inbox, thread page, portal chat, reconnect catch-up.
+
+Every query starts from `visible_to(user)` (clinics.tenancy): staff see their
+clinic's threads (a doctor only their own), a patient their family's, and a
+patient never sees private notes or staff events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from clinics.models import Clinic
+from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
+
+VIEW_TTL = 45  # seconds a "viewing" mark lasts without a refresh from the client
+REPLY_TTL = 8  # seconds "X is replying" lasts after the last keystroke
+PAGE = 50
+CATCH_UP_LIMIT = 500  # past this many missed messages a client is told to reload instead
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the operator picked above the thread list."""
+
+    mine: bool = False
+    unassigned: bool = False
+    status: str | None = None
+    channel: str | None = None
+    tag: int | None = None
+    clinic: int | None = None
+    query: str = ""
+
+
+def inbox_threads(*, user: Any, filters: InboxFilter | None = None) -> QuerySet[Thread]:
+    """The thread list of the inbox, newest activity first; two queries whatever its length (+ tags)."""
+    filters = filters or InboxFilter()
+    threads = Thread.objects.visible_to(user).select_related("patient", "clinic", "doctor", "assigned_to", "team")
+    if filters.mine:
+        threads = threads.filter(assigned_to=user)
+    if filters.unassigned:
+        threads = threads.filter(assigned_to__isnull=True)
+    if filters.status:
+        threads = threads.filter(status=filters.status)
+    if filters.channel:
+        threads = threads.filter(channel=filters.channel)
+    if filters.tag:
+        threads = threads.filter(tags=filters.tag)
+    if filters.clinic:
+        threads = threads.filter(clinic_id=filters.clinic)
+    if filters.query:
+        q = filters.query.strip()
+        threads = threads.filter(Q(patient__full_name__icontains=q) | Q(patient__phone__contains=q) | Q(patient__email__icontains=q))
+    return threads.prefetch_related("tags").order_by("-last_activity_at", "-pk")
+
+
+def inbox_counts(*, user: Any) -> dict[str, int]:
+    """Badges of the inbox filters: unread threads and unread messages, mine and unassigned, in one query."""
+    open_threads = Thread.objects.visible_to(user).exclude(status=Thread.Status.RESOLVED)
+    return open_threads.aggregate(
+        unread_threads=Count("pk", filter=Q(staff_unread__gt=0)),
+        unread_messages=Coalesce(Sum("staff_unread"), 0),
+        mine=Count("pk", filter=Q(assigned_to=user)),
+        unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
+        waiting=Count("pk", filter=Q(waiting_since__isnull=False)),
+    )
+
+
+def thread_for(*, user: Any, thread_id: int) -> Thread:
+    """One thread the user may see, or Thread.DoesNotExist (also for other clinics' threads: no hint they exist)."""
+    return (
+        Thread.objects.visible_to(user)
+        .select_related("patient", "patient__guardian", "clinic", "doctor", "assigned_to", "team", "contact")
+        .prefetch_related("tags")
+        .get(pk=thread_id)
+    )
+
+
+def thread_messages(
+    *, user: Any, thread: Thread, before_seq: int | None = None, after_seq: int | None = None, limit: int = PAGE
+) -> list[Message]:
+    """A page of the history in seq order: the newest `limit` before `before_seq`, or everything after `after_seq`."""
+    messages = (
+        Message.objects.visible_to(user)
+        .filter(thread=thread)
+        .select_related("sender")
+        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
+    )
+    if after_seq is not None:
+        return list(messages.filter(seq__gt=after_seq).order_by("seq")[:limit])
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    page = list(messages.order_by("-seq")[:limit])
+    page.reverse()
+    return page
+
+
+def missed_messages(*, user: Any, cursors: dict[int, int]) -> tuple[list[Message], list[int]]:
+    """What a reconnecting client missed: messages after the seq it has, per thread it names.
+
+    Threads the user may not see are silently skipped. A thread with more than
+    CATCH_UP_LIMIT missed messages is returned in the second list: reload it.
+    """
+    visible = set(Thread.objects.visible_to(user).filter(pk__in=list(cursors)).values_list("pk", flat=True))
+    if not visible:
+        return [], []
+    condition = Q()
+    for thread_id in visible:
+        condition |= Q(thread_id=thread_id, seq__gt=max(0, int(cursors[thread_id])))
+    rows = list(
+        Message.objects.visible_to(user)
+        .filter(condition)
+        .select_related("sender")
+        .prefetch_related("attachments")
+        .order_by("thread_id", "seq")[: CATCH_UP_LIMIT * len(visible) + 1]
+    )
+    per_thread: dict[int, int] = {}
+    for row in rows:
+        per_thread[row.thread_id] = per_thread.get(row.thread_id, 0) + 1
+    too_many = sorted(tid for tid, n in per_thread.items() if n > CATCH_UP_LIMIT)
+    return [m for m in rows if m.thread_id not in too_many], too_many
+
+
+def canned_answers_for(*, user: Any, thread: Thread) -> QuerySet[CannedAnswer]:
+    return CannedAnswer.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("shortcode")
+
+
+def canned_answer_render(*, answer: CannedAnswer, thread: Thread, portal_url: str = "") -> str:
+    """Fill the variables of a canned answer for this thread's patient and clinic."""
+    patient, clinic = thread.patient, thread.clinic
+    values = {
+        "patient_name": patient.full_name,
+        "patient_first_name": (patient.full_name.split() or [""])[-1] if " " in patient.full_name else patient.full_name,
+        "clinic_name": clinic.name,
+        "clinic_address": clinic.address,
+        "clinic_phone": clinic.phone.as_international if clinic.phone else "",
+        "clinic_url": f"{portal_url.rstrip('/')}/c/{clinic.slug}/",
+    }
+    return answer.text.format_map(values)
+
+
+# --- portal --------------------------------------------------------------------------------
+
+
+def patient_threads(*, user: Any) -> QuerySet[Thread]:
+    """The patient's conversations (own and family's) with unread badges, newest first."""
+    return Thread.objects.visible_to(user).select_related("clinic", "doctor", "patient").order_by("-last_activity_at", "-pk")
+
+
+def patient_unread_by_clinic(*, user: Any) -> dict[int, int]:
+    rows = Thread.objects.visible_to(user).values("clinic_id").annotate(unread=Sum("patient_unread"))
+    return {row["clinic_id"]: row["unread"] or 0 for row in rows}
+
+
+def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet:
+    """Doctors of the clinic who answer patients in the CRM."""
+    return clinic.doctors.filter(is_active=True, user__isnull=False).prefetch_related("specialties").order_by("full_name")
+
+
+# --- attachments ---------------------------------------------------------------------------
+
+
+def attachment_for(*, user: Any, attachment_id: int) -> Attachment:
+    """A file the user may download (tenancy decides; a patient never gets a note's file)."""
+    return Attachment.objects.visible_to(user).select_related("thread").get(pk=attachment_id)
+
+
+# --- presence ------------------------------------------------------------------------------
+
+
+def heartbeat_seconds() -> int:
+    return getattr(settings, "SOCKET_HEARTBEAT_SECONDS", 25)
+
+
+def alive_since():
+    return timezone.now() - timedelta(seconds=heartbeat_seconds() * 3)
+
+
+def user_is_online(user_id: int) -> bool:
+    return SocketConnection.objects.filter(user_id=user_id, seen_at__gte=alive_since()).exists()
+
+
+def viewers_key(thread_id: int) -> str:
+    return f"thread-viewers:{thread_id}"
+
+
+def thread_viewers(thread_id: int) -> dict[str, Any]:
+    """{"viewers": [names], "replying": [names], "viewer_ids": [...]} with expired marks dropped."""
+    now = timezone.now().timestamp()
+    marks: dict[int, dict[str, Any]] = cache.get(viewers_key(thread_id)) or {}
+    live = {uid: m for uid, m in marks.items() if m["until"] > now}
+    return {
+        "viewers": sorted(m["name"] for m in live.values()),
+        "replying": sorted(m["name"] for m in live.values() if m.get("replying_until", 0) > now),
+        "viewer_ids": sorted(live),
+    }

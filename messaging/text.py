@@ -1,0 +1,23 @@
+"""Message text is plain text: escaped, links made clickable, line breaks kept. Never HTML."""
+
+from __future__ import annotations
+
+import re
+
+from django.utils.html import urlize
+from django.utils.safestring import SafeString, mark_safe
+
+_LINK = re.compile(r"<a href=")
+
+
+def message_html(text: str) -> SafeString:
+    """Escape everything the author typed, then turn URLs and e-mails into links that open in a new tab."""
+    linked = urlize(text, nofollow=True, autoescape=True)
+    linked = _LINK.sub('<a target="_blank" href=', linked)
+    return mark_safe(linked.replace("\r\n", "\n").replace("\n", "<br>"))  # noqa: S308 - escaped by urlize above
+
+
+def preview(text: str, limit: int = 140) -> str:
+    """One line for lists and notifications."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

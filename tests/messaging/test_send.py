@@ -1,0 +1,180 @@
+"""Sending through the API: numbering, resends, counters, notes, inert HTML, bad input."""
+
+import pytest
+from django.core.cache import cache
+
+from messaging.models import Message, Thread
+from notifications.models import Notification
+from patients.models import ConsentRecord
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle():
+    cache.clear()
+
+
+def send(api, thread, text, **extra):
+    return api.post(f"/api/threads/{thread.pk}/messages/", {"text": text, **extra}, format="json")
+
+
+def test_patient_message_is_numbered_and_counted_for_staff(api, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    first = send(api, anna_thread, "Hello, can I book a cleaning?", client_msg_id="c-1")
+    second = send(api, anna_thread, "Tomorrow if possible", client_msg_id="c-2")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert [first.json()["seq"], second.json()["seq"]] == [1, 2]
+    anna_thread.refresh_from_db()
+    assert anna_thread.staff_unread == 2 and anna_thread.waiting_since is not None
+    assert anna_thread.last_message_preview == "Tomorrow if possible"
+
+
+def test_resend_with_the_same_client_msg_id_stores_one_message(api, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    first = send(api, anna_thread, "Is the clinic open on Sunday?", client_msg_id="retry-me")
+    again = send(api, anna_thread, "Is the clinic open on Sunday?", client_msg_id="retry-me")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["seq"] == first.json()["seq"]
+    assert Message.objects.filter(thread=anna_thread).count() == 1
+    anna_thread.refresh_from_db()
+    assert anna_thread.staff_unread == 1
+
+
+def test_staff_reply_resets_waiting_and_counts_for_the_patient(api, alpha, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    send(api, anna_thread, "Hello")
+    api.force_authenticate(alpha.operator)
+    reply = send(api, anna_thread, "Hello Anna, yes we can")
+    assert reply.status_code == 201
+    anna_thread.refresh_from_db()
+    assert anna_thread.waiting_since is None and anna_thread.first_response_at is not None
+    assert anna_thread.patient_unread == 1 and anna_thread.staff_unread == 0
+
+
+def test_private_note_never_reaches_the_patient(api, alpha, anna, anna_thread):
+    api.force_authenticate(alpha.operator)
+    assert send(api, anna_thread, "Patient is nervous, be gentle", note=True).status_code == 201
+    assert send(api, anna_thread, "We are open 9 to 21").status_code == 201
+    api.force_authenticate(anna.user)
+    seen = api.get(f"/api/threads/{anna_thread.pk}/messages/").json()["results"]
+    assert [m["text"] for m in seen] == ["We are open 9 to 21"]
+    assert "nervous" not in api.get(f"/api/threads/{anna_thread.pk}/").content.decode()
+    anna_thread.refresh_from_db()
+    assert anna_thread.patient_unread == 1 and anna_thread.last_message_preview == "We are open 9 to 21"
+
+
+def test_patient_cannot_write_a_private_note(api, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    response = send(api, anna_thread, "sneaky", note=True)
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_html_in_a_message_arrives_inert(api, alpha, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    body = send(api, anna_thread, "<script>alert(1)</script> <img src=x onerror=alert(2)> see https://example.ru/a?b=1").json()
+    assert body["text"].startswith("<script>")  # stored and returned as typed
+    assert "<script>" not in body["html"] and "<img" not in body["html"]
+    assert "&lt;script&gt;" in body["html"]
+    assert '<a target="_blank" href="https://example.ru/a?b=1" rel="nofollow">' in body["html"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "words"),
+    [
+        ({"text": "   "}, "text", "Write a message"),
+        ({"text": "x" * 4001}, "text", "too long"),
+        ({"text": "hi", "attachments": [999999]}, "attachments", "upload it again"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_reason_and_nothing_is_written(api, anna, anna_thread, payload, field, words):
+    api.force_authenticate(anna.user)
+    response = api.post(f"/api/threads/{anna_thread.pk}/messages/", payload, format="json")
+    assert response.status_code == 400
+    assert words in response.json()["errors"][field][0]
+    anna_thread.refresh_from_db()
+    assert anna_thread.last_seq == 0 and not Message.objects.exists()
+
+
+def test_four_thousand_characters_are_fine(api, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    assert send(api, anna_thread, "я" * 4000).status_code == 201
+
+
+def test_unknown_and_foreign_threads_are_not_found(api, alpha, anna, boris_thread):
+    for user in (anna.user, alpha.operator, alpha.owner):
+        api.force_authenticate(user)
+        assert send(api, boris_thread, "hello").status_code == 404
+        assert api.get(f"/api/threads/{boris_thread.pk}/messages/").status_code == 404
+        assert api.get("/api/threads/987654/").status_code == 404
+    assert not Message.objects.exists()
+
+
+def test_without_consent_the_patient_is_told_to_give_it(api, alpha, anna, anna_thread):
+    ConsentRecord.objects.filter(patient=anna).delete()
+    api.force_authenticate(anna.user)
+    response = send(api, anna_thread, "hello")
+    assert response.status_code == 403 and response.json()["code"] == "consent_required"
+    assert not Message.objects.exists()
+
+
+def test_after_withdrawal_staff_cannot_write_to_the_patient(api, alpha, anna, anna_thread):
+    from patients.services import consent_withdraw
+
+    consent_withdraw(patient=anna, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    api.force_authenticate(alpha.operator)
+    response = send(api, anna_thread, "Special offer!")
+    assert response.status_code == 403 and response.json()["code"] == "consent_required"
+    assert send(api, anna_thread, "Withdrew consent on the phone too", note=True).status_code == 201  # the clinic's own record
+
+
+def test_sending_too_fast_is_throttled(api, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    codes = [send(api, anna_thread, f"message {i}").status_code for i in range(31)]
+    assert codes[:30] == [201] * 30
+    assert codes[30] == 429
+    last = send(api, anna_thread, "one more")
+    assert "too fast" in last.json()["detail"] and int(last["Retry-After"]) >= 1
+    assert Message.objects.count() == 30
+
+
+def test_offline_patient_gets_an_outbox_row(api, alpha, anna, anna_thread):
+    api.force_authenticate(alpha.operator)
+    send(api, anna_thread, "Your results are ready")
+    row = Notification.objects.get()
+    assert row.recipient == anna.user and row.kind == "message" and row.status == "pending"
+
+
+def test_patient_writes_for_a_dependant_in_the_dependants_thread(api, alpha, anna):
+    child = f.DependantFactory(guardian=anna, full_name="Misha Petrov")
+    f.ConsentRecordFactory(patient=anna, clinic=alpha.clinic, document=f.ConsentDocumentFactory(clinic=alpha.clinic))
+    api.force_authenticate(anna.user)
+    opened = api.post("/api/threads/", {"clinic": "alpha", "patient": child.pk}, format="json")
+    assert opened.status_code == 201, opened.json()
+    thread = Thread.objects.get(pk=opened.json()["id"])
+    assert thread.patient == child and thread.contact.patient == child
+    assert send(api, thread, "Misha has a toothache").status_code == 201
+    again = api.post("/api/threads/", {"clinic": "alpha", "patient": child.pk}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == thread.pk
+
+
+def test_patient_cannot_open_a_thread_for_someone_elses_child(api, alpha, anna):
+    stranger_child = f.DependantFactory()
+    api.force_authenticate(anna.user)
+    response = api.post("/api/threads/", {"clinic": "alpha", "patient": stranger_child.pk}, format="json")
+    assert response.status_code == 400 and "not in your family" in response.json()["detail"]
+    assert not Thread.objects.exists()
+
+
+def test_patient_writes_to_their_doctor(api, alpha, anna):
+    f.ConsentRecordFactory(patient=anna, clinic=alpha.clinic, document=f.ConsentDocumentFactory(clinic=alpha.clinic))
+    api.force_authenticate(anna.user)
+    opened = api.post("/api/threads/", {"clinic": "alpha", "doctor": alpha.doctor.pk}, format="json")
+    assert opened.status_code == 201
+    thread = Thread.objects.get(pk=opened.json()["id"])
+    send(api, thread, "After the filling my tooth aches")
+    api.force_authenticate(alpha.doctor_user)
+    assert [t["id"] for t in api.get("/api/threads/").json()["results"]] == [thread.pk]
+    assert send(api, thread, "Rinse with warm salt water, come tomorrow").status_code == 201

@@ -22,7 +22,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from clinics.tenancy.consumers import socket_groups, socket_user_kind
 from messaging import realtime, selectors, services
@@ -44,10 +48,25 @@ def _reason(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, services.SendingTooFast):
         return "too_fast", str(exc)
     if isinstance(exc, PermissionDenied):
-        return "forbidden", str(exc) or "Not allowed."
+        return "forbidden", str(exc) or gettext("You are not allowed to do this.")
     if isinstance(exc, ObjectDoesNotExist):
-        return "not_found", "No such thread."
+        return "not_found", gettext("No such thread.")
     raise exc
+
+
+def _language(scope: dict) -> str:
+    """The language the page chose (cookie), else the browser's, as LocaleMiddleware decides for HTTP."""
+    chosen = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+    candidates = [chosen] if chosen else []
+    headers = dict(scope.get("headers") or [])
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    candidates += [code for code, _q in parse_accept_lang_header(accept)]
+    for code in candidates:
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -58,6 +77,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         self.user = user
+        self.language = _language(self.scope)
         self.groups_joined = [realtime.user_group(user.pk), *await socket_groups(user)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -76,24 +96,34 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(services.socket_closed)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        with translation.override(self.language):  # reasons in the person's language
+            await self._receive(text_data)
+
+    async def _receive(self, text_data: str | None) -> None:
         # Decode here rather than in the base class so that bad JSON is answered, not fatal.
         if text_data is None or len(text_data) > MAX_FRAME:
-            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Send JSON text frames of at most 64 KB."})
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Send JSON text frames of at most 64 KB.")})
             return
         try:
             content = json.loads(text_data)
         except ValueError:
-            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Frame is not valid JSON."})
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Frame is not valid JSON.")})
             return
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            await self.send_json({"type": "error", "code": "bad_frame", "reason": "Frame must be a JSON object with a 'type'."})
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Frame must be a JSON object with a 'type'.")})
             return
         handler = self.HANDLERS.get(content["type"])
         if handler is None:
-            await self.send_json({"type": "error", "code": "unknown_type", "reason": f"Unknown frame type '{content['type'][:40]}'."})
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "unknown_type",
+                    "reason": gettext("Unknown frame type '%(type)s'.") % {"type": content["type"][:40]},
+                }
+            )
             return
         ref = content.get("ref") or content.get("client_msg_id")
         try:
@@ -103,7 +133,12 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": code, "reason": reason, "ref": ref, "frame": content["type"]})
         except (TypeError, ValueError, KeyError) as exc:
             await self.send_json(
-                {"type": "error", "code": "bad_frame", "reason": f"Malformed '{content['type']}' frame: {exc}.", "ref": ref}
+                {
+                    "type": "error",
+                    "code": "bad_frame",
+                    "reason": gettext("Malformed '%(type)s' frame: %(error)s.") % {"type": content["type"][:40], "error": exc},
+                    "ref": ref,
+                }
             )
         await self._heartbeat()
 
@@ -113,7 +148,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def on_resume(self, content: dict) -> None:
-        cursors = {int(k): int(v) for k, v in (content.get("cursors") or {}).items()}
+        raw = content.get("cursors") or {}
+        if not isinstance(raw, dict):
+            raise ValueError("cursors must map thread ids to the last seq held")
+        cursors = {int(k): int(v) for k, v in raw.items()}
         events, reload = await database_sync_to_async(self._catch_up)(cursors)
         for event in events:
             await self.send_json(event)
@@ -180,7 +218,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def on_viewing(self, content: dict) -> None:
         """Staff only: the thread is open on my screen (refresh every ~20 s), or closed."""
         if self.kind != "staff":
-            raise PermissionDenied("Only staff share what they are viewing.")
+            raise PermissionDenied(gettext("Only staff share what they are viewing."))
         thread_id = int(content["thread"])
         await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
         await self._view(thread_id, viewing=bool(content.get("state", True)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from messaging.models import Attachment, Message, Thread
@@ -40,9 +41,26 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
     }
 
 
+def event_text(data: dict[str, Any]) -> str:
+    """A staff event line in the reader's language, from the facts stored with it."""
+    event = data.get("event")
+    if event == "assigned":
+        if data.get("assignee"):
+            return _("%(actor)s assigned the thread to %(assignee)s") % {
+                "actor": data.get("actor", ""),
+                "assignee": data.get("assignee_name", ""),
+            }
+        return _("%(actor)s returned the thread to the common queue") % {"actor": data.get("actor", "")}
+    if event == "status":
+        label = Thread.Status(data["new"]).label if data.get("new") in Thread.Status.values else data.get("new", "")
+        return _("%(actor)s changed the status to «%(status)s»") % {"actor": data.get("actor", ""), "status": label}
+    return ""
+
+
 def message_payload(message: Message, *, audience: str, thread: Thread | None = None) -> dict[str, Any]:
     """A message as the `message.new` event and as an API item."""
     thread = thread or message.thread
+    text = (event_text(message.data) or message.text) if message.kind == Message.Kind.EVENT else message.text
     body = {
         "type": "message.new",
         "thread": message.thread_id,
@@ -50,8 +68,8 @@ def message_payload(message: Message, *, audience: str, thread: Thread | None = 
         "author": message.author,
         "author_name": _author_name(message, audience=audience, thread=thread),
         "kind": message.kind,
-        "text": message.text,
-        "html": message_html(message.text),
+        "text": text,
+        "html": message_html(text),
         "attachments": [attachment_payload(a) for a in message.attachments.all()],
         "client_msg_id": message.client_msg_id,
         "created_at": _iso(message.created_at),

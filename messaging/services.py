@@ -24,7 +24,7 @@ from clinics.tenancy import FRONT_DESK, Role, clinic_roles, portal_holder_id
 from messaging import realtime
 from messaging.files import inspect_upload
 from messaging.models import MAX_TEXT, Attachment, Message, SocketConnection, Team, Thread, ThreadAccess
-from messaging.payloads import message_payload, read_payload, thread_payload
+from messaging.payloads import event_text, message_payload, read_payload, thread_payload
 from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, thread_viewers, user_is_online, viewers_key
 from messaging.text import preview
 from notifications.models import Notification
@@ -341,14 +341,19 @@ def _staff_thread(actor: Any, thread: Thread) -> Thread:
     return Thread.objects.select_for_update().select_related("patient", "doctor", "clinic").get(pk=thread.pk)
 
 
-def _event(*, thread: Thread, actor: Any, event: str, text: str, **data: Any) -> None:
-    """A staff-only line in the history ("Olga assigned the thread to Mark")."""
+def _event(*, thread: Thread, actor: Any, event: str, **data: Any) -> None:
+    """A staff-only line in the history ("Olga assigned the thread to Mark").
+
+    The facts go to `data`; each reader sees the line in their own language (payloads.event_text).
+    """
     seq = thread.last_seq + 1
-    Message.objects.create(
-        thread=thread, seq=seq, author=Message.Author.STAFF, sender=actor, kind=Message.Kind.EVENT, text=text, data={"event": event, **data}
+    data = {"event": event, "actor": _name(actor), **data}
+    message = Message.objects.create(
+        thread=thread, seq=seq, author=Message.Author.STAFF, sender=actor, kind=Message.Kind.EVENT, text=event_text(data), data=data
     )
-    Thread.objects.filter(pk=thread.pk).update(last_seq=seq)
+    Thread.objects.filter(pk=thread.pk).update(last_seq=seq, staff_read_seq=seq)
     thread.last_seq = seq
+    transaction.on_commit(lambda: _announce(message))
 
 
 def _changed(thread: Thread, actor: Any, action: str, data: dict[str, Any]) -> Thread:
@@ -405,7 +410,6 @@ def thread_set_status(*, actor: Any, thread: Thread, status: str, snoozed_until:
             thread=locked,
             actor=actor,
             event="status",
-            text=_("%(actor)s changed the status to «%(status)s»") % {"actor": _name(actor), "status": Thread.Status(status).label},
             old=old,
             new=status,
         )

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
@@ -22,7 +23,7 @@ from patients.models import ConsentRecord, Patient
 
 
 class IsPatient(permissions.BasePermission):
-    message = _("Sign in to the patient portal first.")
+    message = gettext_lazy("Sign in to the patient portal first.")
 
     def has_permission(self, request, view) -> bool:
         request.patient = selectors.patient_for_user(request.user)

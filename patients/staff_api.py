@@ -1,14 +1,16 @@
 """Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from audit.models import AuditEvent
 from clinic_crm.api import E164Field
 from clinics.models import Tag
 from clinics.tenancy.api import TenantViewSetMixin
+from messaging.services import contacts_merge
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 from patients.services import contact_update
 
@@ -41,6 +43,10 @@ class ContactIn(serializers.Serializer):
     assigned_operator = serializers.PrimaryKeyRelatedField(required=False, allow_null=True, queryset=get_user_model().objects.all())
 
 
+class MergeIn(serializers.Serializer):
+    other = serializers.IntegerField(help_text="The other card of the same person; its threads move to this one")
+
+
 class ContactViewSet(
     TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
@@ -63,6 +69,16 @@ class ContactViewSet(
             assigned_operator=values.get("assigned_operator", contact.assigned_operator),
         )
         return Response(ContactOut(self.get_queryset().get(pk=contact.pk)).data)
+
+    @extend_schema(request=MergeIn, responses=ContactOut, summary="Merge another card of the same person into this one")
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        keep = self.get_object()
+        data = MergeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        other = self.get_queryset().get(pk=data.validated_data["other"])
+        merged = contacts_merge(actor=request.user, keep=keep, merge=other)
+        return Response(ContactOut(self.get_queryset().get(pk=merged.pk)).data)
 
 
 class PatientViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
 
 from clinics.tenancy import can_change_any, can_view_any
@@ -16,7 +17,7 @@ class ClinicRolePermission(permissions.BasePermission):
     change a row of clinic B even by id (it is not in the queryset anyway: 404).
     """
 
-    message = "Your role in this clinic does not allow this."
+    message = _("Your role in this clinic does not allow this.")
 
     def has_permission(self, request, view) -> bool:
         model = view.get_queryset().model

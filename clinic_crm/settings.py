@@ -150,6 +150,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.purge_spent_login_codes",
         "schedule": 15 * 60,
     },
+    "wake-snoozed-threads": {"task": "messaging.tasks.wake_snoozed_threads", "schedule": 60},
+    "purge-stale-sockets": {"task": "messaging.tasks.purge_stale_sockets", "schedule": 5 * 60},
+    "purge-unsent-attachments": {"task": "messaging.tasks.purge_unsent_attachments", "schedule": 60 * 60},
 }
 
 # --- Auth -------------------------------------------------------------------
@@ -246,8 +249,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # Portal dependants take every relation but "self": two choice sets for fields named `relation`.
-    "ENUM_NAME_OVERRIDES": {"PatientRelationEnum": "patients.models.Patient.Relation"},
+    # Fields of the same name with different choice sets (dependants take every relation but "self";
+    # a consent is given on the web or by API, a thread runs in a messenger): name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "PatientRelationEnum": "patients.models.Patient.Relation",
+        "ConsentChannelEnum": "patients.models.ConsentRecord.Channel",
+        "ThreadChannelEnum": "messaging.models.Thread.Channel",
+    },
 }
 
 # --- Admin theme --------------------------------------------------------------

@@ -51,6 +51,8 @@ def event_text(data: dict[str, Any]) -> str:
                 "assignee": data.get("assignee_name", ""),
             }
         return _("%(actor)s returned the thread to the common queue") % {"actor": data.get("actor", "")}
+    if event == "woke":
+        return _("The snooze time is over: the thread is open again")
     if event == "status":
         label = Thread.Status(data["new"]).label if data.get("new") in Thread.Status.values else data.get("new", "")
         return _("%(actor)s changed the status to «%(status)s»") % {"actor": data.get("actor", ""), "status": label}

@@ -349,7 +349,13 @@ def _event(*, thread: Thread, actor: Any, event: str, **data: Any) -> None:
     seq = thread.last_seq + 1
     data = {"event": event, "actor": _name(actor), **data}
     message = Message.objects.create(
-        thread=thread, seq=seq, author=Message.Author.STAFF, sender=actor, kind=Message.Kind.EVENT, text=event_text(data), data=data
+        thread=thread,
+        seq=seq,
+        author=Message.Author.STAFF if actor else Message.Author.SYSTEM,
+        sender=actor,
+        kind=Message.Kind.EVENT,
+        text=event_text(data),
+        data=data,
     )
     Thread.objects.filter(pk=thread.pk).update(last_seq=seq, staff_read_seq=seq)
     thread.last_seq = seq
@@ -414,6 +420,24 @@ def thread_set_status(*, actor: Any, thread: Thread, status: str, snoozed_until:
             new=status,
         )
         return _changed(locked, actor, "status", {"old": old, "new": status})
+
+
+def threads_wake_snoozed() -> int:
+    """Snoozed threads whose time has come go back to the open queue (a timed job, every minute)."""
+    due = list(Thread.objects.filter(status=Thread.Status.SNOOZED, snoozed_until__lte=timezone.now()).values_list("pk", flat=True))
+    for thread_id in due:
+        with transaction.atomic():
+            locked = Thread.objects.select_for_update().select_related("patient", "clinic", "doctor").get(pk=thread_id)
+            if locked.status != Thread.Status.SNOOZED:
+                continue
+            locked.status, locked.snoozed_until = Thread.Status.OPEN, None
+            locked.save(update_fields=["status", "snoozed_until"])
+            _event(thread=locked, actor=None, event="woke")
+            fresh = Thread.objects.select_related("patient", "doctor", "clinic", "assigned_to", "team").get(pk=thread_id)
+            transaction.on_commit(
+                lambda fresh=fresh: realtime.send_to_groups(realtime.staff_groups(fresh), thread_payload(fresh, audience="staff"))
+            )
+    return len(due)
 
 
 def thread_update(

@@ -45,8 +45,35 @@ def _superuser(request) -> bool:
     return request.user.is_superuser
 
 
+def _staff_member(request) -> bool:
+    from clinics.tenancy import is_staff_member
+
+    return is_staff_member(request.user)
+
+
+def _inbox_item(request) -> dict:
+    """The inbox, with the number of threads awaiting a reply as its badge (none when zero)."""
+    from messaging.admin_inbox import inbox_badge
+
+    item = {"title": _("Inbox"), "icon": "forum", "link": reverse_lazy("inbox:index"), "permission": _staff_member}
+    if request.user.is_authenticated and _staff_member(request) and inbox_badge(request):
+        item.update(badge="messaging.admin_inbox.inbox_badge", badge_variant="danger", badge_style="solid")
+    return item
+
+
 def sidebar_navigation(request) -> list[dict]:
     return [
+        {
+            "title": _("Conversations"),
+            "items": [
+                _inbox_item(request),
+                _model_item(_("All conversations"), "chat", "messaging", "thread", "messaging.Thread"),
+                _model_item(_("Canned answers"), "quickreply", "messaging", "cannedanswer", "messaging.CannedAnswer"),
+                _model_item(_("Teams"), "groups", "messaging", "team", "messaging.Team"),
+                _model_item(_("Access log"), "visibility", "messaging", "threadaccess", "messaging.ThreadAccess"),
+                _model_item(_("Notifications"), "notifications", "notifications", "notification", "notifications.Notification"),
+            ],
+        },
         {
             "title": _("Patients"),
             "items": [

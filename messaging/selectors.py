@@ -204,3 +204,136 @@ def thread_viewers(thread_id: int) -> dict[str, Any]:
         "replying": sorted(m["name"] for m in live.values() if m.get("replying_until", 0) > now),
         "viewer_ids": sorted(live),
     }
+
+
+# --- admin inbox: filter counts, the patient card, the controls beside a thread ------------
+
+
+def inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str, Any]:
+    """Counts beside the inbox filters, in two queries whatever the number of threads.
+
+    Mine / unassigned / all count every visible thread; the status, channel and tag
+    counts are within the chosen scope (mine or unassigned), so that a click shows
+    as many threads as its badge said.
+    """
+    filters = filters or InboxFilter()
+    visible = Thread.objects.visible_to(user)
+    scope = Q()
+    if filters.mine:
+        scope = Q(assigned_to=user)
+    elif filters.unassigned:
+        scope = Q(assigned_to__isnull=True)
+    counts = visible.aggregate(
+        all=Count("pk"),
+        mine=Count("pk", filter=Q(assigned_to=user)),
+        unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
+        **{f"status_{value}": Count("pk", filter=scope & Q(status=value)) for value in Thread.Status.values},
+        **{f"channel_{value}": Count("pk", filter=scope & Q(channel=value)) for value in Thread.Channel.values},
+    )
+    tags = dict(visible.filter(scope, tags__isnull=False).values_list("tags").annotate(n=Count("pk")).values_list("tags", "n"))
+    return {
+        "all": counts["all"],
+        "mine": counts["mine"],
+        "unassigned": counts["unassigned"],
+        "status": {value: counts[f"status_{value}"] for value in Thread.Status.values},
+        "channel": {value: counts[f"channel_{value}"] for value in Thread.Channel.values},
+        "tag": tags,
+    }
+
+
+def inbox_tags(*, user: Any) -> QuerySet:
+    """Tags offered as inbox filters: those of the user's clinics."""
+    from clinics.models import Tag
+
+    return Tag.objects.visible_to(user).select_related("clinic").order_by("name", "pk")
+
+
+def thread_tag_choices(*, user: Any, thread: Thread) -> QuerySet:
+    """Tags that may be put on this thread: its clinic's."""
+    from clinics.models import Tag
+
+    return Tag.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("name", "pk")
+
+
+def thread_assignees(*, user: Any, thread: Thread) -> list[Any]:
+    """People the thread may be given to: the front desk of its clinic and, for a doctor's thread, that doctor."""
+    from django.contrib.auth import get_user_model
+
+    from clinics.tenancy import FRONT_DESK
+
+    if not Thread.objects.visible_to(user).filter(pk=thread.pk).exists():
+        return []
+    desk = Q(memberships__clinic_id=thread.clinic_id, memberships__is_active=True, memberships__role__in=list(FRONT_DESK))
+    if thread.doctor_id and thread.doctor.user_id:
+        desk |= Q(pk=thread.doctor.user_id)
+    return list(get_user_model().objects.filter(desk).distinct().order_by("first_name", "last_name", "username"))
+
+
+@dataclass
+class PatientCard:
+    """What the inbox shows beside a thread; each part only if the user's role may see it."""
+
+    patient: Any
+    phone: str
+    email: str
+    contact: Any | None  # the clinic's card the thread is filed under (front desk only)
+    contacts: list[Any]  # the patient's cards in the clinics the user works in
+    contact_changes: list[Any]
+    past_visits: list[Any]
+    next_visits: list[Any]
+
+
+def patient_visits(*, user: Any, patient: Any) -> tuple[list[Any], list[Any]]:
+    """(past, next) visits of the patient that the user may see.
+
+    Hook for the appointments app: there is no appointments model yet, so there are
+    none. When it comes, return its rows through `Appointment.objects.visible_to(user)`.
+    """
+    return [], []
+
+
+def thread_patient_card(*, user: Any, thread: Thread) -> PatientCard:
+    """The patient card of the inbox. Contacts and their history follow their own policies (front desk)."""
+    from patients.models import ContactChange, PatientInClinic
+
+    patient = thread.patient
+    holder = patient.guardian if patient.guardian_id else None
+    phone = patient.phone or (holder.phone if holder else None)
+    email = patient.email or (holder.email if holder else None)
+    contacts = list(
+        PatientInClinic.objects.visible_to(user)
+        .filter(patient=patient, merged_into__isnull=True)
+        .select_related("clinic", "assigned_operator")
+        .prefetch_related("tags")
+        .order_by("clinic__name")
+    )
+    contact = next((c for c in contacts if c.pk == thread.contact_id), None)
+    changes = list(ContactChange.objects.visible_to(user).filter(patient=patient).order_by("-changed_at", "-pk")[:10])
+    past, upcoming = patient_visits(user=user, patient=patient)
+    return PatientCard(
+        patient=patient,
+        phone=phone.as_international if phone else "",
+        email=email or "",
+        contact=contact,
+        contacts=contacts,
+        contact_changes=changes,
+        past_visits=past,
+        next_visits=upcoming,
+    )
+
+
+def contact_merge_candidates(*, user: Any, thread: Thread, query: str, limit: int = 10) -> list[Any]:
+    """Other live cards of the thread's clinic that the user may merge into the thread's card."""
+    from patients.models import PatientInClinic
+
+    query = query.strip()
+    if len(query) < 2:
+        return []
+    return list(
+        PatientInClinic.objects.editable_by(user)
+        .filter(clinic_id=thread.clinic_id, merged_into__isnull=True)
+        .exclude(pk=thread.contact_id)
+        .filter(Q(patient__full_name__icontains=query) | Q(patient__phone__contains=query) | Q(patient__email__icontains=query))
+        .select_related("patient")
+        .order_by("patient__full_name", "pk")[:limit]
+    )

@@ -1,0 +1,115 @@
+"""Admin screens of conversations: the thread list, canned answers, teams, the access log, notifications.
+
+The work with a thread itself happens in the inbox (messaging.admin_inbox, /admin/inbox/);
+the thread list here is a read-only index that links there.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
+
+from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
+from messaging.admin_inbox import waiting_label
+from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
+from notifications.models import Notification
+
+
+@admin.register(Thread)
+class ThreadAdmin(ReadOnlyTenantAdmin):
+    """Every conversation the user may see; opening one goes to the inbox (which logs the access)."""
+
+    list_display = ("patient_link", "clinic", "kind_or_doctor", "status", "assigned_to", "staff_unread", "waiting", "last_activity_at")
+    list_filter = ("status", "channel", "kind", "clinic")
+    search_fields = ("patient__full_name", "patient__phone", "patient__email")
+    list_select_related = ("patient", "clinic", "doctor", "assigned_to")
+    list_display_links = None  # the patient's name links to the inbox instead
+    ordering = ("-last_activity_at", "-pk")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The history is read in the inbox, where the access is recorded; 404 for threads not visible.
+        thread = self.get_object(request, object_id)
+        if thread is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
+
+    @admin.display(description=_("patient"), ordering="patient__full_name")
+    def patient_link(self, obj: Thread) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("inbox:thread", args=[obj.pk]), obj.patient)
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_or_doctor(self, obj: Thread) -> str:
+        return obj.doctor.full_name if obj.doctor_id else obj.get_kind_display()
+
+    @admin.display(description=_("waiting"), ordering="waiting_since")
+    def waiting(self, obj: Thread) -> str:
+        return waiting_label(obj.waiting_since, timezone.now()) if obj.waiting_since else "—"
+
+
+@admin.register(CannedAnswer)
+class CannedAnswerAdmin(TenantAdmin):
+    """Managers and owners write the answers; everyone else may read them (the Policy says so)."""
+
+    list_display = ("shortcode", "title", "clinic")
+    list_filter = ("clinic",)
+    search_fields = ("shortcode", "title", "text")
+    list_select_related = ("clinic",)
+    fields = ("clinic", "shortcode", "title", "text")
+
+
+@admin.register(Team)
+class TeamAdmin(TenantAdmin):
+    list_display = ("name", "clinic", "member_list")
+    list_filter = ("clinic",)
+    search_fields = ("name",)
+    list_select_related = ("clinic",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "members":
+            kwargs["widget"] = UnfoldAdminCheckboxSelectMultipleWidget
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description=_("members"))
+    def member_list(self, obj: Team) -> str:
+        return ", ".join(m.get_full_name() or m.username for m in obj.members.all())
+
+
+@admin.register(ThreadAccess)
+class ThreadAccessAdmin(ReadOnlyTenantAdmin):
+    """Who opened which conversation and when (owners and managers only, by the model's Policy)."""
+
+    list_display = ("at", "user", "thread_patient", "thread_clinic", "via")
+    list_filter = ("via", "thread__clinic")
+    search_fields = ("user__username", "thread__patient__full_name")
+    list_select_related = ("user", "thread__patient", "thread__clinic")
+    date_hierarchy = "at"
+
+    @admin.display(description=_("patient"), ordering="thread__patient__full_name")
+    def thread_patient(self, obj: ThreadAccess) -> str:
+        return str(obj.thread.patient)
+
+    @admin.display(description=_("clinic"))
+    def thread_clinic(self, obj: ThreadAccess) -> str:
+        return str(obj.thread.clinic)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyTenantAdmin):
+    """The outbox of offline notices, for owners and managers to check delivery."""
+
+    list_display = ("created_at", "recipient", "kind", "status", "reason", "thread_patient", "clinic")
+    list_filter = ("status", "kind", "clinic")
+    search_fields = ("recipient__username",)
+    list_select_related = ("recipient", "clinic", "thread__patient")
+
+    @admin.display(description=_("patient"))
+    def thread_patient(self, obj: Notification) -> str:
+        return str(obj.thread.patient) if obj.thread_id else "—"

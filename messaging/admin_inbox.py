@@ -1,0 +1,378 @@
+"""The operator inbox: an admin page at /admin/inbox/ (and /admin/inbox/<thread>/).
+
+Left: filters with counts and the thread list; middle: the open thread and the
+composer; right: the patient card with the thread's controls. The page is
+rendered on the server; clinic_crm/static/inbox/inbox.js keeps it live over the
+shared socket (clinic_crm/static/realtime/socket.js) and re-fetches the server
+fragments below when events say something changed.
+
+Views are thin: reads through messaging.selectors, writes through
+messaging.services; tenancy comes from `visible_to` inside the selectors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_member
+from messaging import selectors, services
+from messaging.models import Message, Thread
+from messaging.payloads import STAFF, message_payload
+
+LIST_LIMIT = 100
+FETCH_HEADER = "HTTP_X_INBOX_FETCH"
+
+
+def waiting_label(since: datetime, now: datetime) -> str:
+    """ "waiting 12 min" — the same wording inbox.js uses when it ticks the labels forward."""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return _("waiting %(minutes)s min") % {"minutes": minutes}
+    if minutes < 24 * 60:
+        return _("waiting %(hours)s h %(minutes)s min") % {"hours": minutes // 60, "minutes": minutes % 60}
+    return _("waiting %(days)s d") % {"days": minutes // (24 * 60)}
+
+
+def _short_time(moment: datetime, now: datetime) -> str:
+    local, today = timezone.localtime(moment), timezone.localtime(now).date()
+    return date_format(local, "H:i") if local.date() == today else date_format(local, "j M")
+
+
+# --- request → filters -----------------------------------------------------------------------
+
+
+def _filters(request: HttpRequest) -> selectors.InboxFilter:
+    params = request.GET
+    scope = params.get("scope", "")
+    status = params.get("status", "")
+    channel = params.get("channel", "")
+    tag = params.get("tag", "")
+    return selectors.InboxFilter(
+        mine=scope == "mine",
+        unassigned=scope == "unassigned",
+        status=status if status in Thread.Status.values else None,
+        channel=channel if channel in Thread.Channel.values else None,
+        tag=int(tag) if tag.isdigit() else None,
+        query=params.get("q", "").strip()[:100],
+    )
+
+
+def _query(request: HttpRequest, **changes: Any) -> str:
+    """The current filter parameters with some changed (None drops one), as ?a=b."""
+    keep = {k: request.GET.get(k, "") for k in ("scope", "status", "channel", "tag", "q")}
+    keep.update(changes)
+    pairs = {k: v for k, v in keep.items() if v not in (None, "")}
+    return f"?{urlencode(pairs)}" if pairs else ""
+
+
+def _staff_only(request: HttpRequest) -> None:
+    if not is_staff_member(request.user):
+        raise PermissionDenied(_("The inbox is for the clinic's staff."))
+
+
+def _thread(request: HttpRequest, thread_id: int) -> Thread:
+    try:
+        return selectors.thread_for(user=request.user, thread_id=thread_id)
+    except Thread.DoesNotExist:
+        raise Http404(_("No such conversation.")) from None
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    return request.META.get(FETCH_HEADER) == "1"
+
+
+# --- context builders --------------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest, current: int | None = None) -> dict[str, Any]:
+    filters = _filters(request)
+    now = timezone.now()
+    threads = list(selectors.inbox_threads(user=request.user, filters=filters)[:LIST_LIMIT])
+    facets = selectors.inbox_facets(user=request.user, filters=filters)
+    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+    rows = [
+        {
+            "thread": t,
+            "url": reverse("inbox:thread", args=[t.pk]) + _query(request),
+            "waiting": waiting_label(t.waiting_since, now) if t.waiting_since else "",
+            "when": _short_time(t.last_activity_at, now),
+            "current": t.pk == current,
+        }
+        for t in threads
+    ]
+    scope = "mine" if filters.mine else "unassigned" if filters.unassigned else ""
+    tags = list(selectors.inbox_tags(user=request.user))
+    return {
+        "rows": rows,
+        "facets": facets,
+        "filters": filters,
+        "several_clinics": several_clinics,
+        "scopes": [
+            {"key": "mine", "label": _("Mine"), "count": facets["mine"], "url": _query(request, scope="mine"), "on": scope == "mine"},
+            {
+                "key": "unassigned",
+                "label": _("Unassigned"),
+                "count": facets["unassigned"],
+                "url": _query(request, scope="unassigned"),
+                "on": scope == "unassigned",
+            },
+            {"key": "all", "label": _("All"), "count": facets["all"], "url": _query(request, scope=None), "on": scope == ""},
+        ],
+        "statuses": [
+            {"value": v, "label": label, "count": facets["status"][v], "on": filters.status == v} for v, label in Thread.Status.choices
+        ],
+        "channels": [
+            {"value": v, "label": label, "count": facets["channel"][v], "on": filters.channel == v}
+            for v, label in Thread.Channel.choices
+            if facets["channel"][v] or filters.channel == v
+        ],
+        "tags": [
+            {
+                "value": t.pk,
+                "label": f"{t.name} · {t.clinic.name}" if several_clinics else t.name,
+                "count": facets["tag"].get(t.pk, 0),
+                "on": filters.tag == t.pk,
+            }
+            for t in tags
+        ],
+        "scope": scope,
+        "query_string": _query(request),
+        "list_url": reverse("inbox:list") + _query(request),
+    }
+
+
+def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
+    user = request.user
+    role = clinic_roles(user).get(thread.clinic_id)
+    front_desk = user.is_superuser or role in FRONT_DESK
+    merge_query = request.GET.get("merge_q", "")
+    return {
+        "thread": thread,
+        "card": selectors.thread_patient_card(user=user, thread=thread),
+        "assignees": selectors.thread_assignees(user=user, thread=thread),
+        "tag_choices": list(selectors.thread_tag_choices(user=user, thread=thread)),
+        "thread_tags": {t.pk for t in thread.tags.all()},
+        "status_choices": Thread.Status.choices,
+        "priority_choices": Thread.Priority.choices,
+        "can_merge": front_desk and thread.contact_id is not None,
+        "is_clinic_admin": user.is_superuser or role in CLINIC_ADMINS,
+        "merge_query": merge_query,
+        "merge_candidates": selectors.contact_merge_candidates(user=user, thread=thread, query=merge_query) if merge_query else [],
+        "action_url": reverse("inbox:action", args=[thread.pk]) + _query(request),
+        "card_url": reverse("inbox:card", args=[thread.pk]),
+        "access_log_url": reverse("admin:messaging_threadaccess_changelist") + "?" + urlencode({"q": thread.patient.full_name}),
+    }
+
+
+def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
+    items = []
+    holder = str(thread.patient.account_holder)
+    for m in messages_:
+        payload = message_payload(m, audience=STAFF, thread=thread)
+        payload["created"] = timezone.localtime(m.created_at)
+        if m.author == Message.Author.PATIENT:
+            payload["author_name"] = holder  # the portal account has no name of its own; the patient (or guardian) has
+        items.append(payload)
+    return items
+
+
+def _history_context(request: HttpRequest, thread: Thread, before: int | None = None) -> dict[str, Any]:
+    page = selectors.thread_messages(user=request.user, thread=thread, before_seq=before, limit=selectors.PAGE + 1)
+    has_more = len(page) > selectors.PAGE
+    page = page[-selectors.PAGE :]
+    return {
+        "items": _message_items(page, thread),
+        "has_more": has_more,
+        "first_seq": page[0].seq if page else None,
+        "older_url": reverse("inbox:messages", args=[thread.pk]),
+        "thread": thread,
+    }
+
+
+def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any] | None) -> dict[str, Any]:
+    user = request.user
+    config: dict[str, Any] = {
+        "me": {"id": user.pk, "name": user.get_full_name() or user.username},
+        "timeZone": timezone.get_current_timezone_name(),
+        "listUrl": reverse("inbox:list"),
+        "thread": None,
+        "i18n": {
+            "waitingMin": _("waiting %(minutes)s min"),
+            "waitingHours": _("waiting %(hours)s h %(minutes)s min"),
+            "waitingDays": _("waiting %(days)s d"),
+            "typing": _("The patient is typing…"),
+            "alsoViewing": _("%(names)s is also viewing this conversation"),
+            "replying": _("%(names)s is replying… Agree who answers before you send."),
+            "privateNote": _("Private note"),
+            "sending": _("Sending…"),
+            "failed": _("Not sent"),
+            "retry": _("Retry"),
+            "sent": _("Sent"),
+            "delivered": _("Delivered"),
+            "read": _("Read by the patient"),
+            "attachment": _("Attachment"),
+            "online": _("Live"),
+            "connecting": _("Connecting…"),
+            "offline": _("Offline — reconnecting…"),
+            "signedOut": _("Signed out — reload the page"),
+            "uploadFailed": _("The file was not uploaded."),
+            "noCanned": _("No canned answers match."),
+            "remove": _("Remove"),
+            "loadOlder": _("Load earlier messages"),
+        },
+    }
+    if thread is not None:
+        config["thread"] = {
+            "id": thread.pk,
+            "patientAuthor": str(thread.patient.account_holder),
+            "lastSeq": thread.last_seq,
+            "patientReadSeq": thread.patient_read_seq,
+            "patientDeliveredSeq": thread.patient_delivered_seq,
+            "firstSeq": history["first_seq"] if history else None,
+            "hasMore": history["has_more"] if history else False,
+            "cardUrl": reverse("inbox:card", args=[thread.pk]),
+            "messagesUrl": reverse("inbox:messages", args=[thread.pk]),
+            "cannedUrl": reverse("api:thread-canned", args=[thread.pk]),
+            "uploadUrl": reverse("api:thread-attachments", args=[thread.pk]),
+            "viewers": selectors.thread_viewers(thread.pk),
+        }
+    return config
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+@require_GET
+def inbox(request: HttpRequest, thread_id: int | None = None) -> HttpResponse:
+    _staff_only(request)
+    thread = history = None
+    if thread_id is not None:
+        thread = _thread(request, thread_id)
+        services.thread_access_record(thread=thread, user=request.user, via="inbox")
+        services.thread_mark_read(thread=thread, reader=request.user)
+        thread = _thread(request, thread_id)  # the counters as they are now
+        history = _history_context(request, thread)
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Inbox"),
+        "is_fullwidth": "1",
+        "thread": thread,
+        "history": history,
+        "config": _config(request, thread, history),
+        **_list_context(request, current=thread.pk if thread else None),
+    }
+    if thread is not None:
+        context.update(_card_context(request, thread))
+    return render(request, "admin/messaging/inbox.html", context)
+
+
+@require_GET
+def inbox_list(request: HttpRequest) -> HttpResponse:
+    """The left pane's counts and rows, re-fetched by inbox.js when events arrive."""
+    _staff_only(request)
+    current = request.GET.get("current", "")
+    return render(request, "admin/messaging/_inbox_list.html", _list_context(request, current=int(current) if current.isdigit() else None))
+
+
+@require_GET
+def inbox_card(request: HttpRequest, thread_id: int) -> HttpResponse:
+    _staff_only(request)
+    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+
+
+@require_GET
+def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """Older messages for scrolling up: ?before=<seq>."""
+    _staff_only(request)
+    thread = _thread(request, thread_id)
+    before = request.GET.get("before", "")
+    context = _history_context(request, thread, before=int(before) if before.isdigit() else None)
+    return render(request, "admin/messaging/_inbox_history.html", context)
+
+
+@require_POST
+def inbox_action(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """The card's forms: assign, status, priority, tags, merge contacts."""
+    _staff_only(request)
+    thread = _thread(request, thread_id)
+    action = request.POST.get("action", "")
+    try:
+        _act(request, thread, action)
+    except ValidationError as exc:
+        text = " ".join(str(m) for ms in exc.message_dict.values() for m in ms) if hasattr(exc, "error_dict") else " ".join(exc.messages)
+        messages.error(request, text)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or _("Your role in this clinic does not allow this."))
+    if _wants_fragment(request):
+        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+    return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]) + _query(request))
+
+
+def _act(request: HttpRequest, thread: Thread, action: str) -> None:
+    user, data = request.user, request.POST
+    if action == "assign":
+        assignee = None
+        if data.get("assignee"):
+            wanted = data["assignee"]
+            assignee = next((u for u in selectors.thread_assignees(user=user, thread=thread) if str(u.pk) == wanted), None)
+            if assignee is None:
+                raise ValidationError({"assignee": _("This person cannot answer this thread.")})
+        services.thread_assign(actor=user, thread=thread, assignee=assignee)
+    elif action == "take":
+        services.thread_assign(actor=user, thread=thread, assignee=user)
+    elif action == "status":
+        services.thread_set_status(actor=user, thread=thread, status=data.get("status", ""))
+    elif action == "priority":
+        priority = data.get("priority", "")
+        if not priority.isdigit():
+            raise ValidationError({"priority": _("Unknown priority.")})
+        services.thread_update(actor=user, thread=thread, priority=int(priority))
+    elif action == "tags":
+        wanted = set(data.getlist("tags"))
+        choices = list(selectors.thread_tag_choices(user=user, thread=thread))
+        tags = [t for t in choices if str(t.pk) in wanted]
+        if len(tags) != len(wanted):
+            raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
+        services.thread_update(actor=user, thread=thread, tags=tags)
+    elif action == "merge":
+        candidates = {
+            str(c.pk): c for c in selectors.contact_merge_candidates(user=user, thread=thread, query=data.get("merge_q", ""), limit=50)
+        }
+        merge = candidates.get(data.get("merge", ""))
+        if merge is None or thread.contact_id is None:
+            raise ValidationError({"merge": _("Choose a contact of this clinic to merge.")})
+        services.contacts_merge(actor=user, keep=thread.contact, merge=merge)
+        messages.success(request, _("The contacts are merged: their conversations are filed under this card."))
+    else:
+        raise ValidationError(_("Unknown action."))
+
+
+def inbox_badge(request: HttpRequest) -> str:
+    """Unfold sidebar badge: threads with unread patient messages (blank when none)."""
+    counts = getattr(request, "_inbox_counts", None)
+    if counts is None:
+        counts = request._inbox_counts = selectors.inbox_counts(user=request.user)
+    return str(counts["unread_threads"]) if counts["unread_threads"] else ""
+
+
+app_name = "inbox"
+urlpatterns = [
+    path("", admin.site.admin_view(inbox), name="index"),
+    path("list/", admin.site.admin_view(inbox_list), name="list"),
+    path("<int:thread_id>/", admin.site.admin_view(inbox), name="thread"),
+    path("<int:thread_id>/card/", admin.site.admin_view(inbox_card), name="card"),
+    path("<int:thread_id>/messages/", admin.site.admin_view(inbox_messages), name="messages"),
+    path("<int:thread_id>/action/", admin.site.admin_view(inbox_action), name="action"),
+]

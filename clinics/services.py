@@ -36,13 +36,9 @@ def catalogue_save(
     """
     if not created and not type(instance).objects.editable_by(actor).filter(pk=instance.pk).exists():
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
+    # The clinic the row is (now) in: for a change too, or a row could be moved into another clinic.
     clinic = _clinic_of(instance)
-    if (
-        created
-        and clinic is not None
-        and not actor.is_superuser
-        and clinic.pk not in clinics_with_role(actor, type(instance).tenancy.change)
-    ):
+    if clinic is not None and not actor.is_superuser and clinic.pk not in clinics_with_role(actor, type(instance).tenancy.change):
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     instance.full_clean(validate_unique=True)
     for name, related in (m2m or {}).items():

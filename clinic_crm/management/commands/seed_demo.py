@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from clinics.models import Clinic, Doctor, Service, Specialty, Tag, WorkingHours
+from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.services import membership_grant
 from clinics.tenancy import Role
 from patients.models import ConsentDocument, Patient
@@ -126,7 +126,7 @@ class Command(BaseCommand):
             Tag.objects.get_or_create(clinic=clinic, name=tag)
         prefix = spec["staff_prefix"]
         for role in (Role.OWNER, Role.MANAGER, Role.OPERATOR):
-            membership_grant(actor=admin, clinic=clinic, role=role, username=f"{prefix}.{role.value}", password=DEMO_PASSWORD)
+            self._grant(admin, clinic, role, f"{prefix}.{role.value}")
         for index, (full_name, doctor_specialties, bio) in enumerate(spec["doctors"], start=1):
             doctor, created = Doctor.objects.get_or_create(clinic=clinic, full_name=full_name, defaults={"bio": bio})
             if created:
@@ -139,9 +139,7 @@ class Command(BaseCommand):
                     ]
                 )
             if index == 1:  # the first doctor of each clinic answers in the CRM
-                membership = membership_grant(
-                    actor=admin, clinic=clinic, role=Role.DOCTOR, username=f"{prefix}.doctor", password=DEMO_PASSWORD
-                )
+                membership = self._grant(admin, clinic, Role.DOCTOR, f"{prefix}.doctor")
                 if doctor.user_id != membership.user_id:
                     doctor.user = membership.user
                     doctor.save(update_fields=["user"])
@@ -153,6 +151,11 @@ class Command(BaseCommand):
                 text=CONSENT_TEXT.format(clinic=clinic.name),
             )
         return clinic
+
+    def _grant(self, admin, clinic: Clinic, role: Role, username: str) -> Membership:
+        """The demo login's membership; granted (and audited) only when it is not there yet."""
+        existing = Membership.objects.filter(clinic=clinic, user__username=username, role=role, is_active=True).first()
+        return existing or membership_grant(actor=admin, clinic=clinic, role=role, username=username, password=DEMO_PASSWORD)
 
     def _seed_patients(self, admin, clinics: list[Clinic], rng: random.Random) -> None:
         for number in range(1, 31):

@@ -1,0 +1,114 @@
+"""`manage.py seed_demo`: the demo `make run` loads: two clinics, every role, thirty patients; idempotent."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from audit.models import AuditEvent
+from clinic_crm.management.commands.seed_demo import DEMO_PASSWORD
+from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
+from clinics.tenancy import Role
+from patients.models import ConsentDocument, ConsentRecord, Patient, PatientInClinic
+
+pytestmark = pytest.mark.django_db
+
+STAFF_PREFIXES = {"ulybka": "moscow", "zdorovie-ekb": "ekb"}
+LOGINS = ["admin", *(f"{prefix}.{role.value}" for prefix in STAFF_PREFIXES.values() for role in Role)]
+COUNTED = [
+    Clinic,
+    Doctor,
+    Patient,
+    Membership,
+    PatientInClinic,
+    Service,
+    Specialty,
+    Tag,
+    WorkingHours,
+    ConsentDocument,
+    ConsentRecord,
+    AuditEvent,
+]
+
+
+def seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in [get_user_model(), *COUNTED]}
+
+
+@pytest.fixture
+def seeded():
+    return seed()
+
+
+def test_second_run_creates_nothing(seeded):
+    before = counts()
+    seed()
+    assert counts() == before
+
+
+def test_two_clinics_in_different_time_zones(seeded):
+    zones = dict(Clinic.objects.values_list("slug", "time_zone"))
+    assert zones == {"ulybka": "Europe/Moscow", "zdorovie-ekb": "Asia/Yekaterinburg"}
+
+
+def test_doctors_patients_and_contacts(seeded):
+    assert Doctor.objects.count() == 6
+    assert {c.slug: c.doctors.count() for c in Clinic.objects.all()} == {"ulybka": 3, "zdorovie-ekb": 3}
+    assert Patient.objects.count() == 30
+    # Every patient is a contact of a clinic and has consented there; every fifth knows both clinics.
+    assert not Patient.objects.filter(clinic_links__isnull=True).exists()
+    assert PatientInClinic.objects.count() == 30 + 6
+    assert ConsentRecord.objects.filter(action=ConsentRecord.Action.GRANTED).count() == 36
+
+
+def test_one_login_per_role_per_clinic(seeded):
+    for slug, prefix in STAFF_PREFIXES.items():
+        memberships = Membership.objects.filter(clinic__slug=slug, is_active=True).select_related("user")
+        assert {m.role: m.user.username for m in memberships} == {role.value: f"{prefix}.{role.value}" for role in Role}
+    # The doctor login answers as the clinic's first doctor.
+    assert Doctor.objects.get(user__username="moscow.doctor").full_name == "Иванова Мария Сергеевна"
+
+
+def test_each_demo_login_opens_the_admin(seeded):
+    for username in LOGINS:
+        browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+        response = browser.post("/admin/login/?next=/admin/", {"username": username, "password": DEMO_PASSWORD, "next": "/admin/"})
+        assert response.status_code == 302, username
+        assert response["Location"] == "/admin/"
+        assert browser.get("/admin/").status_code == 200
+        assert get_user_model().objects.get(pk=browser.session["_auth_user_id"]).username == username
+
+
+def test_wrong_password_does_not_open_the_admin(seeded, web):
+    response = web.post("/admin/login/?next=/admin/", {"username": "moscow.owner", "password": "Demo-Clinic-2025"})
+    assert response.status_code == 200  # the form again, with an error
+    assert "_auth_user_id" not in web.session
+
+
+def test_output_lists_the_logins_and_the_password(seeded):
+    assert DEMO_PASSWORD in seeded
+    for username in LOGINS:
+        assert f"  {username} " in seeded
+    assert "+7 916 000-00-01" in seeded
+
+
+def test_if_empty_leaves_a_database_with_clinics_alone(alpha):
+    before = counts()
+    output = seed("--if-empty")
+    assert counts() == before
+    assert list(Clinic.objects.values_list("slug", flat=True)) == ["alpha"]
+    assert "demo data not loaded" in output
+
+
+def test_if_empty_seeds_an_empty_database():
+    seed("--if-empty")
+    assert Clinic.objects.count() == 2
+    assert Patient.objects.count() == 30

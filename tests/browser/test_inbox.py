@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.cache import cache
 from playwright.sync_api import Page, expect
 
 from messaging import services
@@ -15,6 +16,14 @@ from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixture
 from tests.browser.test_admin import menu_item, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Send throttling and presence live in the cache; user ids repeat between tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "health_check",  # its HTML template for /health/ (browsers and probes that send Accept: */*)
     "phonenumber_field",
@@ -248,6 +249,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Patient portal and clinic staff API. Every staff endpoint is scoped to the caller's clinics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Fields of the same name with different choice sets (dependants take every relation but "self";
     # a consent is given on the web or by API, a thread runs in a messenger): name each set.

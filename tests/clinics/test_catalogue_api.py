@@ -161,3 +161,16 @@ def test_too_short_service_is_refused_with_a_field_message(api, alpha):
     assert response.status_code == 400
     assert response.json()["errors"] == {"duration_minutes": ["Ensure this value is greater than or equal to 5."]}
     assert not Service.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["beta_doctor", "alpha_operator", "patient"])
+def test_doctor_profile_can_only_be_linked_to_a_doctor_login_of_the_clinic(api, alpha, beta, who):
+    user = {"beta_doctor": beta.doctor_user, "alpha_operator": alpha.operator, "patient": f.PatientFactory().user}[who]
+    api.force_authenticate(alpha.manager)
+    response = api.post("/api/staff/doctors/", {"clinic": alpha.clinic.pk, "full_name": "Dr Who", "user": user.pk}, format="json")
+    assert response.status_code == 400 and "doctor role" in response.json()["errors"]["user"][0]
+    assert not Doctor.objects.filter(full_name="Dr Who").exists()
+    new_doctor = f.UserFactory(username="dr-new")
+    f.MembershipFactory(user=new_doctor, clinic=alpha.clinic, role="doctor")
+    ok = api.post("/api/staff/doctors/", {"clinic": alpha.clinic.pk, "full_name": "Dr Who", "user": new_doctor.pk}, format="json")
+    assert ok.status_code == 201

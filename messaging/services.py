@@ -191,7 +191,7 @@ def send_message(
 def _store(
     *, thread: Thread, sender: Any, author: str, kind: str, text: str, client_msg_id: str, attachment_ids: list[int], data: dict
 ) -> tuple[Message, bool]:
-    locked = Thread.objects.select_for_update().select_related("patient", "doctor").get(pk=thread.pk)
+    locked = Thread.objects.select_for_update(of=("self",)).select_related("patient", "doctor").get(pk=thread.pk)
     now = timezone.now()
     attachments = list(Attachment.objects.select_for_update().filter(pk__in=attachment_ids, thread=locked, message__isnull=True))
     if len(attachments) != len(attachment_ids) or any(a.uploaded_by_id != getattr(sender, "pk", None) for a in attachments):
@@ -338,7 +338,7 @@ def thread_mark_delivered(*, thread: Thread, reader: Any, seq: int) -> None:
 def _staff_thread(actor: Any, thread: Thread) -> Thread:
     if _side_of(actor, thread) != Message.Author.STAFF:
         raise PermissionDenied(_("Only the clinic's staff can do this."))
-    return Thread.objects.select_for_update().select_related("patient", "doctor", "clinic").get(pk=thread.pk)
+    return Thread.objects.select_for_update(of=("self",)).select_related("patient", "doctor", "clinic").get(pk=thread.pk)
 
 
 def _event(*, thread: Thread, actor: Any, event: str, **data: Any) -> None:
@@ -427,7 +427,7 @@ def threads_wake_snoozed() -> int:
     due = list(Thread.objects.filter(status=Thread.Status.SNOOZED, snoozed_until__lte=timezone.now()).values_list("pk", flat=True))
     for thread_id in due:
         with transaction.atomic():
-            locked = Thread.objects.select_for_update().select_related("patient", "clinic", "doctor").get(pk=thread_id)
+            locked = Thread.objects.select_for_update(of=("self",)).select_related("patient", "clinic", "doctor").get(pk=thread_id)
             if locked.status != Thread.Status.SNOOZED:
                 continue
             locked.status, locked.snoozed_until = Thread.Status.OPEN, None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from django.core.cache import cache
+from django.core.files.storage import FileSystemStorage
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from messaging import services
-from messaging.models import Message, Thread
+from messaging.models import Attachment, Message, Thread
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot
 from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
@@ -24,6 +27,14 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _private_storage(monkeypatch, tmp_path):
+    """Uploaded files go to a temporary folder, not the project's private/ (the fields hold their storage)."""
+    storage = FileSystemStorage(location=str(tmp_path), base_url=None)
+    for name in ("file", "thumbnail"):
+        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
 
 
 @pytest.fixture
@@ -42,6 +53,12 @@ def waiting_thread(alpha, live_asgi):  # noqa: F811
     # Through the server's loop: Playwright's own event loop runs in this thread.
     live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="Hello! Can I book a cleaning for Saturday?")
     return thread
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 80, 80)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def fits_the_screen(page: Page) -> None:
@@ -93,6 +110,16 @@ def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, wa
     expect(mine).to_be_visible()
     expect(mine.locator(".msg-receipt")).to_have_text("✓")
     assert Message.objects.filter(thread=waiting_thread, author="staff", text__startswith="Hello Anna!").exists()
+
+    # A photo: uploaded through the API at once, sent with the next message, shown as a thumbnail.
+    page.locator("#inbox-file").set_input_files(files=[{"name": "xray.png", "mimeType": "image/png", "buffer": png_bytes()}])
+    expect(page.locator(".inbox-file-chip")).to_contain_text("xray.png")
+    composer.fill("Here is the picture")
+    composer.press("Enter")
+    photo = page.locator(".msg.msg--staff:not(.is-pending)", has_text="Here is the picture")
+    expect(photo.locator("img")).to_be_visible()
+    expect(page.locator(".inbox-file-chip")).to_have_count(0)
+    assert Message.objects.get(thread=waiting_thread, text="Here is the picture").attachments.count() == 1
 
     # A private note is shown apart from the replies.
     page.get_by_label("Private note").check()

@@ -11,6 +11,7 @@ from audit.models import AuditEvent
 from clinic_crm.management.commands.seed_demo import DEMO_PASSWORD
 from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.tenancy import Role
+from messaging.models import Message, Thread
 from patients.models import ConsentDocument, ConsentRecord, Patient, PatientInClinic
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,8 @@ COUNTED = [
     ConsentDocument,
     ConsentRecord,
     AuditEvent,
+    Thread,
+    Message,
 ]
 
 
@@ -112,3 +115,14 @@ def test_if_empty_seeds_an_empty_database():
     seed("--if-empty")
     assert Clinic.objects.count() == 2
     assert Patient.objects.count() == 30
+
+
+def test_every_patient_has_conversations_the_inbox_can_show(seeded):
+    patients_with_threads = Thread.objects.values("patient").distinct().count()
+    assert patients_with_threads == 30
+    assert Thread.objects.filter(kind="doctor").exists()
+    assert Thread.objects.filter(waiting_since__isnull=False).exists()  # someone is waiting for an answer
+    assert Thread.objects.filter(first_response_at__isnull=False).exists()
+    assert Message.objects.filter(kind="note").exists()
+    for thread in Thread.objects.all():  # numbering and counters came from send_message, not from the seed
+        assert thread.last_seq == thread.messages.count()

@@ -77,6 +77,34 @@ CLINICS = [
     },
 ]
 
+DEMO_DIALOGUES = [
+    (
+        "Здравствуйте! Можно записаться на профгигиену на этой неделе?",
+        "Здравствуйте! Да, есть окна в четверг в 11:00 и в пятницу в 16:30. Какое удобнее?",
+        "Четверг в 11:00, спасибо!",
+    ),
+    (
+        "Добрый день. Сколько стоит приём и нужно ли что-то взять с собой?",
+        "Добрый день! Первичный приём — по прайсу на странице клиники. Возьмите паспорт и полис ДМС, если есть.",
+        "Понял, спасибо.",
+    ),
+    (
+        "Подскажите, вы работаете в субботу? Ребёнок заболел.",
+        "Да, в субботу с 10:00 до 16:00. Можем записать к педиатру на 10:30.",
+        "Да, запишите, пожалуйста.",
+    ),
+    (
+        "Пришли ли мои анализы? Сдавала в понедельник.",
+        "Результаты готовы, врач посмотрит их и напишет вам здесь сегодня до 18:00.",
+        "Спасибо, жду.",
+    ),
+    (
+        "Хочу перенести визит на следующую неделю, это возможно?",
+        "Конечно. Есть вторник 9:30 или среда 15:00.",
+        "Среда 15:00 подойдёт.",
+    ),
+]
+
 FIRST_NAMES = ["Анна", "Иван", "Мария", "Сергей", "Елена", "Дмитрий", "Ольга", "Андрей", "Наталья", "Павел"]
 LAST_NAMES = ["Волков", "Зайцев", "Лебедев", "Новиков", "Фёдоров", "Козлов", "Орлов", "Егоров", "Павлов", "Семёнов"]
 UTM_SOURCES = [("yandex", "cpc"), ("google", "cpc"), ("vk", "social"), ("2gis", "referral"), ("", "")]
@@ -104,6 +132,7 @@ class Command(BaseCommand):
         rng = random.Random(2026)
         clinics = [self._seed_clinic(admin, spec) for spec in CLINICS]
         self._seed_patients(admin, clinics, rng)
+        self._seed_threads(clinics)
 
     def _seed_clinic(self, admin, spec: dict) -> Clinic:
         clinic, _ = Clinic.objects.get_or_create(
@@ -192,6 +221,58 @@ class Command(BaseCommand):
                     ip="127.0.0.1",
                     user_agent="seed_demo",
                 )
+
+    def _seed_threads(self, clinics: list[Clinic]) -> None:
+        """Conversations as an inbox has them: answered, waiting, with a note, with a doctor.
+
+        Created through messaging.services like real ones (numbering, counters, events);
+        a patient who has any thread already is left alone, so a second run adds nothing.
+        """
+        from django.core.cache import cache
+
+        from messaging.models import Thread
+        from messaging.services import send_message, thread_assign, thread_open, thread_set_status
+
+        for number in range(1, 31):
+            patient = Patient.objects.get(phone=f"+7916000{number:04d}", guardian__isnull=True)
+            if Thread.objects.filter(patient=patient).exists():
+                continue
+            for clinic in [c for c in clinics if consent_is_given(patient=patient, clinic=c)]:
+                staff = {m.role: m.user for m in Membership.objects.filter(clinic=clinic, is_active=True).select_related("user")}
+                question, answer, follow_up = DEMO_DIALOGUES[number % len(DEMO_DIALOGUES)]
+                thread, _ = thread_open(patient=patient, clinic=clinic, actor=patient.user)
+                send_message(thread=thread, sender=patient.user, text=question, client_msg_id=f"demo-{number}-1")
+                if number % 3:  # two in three were answered; the rest are waiting in the inbox
+                    if number % 4 == 0:
+                        thread_assign(actor=staff[Role.OPERATOR], thread=thread, assignee=staff[Role.OPERATOR])
+                    send_message(thread=thread, sender=staff[Role.OPERATOR], text=answer)
+                    if number % 2:
+                        send_message(thread=thread, sender=patient.user, text=follow_up, client_msg_id=f"demo-{number}-2")
+                    if number % 6 == 1:
+                        send_message(
+                            thread=thread,
+                            sender=staff[Role.OPERATOR],
+                            text=f"@{staff[Role.MANAGER].username} пациент просит перезвонить после 18:00",
+                            kind="note",
+                        )
+                    if number % 7 == 0:
+                        thread_set_status(actor=staff[Role.OPERATOR], thread=thread, status=Thread.Status.RESOLVED)
+                if number % 4 == 1:  # a post-visit question to the doctor who answers in the CRM
+                    doctor = clinic.doctors.filter(user__isnull=False).first()
+                    doctor_thread, _ = thread_open(patient=patient, clinic=clinic, actor=patient.user, doctor=doctor)
+                    send_message(
+                        thread=doctor_thread,
+                        sender=patient.user,
+                        text="Доктор, после приёма немного ноет — это нормально?",
+                        client_msg_id=f"demo-{number}-doctor",
+                    )
+                    if number % 8 == 1:
+                        send_message(
+                            thread=doctor_thread,
+                            sender=doctor.user,
+                            text="Да, 2–3 дня это нормально. Если боль усилится — напишите, посмотрю вас вне очереди.",
+                        )
+                cache.clear()  # demo bursts are not a person typing fast: reset the send throttle
 
     def _print_logins(self) -> None:
         lines = [

@@ -391,7 +391,9 @@ def thread_assign(*, actor: Any, thread: Thread, assignee: Any | None) -> Thread
             if assignee
             else _("%(actor)s returned the thread to the common queue") % {"actor": _name(actor)}
         )
-        _event(thread=locked, actor=actor, event="assigned", text=text, assignee=getattr(assignee, "pk", None))
+        _event(
+            thread=locked, actor=actor, event="assigned", text=text, assignee=getattr(assignee, "pk", None), assignee_name=_name(assignee)
+        )
         return _changed(locked, actor, "assigned", {"assignee": getattr(assignee, "pk", None)})
 
 

@@ -171,8 +171,15 @@ def test_second_operator_sees_who_is_viewing_and_replying(open_live, alpha, wait
 
 def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread):  # noqa: F811
     own = f.ThreadFactory(clinic=alpha.clinic, patient=waiting_thread.patient, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
-    page = open_live(viewport=DESKTOP)
-    open_inbox(page, "dima")
+    page = open_live(viewport={"width": 1024, "height": 768})  # a smaller laptop: the sidebar folds away
+    staff_login(page, "dima")
+    page.goto("/admin/inbox/")
     rows = page.locator(".inbox-row")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-thread", str(own.pk))
+    rows.first.click()
+    expect(page.locator("#inbox-conn")).to_have_text("Live")
+    expect(page.locator("#inbox-card")).to_contain_text("Contact cards are shown to the front desk.")
+    expect(page.get_by_text("Merge with another contact")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    screenshot(page, "inbox-4-doctor-1024", full_page=False)

@@ -126,7 +126,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
+            # redis-py 8 gives every read a 5 s socket timeout by default; the layer's blocking pop
+            # (BZPOPMIN) also waits 5 s, so idle sockets were torn down (close 1011) every few
+            # seconds. Reads get room beyond the pop's own timeout (bench/ws_load.py shows it).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
         }
     }
 else:

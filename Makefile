@@ -31,3 +31,17 @@ test: install chromium
 
 check: install
 	DEBUG=false SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=crm.example.ru $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Benchmarks, not part of `make test` (bench/README.md): PostgreSQL and Redis on this machine.
+# The scripts create the bench database if it is missing and migrate it; each prints its figures
+# against a raw baseline measured in the same run.
+BENCH_DATABASE_URL ?= postgres://root@127.0.0.1:5432/bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/1
+BENCH_ENV := DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
+
+bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BENCH_ENV) $(BIN)/python bench/common.py
+	$(BENCH_ENV) $(BIN)/python bench/send_message.py
+	$(BENCH_ENV) $(BIN)/python bench/inbox.py
+	$(BENCH_ENV) $(BIN)/python bench/ws_load.py

@@ -1,13 +1,31 @@
-"""Files of threads: served only to people who may see the message they belong to."""
+"""Files of threads (served only to people who may see their message) and the portal chat pages."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest
-from django.views.decorators.http import require_GET
+import uuid
+from datetime import timedelta
+from urllib.parse import urlencode
 
-from messaging import selectors
-from messaging.models import Attachment
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from clinics.models import Clinic
+from clinics.selectors import clinic_get_public
+from messaging import selectors, services
+from messaging.models import Attachment, Message, Thread
+from messaging.payloads import PATIENT, message_payload
+from patients.models import Patient
+from patients.selectors import consent_is_given, patient_dependant_get
+from patients.services import Attribution, ConsentRequired
+from patients.views import patient_required
 
 
 def _serve(attachment: Attachment, field: str, *, inline: bool) -> FileResponse:
@@ -41,3 +59,183 @@ def attachment_thumbnail(request: HttpRequest, pk: int) -> FileResponse:
     except Attachment.DoesNotExist:
         raise Http404 from None
     return _serve(found, "thumbnail", inline=True)
+
+
+# --- portal chat (patients) -----------------------------------------------------------------
+#
+# The thread page renders the history on the server and works as a plain form without
+# JavaScript; clinic_crm/static/portal/chat.js then takes over sending, live updates and
+# the rest over the socket (clinic_crm/static/realtime/socket.js).
+
+
+def _portal_thread(request: HttpRequest, pk: int) -> Thread:
+    """A thread of the patient's family, or 404 (also for other patients' and other clinics' threads)."""
+    try:
+        return selectors.thread_for(user=request.user, thread_id=pk)
+    except Thread.DoesNotExist:
+        raise Http404 from None
+
+
+def _consent_redirect(request: HttpRequest, clinic: Clinic, next_url: str) -> HttpResponse:
+    messages.warning(request, str(ConsentRequired(clinic)))
+    return redirect(f"{reverse('patients:consent', args=[clinic.slug])}?{urlencode({'next': next_url})}")
+
+
+def _thread_url(thread: Thread) -> str:
+    return reverse("messaging:portal-thread", args=[thread.pk]) + "#latest"
+
+
+def _day_label(moment, today) -> str:
+    day = moment.date()
+    if day == today:
+        return _("Today")
+    if day == today - timedelta(days=1):
+        return _("Yesterday")
+    return date_format(moment, "j E" if day.year == today.year else "j E Y")
+
+
+def _tick_state(seq: int, thread: Thread) -> str:
+    """One tick stored, two delivered to the clinic, two highlighted read by the clinic."""
+    if seq <= thread.staff_read_seq:
+        return "read"
+    if seq <= thread.staff_delivered_seq:
+        return "delivered"
+    return "sent"
+
+
+def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
+    before = request.GET.get("before", "")
+    before_seq = int(before) if before.isdigit() else None
+    page = selectors.thread_messages(user=request.user, thread=thread, before_seq=before_seq, limit=selectors.PAGE + 1)
+    has_more, page = len(page) > selectors.PAGE, page[-selectors.PAGE :]
+    tz = thread.clinic.tz
+    today = timezone.now().astimezone(tz).date()
+    items = []
+    for message in page:
+        local = message.created_at.astimezone(tz)
+        item = message_payload(message, audience=PATIENT, thread=thread)
+        mine = message.author == Message.Author.PATIENT
+        item.update(
+            mine=mine,
+            created=message.created_at,
+            day=local.date().isoformat(),
+            day_label=_day_label(local, today),
+            state=_tick_state(message.seq, thread) if mine else "",
+        )
+        items.append(item)
+    for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
+    if thread.kind == Thread.Kind.DOCTOR and thread.doctor_id:
+        title, subtitle, typing = thread.doctor.full_name, thread.clinic.name, _("%(name)s is typing…") % {"name": thread.doctor.full_name}
+    else:
+        title, subtitle, typing = thread.clinic.name, "", _("Clinic is typing…")
+    strings = {
+        "today": _("Today"),
+        "yesterday": _("Yesterday"),
+        "sending": _("Sending…"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read"),
+        "reconnecting": _("Connection lost, reconnecting…"),
+        "online": _("Back online"),
+        "signedOut": _("You are signed out. Reload the page to sign in again."),
+        "uploading": _("Uploading…"),
+        "uploadFailed": _("The file could not be uploaded. Try again."),
+        "waitUpload": _("Wait until the files are uploaded."),
+        "removeFile": _("Remove file"),
+        "notSent": _("Not sent"),
+        "earlierFailed": _("Could not load earlier messages. Try again."),
+    }
+    return render(
+        request,
+        "messaging/portal_thread.html",
+        {
+            "thread": thread,
+            "title": title,
+            "subtitle": subtitle,
+            "for_name": for_name,
+            "typing_text": typing,
+            "items": items,
+            "has_more": has_more,
+            "before": before_seq,
+            "first_seq": items[0]["seq"] if items else 0,
+            "last_seq": thread.last_public_seq,
+            "draft": draft,
+            "error": error,
+            "client_msg_id": uuid.uuid4().hex,
+            "strings": strings,
+            "accept": "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,application/pdf",
+        },
+        status=status,
+    )
+
+
+@patient_required
+def portal_thread(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _portal_thread(request, pk)
+    if not consent_is_given(patient=thread.patient, clinic=thread.clinic):
+        return _consent_redirect(request, thread.clinic, reverse("messaging:portal-thread", args=[thread.pk]))
+    return _render_thread(request, thread)
+
+
+@require_POST
+@patient_required
+def portal_send(request: HttpRequest, pk: int) -> HttpResponse:
+    """The composer without JavaScript: upload the picked file (if any), send, back to the thread."""
+    thread = _portal_thread(request, pk)
+    text = request.POST.get("text", "")
+    upload = request.FILES.get("file")
+    try:
+        attachment_ids = [services.attachment_upload(thread=thread, uploader=request.user, upload=upload).pk] if upload else []
+        services.send_message(
+            thread=thread,
+            sender=request.user,
+            text=text,
+            client_msg_id=request.POST.get("client_msg_id", "")[:64],
+            attachment_ids=attachment_ids,
+        )
+    except ConsentRequired:
+        return _consent_redirect(request, thread.clinic, reverse("messaging:portal-thread", args=[thread.pk]))
+    except services.SendingTooFast as exc:
+        return _render_thread(request, thread, draft=text, error=str(exc), status=429)
+    except ValidationError as exc:
+        return _render_thread(request, thread, draft=text, error=" ".join(exc.messages), status=400)
+    except PermissionDenied as exc:
+        return _render_thread(request, thread, draft=text, error=str(exc) or _("You cannot write here."), status=403)
+    return redirect(_thread_url(thread))
+
+
+@require_POST
+@patient_required
+def portal_start(request: HttpRequest) -> HttpResponse:
+    """The portal home's "Write to the clinic" / "Write to the doctor": open (or find) the thread and go there."""
+    holder = request.patient
+    home = reverse("patients:home")
+    try:
+        clinic = clinic_get_public(slug=request.POST.get("clinic", ""))
+    except Clinic.DoesNotExist:
+        raise Http404(_("No such clinic.")) from None
+    person = holder
+    person_id = request.POST.get("patient", "")
+    if person_id and person_id != str(holder.pk):
+        try:
+            person = patient_dependant_get(guardian=holder, dependant_id=int(person_id))
+        except (ValueError, Patient.DoesNotExist):
+            messages.error(request, _("This person is not in your family."))
+            return redirect(home)
+    doctor = None
+    doctor_id = request.POST.get("doctor", "")
+    if doctor_id:
+        doctor = selectors.portal_doctors_to_write(clinic=clinic).filter(pk=int(doctor_id) if doctor_id.isdigit() else 0).first()
+        if doctor is None:
+            messages.error(request, _("This doctor does not answer questions in this clinic."))
+            return redirect(home)
+    try:
+        thread, _created = services.thread_open(
+            patient=person, clinic=clinic, doctor=doctor, actor=request.user, attribution=Attribution(source_channel="web")
+        )
+    except ConsentRequired:
+        return _consent_redirect(request, clinic, home)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect(home)
+    return redirect(_thread_url(thread))

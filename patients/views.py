@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import wraps
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -19,6 +21,7 @@ from accounts.services import LoginCodeError
 from clinic_crm.requests import client_ip, user_agent
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
+from messaging import selectors as message_selectors
 from patients import selectors, services
 from patients.forms import CodeForm, ConsentForm, DependantForm, DestinationForm, ProfileForm
 
@@ -130,14 +133,43 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("patients:landing")
 
 
+@dataclass
+class ClinicCard:
+    """One clinic on the portal home: consent, conversations, who to write to."""
+
+    clinic: Clinic
+    contact: Any = None  # the account holder's own card there (consent controls), if any
+    clinic_thread: Any = None  # the holder's thread with the clinic
+    doctors: list[tuple[Any, Any]] = field(default_factory=list)  # (doctor, the holder's thread with them or None)
+    other_threads: list[Any] = field(default_factory=list)  # dependants' threads, threads with doctors no longer listed
+
+
+def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
+    holder = request.patient
+    cards: dict[int, ClinicCard] = {}
+    for contact in contacts:
+        card = cards.setdefault(contact.clinic_id, ClinicCard(clinic=contact.clinic))
+        if contact.patient_id == holder.pk:
+            card.contact = contact
+    threads = [t for t in message_selectors.patient_threads(user=request.user) if t.clinic_id in cards]
+    for card in cards.values():
+        mine = {t.doctor_id: t for t in threads if t.clinic_id == card.clinic.pk and t.patient_id == holder.pk}
+        card.clinic_thread = mine.pop(None, None)
+        card.doctors = [(doctor, mine.pop(doctor.pk, None)) for doctor in message_selectors.portal_doctors_to_write(clinic=card.clinic)]
+        card.other_threads = [t for t in threads if t.clinic_id == card.clinic.pk and (t.patient_id != holder.pk or t.doctor_id in mine)]
+    return list(cards.values())
+
+
 @patient_required
 def home(request: HttpRequest) -> HttpResponse:
+    contacts = selectors.patient_clinics(patient=request.patient)
     return render(
         request,
         "patients/home.html",
         {
             "patient": request.patient,
-            "contacts": selectors.patient_clinics(patient=request.patient),
+            "contacts": contacts,
+            "cards": _clinic_cards(request, contacts),
             "family": selectors.patient_family(patient=request.patient)[1:],
         },
     )

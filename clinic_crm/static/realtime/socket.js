@@ -21,6 +21,7 @@
     let socket = null;
     let attempts = 0;
     let heartbeat = null;
+    let retry = null; // the pending reconnect, if any
     let closedByUs = false;
 
     function emit(type, payload) {
@@ -36,6 +37,10 @@
     }
 
     function open() {
+      // One socket at a time: the browser's "online" event may come while a retry is pending.
+      clearTimeout(retry);
+      retry = null;
+      if (socket && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) return;
       emit("status", { state: attempts ? "reconnecting" : "connecting" });
       socket = new WebSocket(url());
       socket.onopen = function () {
@@ -69,7 +74,7 @@
         attempts += 1;
         const delay = Math.min(15000, 500 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() / 2);
         emit("status", { state: "offline", retryIn: Math.round(delay / 1000) });
-        setTimeout(open, delay);
+        retry = setTimeout(open, delay);
       };
     }
 
@@ -107,7 +112,7 @@
         return (global.crypto && global.crypto.randomUUID) ? global.crypto.randomUUID()
           : Date.now().toString(36) + Math.random().toString(36).slice(2);
       },
-      close: function () { closedByUs = true; clearInterval(heartbeat); if (socket) socket.close(); },
+      close: function () { closedByUs = true; clearInterval(heartbeat); clearTimeout(retry); if (socket) socket.close(); },
       /** For tests: drop the connection as a network failure would. */
       _drop: function () { if (socket) socket.close(4000); },
     };

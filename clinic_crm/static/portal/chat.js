@@ -1,0 +1,523 @@
+/*
+ * The portal chat page (messaging/templates/messaging/portal_thread.html), on top of the
+ * server-rendered history and the plain POST composer, which keep working without it.
+ *
+ * - Sends over the shared socket (realtime/socket.js): the bubble shows "sending" until the
+ *   server acknowledges it (message.ack / message.new with the same client_msg_id); a refusal
+ *   (`error` with that ref) puts the text back into the composer with the reason.
+ * - Live: new messages, ticks (message.delivered / message.read), "Clinic is typing…",
+ *   a banner while the connection is lost; older pages load upward from the API.
+ * - Message HTML comes only from the server's `html` field; everything else is textContent.
+ */
+(function () {
+  "use strict";
+
+  const root = document.getElementById("chat");
+  if (!root || root.dataset.live !== "1" || !window.ClinicRealtime) return;
+
+  const threadId = Number(root.dataset.thread);
+  const strings = JSON.parse(document.getElementById("chat-strings").textContent);
+  const timeZone = root.dataset.timeZone || undefined;
+  const lang = document.documentElement.lang === "en" ? "en-GB" : document.documentElement.lang || "ru";
+  const list = document.getElementById("bubbles");
+  const form = document.getElementById("composer");
+  const textarea = document.getElementById("composer-text");
+  const fileInput = document.getElementById("composer-file");
+  const filesBox = document.getElementById("composer-files");
+  const errorBox = document.getElementById("composer-error");
+  const banner = document.getElementById("chat-banner");
+  const typingBox = document.getElementById("chat-typing");
+  const subBox = document.getElementById("chat-sub");
+  const earlier = document.getElementById("chat-earlier");
+  const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+  let staffDelivered = Number(root.dataset.staffDelivered) || 0;
+  let staffRead = Number(root.dataset.staffRead) || 0;
+  let readSeq = Number(root.dataset.readSeq) || 0; // what this page has reported read
+  let newestSeen = Number(root.dataset.lastSeq) || 0;
+
+  const bySeq = new Map(); // seq -> <li> of a stored message
+  const pending = new Map(); // client_msg_id -> {li, text, attachments, ids}
+  const dayLabels = {}; // YYYY-MM-DD -> label (the server's, for days it rendered)
+
+  root.dataset.enhanced = "1";
+
+  // --- formatting --------------------------------------------------------------------
+
+  const dayKey = new Intl.DateTimeFormat("en-CA", { timeZone: timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
+  const clock = new Intl.DateTimeFormat(lang, { timeZone: timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const dayMonth = new Intl.DateTimeFormat(lang, { timeZone: timeZone, day: "numeric", month: "long" });
+  const dayMonthYear = new Intl.DateTimeFormat(lang, { timeZone: timeZone, day: "numeric", month: "long", year: "numeric" });
+
+  function labelFor(day, date) {
+    if (dayLabels[day]) return dayLabels[day];
+    const today = dayKey.format(new Date());
+    const yesterday = dayKey.format(new Date(Date.now() - 86400000));
+    if (day === today) return strings.today;
+    if (day === yesterday) return strings.yesterday;
+    return (day.slice(0, 4) === today.slice(0, 4) ? dayMonth : dayMonthYear).format(date);
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // --- bubbles -----------------------------------------------------------------------
+
+  function ticks(state) {
+    const span = el("span", "ticks " + state);
+    span.appendChild(el("span", "sr-only", strings[state] || ""));
+    return span;
+  }
+
+  function tickState(seq) {
+    if (seq <= staffRead) return "read";
+    if (seq <= staffDelivered) return "delivered";
+    return "sent";
+  }
+
+  function renderFiles(attachments) {
+    const box = el("div", "files");
+    attachments.forEach(function (a) {
+      if (a.thumbnail_url) {
+        const link = el("a", "file-thumb");
+        link.href = a.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+        const img = document.createElement("img");
+        img.src = a.thumbnail_url;
+        img.alt = a.name;
+        if (a.width && a.height) { img.width = a.width; img.height = a.height; }
+        link.appendChild(img);
+        box.appendChild(link);
+      } else {
+        const link = el("a", "file-link");
+        link.href = a.url + "?inline=1";
+        link.target = "_blank";
+        link.rel = "noopener";
+        const kind = el("span", "file-kind", a.content_type === "application/pdf" ? "PDF" : "FILE");
+        kind.setAttribute("aria-hidden", "true");
+        link.appendChild(kind);
+        link.appendChild(el("span", "file-name", a.name));
+        box.appendChild(link);
+      }
+    });
+    return box;
+  }
+
+  /** A stored message, as the server rendered it (payload of message.new / the API). */
+  function renderMessage(m) {
+    const mine = m.author === "patient";
+    const created = new Date(m.created_at);
+    const li = el("li", "msg " + (mine ? "mine" : "theirs"));
+    li.dataset.seq = m.seq;
+    li.dataset.day = dayKey.format(created);
+    if (m.client_msg_id) li.dataset.clientId = m.client_msg_id;
+    const bubble = el("div", "bubble");
+    if (!mine && m.author_name) bubble.appendChild(el("div", "author", m.author_name));
+    if (m.attachments && m.attachments.length) bubble.appendChild(renderFiles(m.attachments));
+    if (m.html) {
+      const text = el("div", "text");
+      text.innerHTML = m.html; // escaped and linked by the server (messaging.text.message_html)
+      bubble.appendChild(text);
+    }
+    const meta = el("div", "meta");
+    const time = el("time", "", clock.format(created));
+    time.dateTime = m.created_at;
+    meta.appendChild(time);
+    if (mine) meta.appendChild(ticks(tickState(m.seq)));
+    bubble.appendChild(meta);
+    li.appendChild(bubble);
+    li._created = created;
+    return li;
+  }
+
+  /** The bubble of a message on its way: plain text until the server's copy replaces it. */
+  function renderPending(text, attachments) {
+    const now = new Date();
+    const li = el("li", "msg mine pending");
+    li.dataset.day = dayKey.format(now);
+    const bubble = el("div", "bubble");
+    if (attachments.length) bubble.appendChild(renderFiles(attachments));
+    if (text) bubble.appendChild(el("div", "text", text));
+    const meta = el("div", "meta");
+    meta.appendChild(el("time", "", clock.format(now)));
+    meta.appendChild(ticks("sending"));
+    bubble.appendChild(meta);
+    li.appendChild(bubble);
+    li._created = now;
+    return li;
+  }
+
+  function setTicks(li, state) {
+    const old = li.querySelector(".ticks");
+    if (old && !old.classList.contains(state)) old.replaceWith(ticks(state));
+  }
+
+  function refreshTicks() {
+    bySeq.forEach(function (li, seq) {
+      if (li.classList.contains("mine")) setTicks(li, tickState(seq));
+    });
+  }
+
+  /** Keep the list in seq order; bubbles still sending stay at the bottom. */
+  function insert(li, seq) {
+    const empty = document.getElementById("chat-empty");
+    if (empty) empty.remove();
+    let next = null;
+    for (const node of list.children) {
+      if (!node.classList.contains("msg")) continue;
+      if (node.classList.contains("pending") || Number(node.dataset.seq) > seq) { next = node; break; }
+    }
+    list.insertBefore(li, next);
+    bySeq.set(seq, li);
+    layoutDays();
+  }
+
+  /** Day separators between messages of different days (in the clinic's time zone). */
+  function layoutDays() {
+    list.querySelectorAll("li.day").forEach(function (node) { node.remove(); });
+    let previous = null;
+    Array.from(list.children).forEach(function (node) {
+      if (!node.classList.contains("msg")) return;
+      const day = node.dataset.day;
+      if (day && day !== previous) {
+        const divider = el("li", "day");
+        divider.dataset.day = day;
+        divider.appendChild(el("span", "", labelFor(day, node._created || new Date(day + "T12:00:00"))));
+        list.insertBefore(divider, node);
+      }
+      previous = day;
+    });
+  }
+
+  function nearBottom() {
+    return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 160;
+  }
+
+  function scrollToBottom() {
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  // --- the page as rendered by the server ---------------------------------------------
+
+  list.querySelectorAll("li.day").forEach(function (node) { dayLabels[node.dataset.day] = node.textContent.trim(); });
+  list.querySelectorAll("li.msg").forEach(function (li) {
+    bySeq.set(Number(li.dataset.seq), li);
+    const time = li.querySelector("time");
+    if (time) li._created = new Date(time.dateTime);
+  });
+
+  const rt = window.ClinicRealtime.connect({});
+  bySeq.forEach(function (_li, seq) { rt.hold(threadId, seq); });
+  rt.hold(threadId, newestSeen);
+  window.ClinicChat = { realtime: rt }; // tests drop the connection through this
+
+  // --- read markers -------------------------------------------------------------------
+
+  function markRead() {
+    if (document.visibilityState !== "visible" || newestSeen <= readSeq) return;
+    readSeq = newestSeen;
+    rt.send({ type: "read", thread: threadId, seq: newestSeen });
+  }
+
+  document.addEventListener("visibilitychange", markRead);
+  markRead();
+
+  // --- live events ----------------------------------------------------------------------
+
+  function settle(clientId, seq) {
+    const entry = pending.get(clientId);
+    if (!entry) return null;
+    pending.delete(clientId);
+    entry.li.classList.remove("pending");
+    entry.li.dataset.seq = seq;
+    entry.li.dataset.clientId = clientId;
+    entry.li.dataset.provisional = "1";
+    setTicks(entry.li, tickState(seq));
+    // Keep it in seq order: a staff message may have been stored just before it.
+    entry.li.remove();
+    insert(entry.li, seq);
+    return entry.li;
+  }
+
+  rt.on("message.new", function (m) {
+    if (m.thread !== threadId) return;
+    const mine = m.author === "patient";
+    const stick = nearBottom() || mine;
+    let li = bySeq.get(m.seq) || (mine && m.client_msg_id ? settle(m.client_msg_id, m.seq) : null);
+    if (li && li.dataset.provisional) {
+      // Our own bubble: swap in the server's copy (links made clickable, final time).
+      const stored = renderMessage(m);
+      li.replaceWith(stored);
+      bySeq.set(m.seq, stored);
+      layoutDays();
+    } else if (!li) {
+      insert(renderMessage(m), m.seq);
+    }
+    if (m.seq > newestSeen) newestSeen = m.seq;
+    if (m.author === "staff") {
+      // A reply means the clinic has read everything before it (the server records the same).
+      staffRead = Math.max(staffRead, m.seq);
+      staffDelivered = Math.max(staffDelivered, m.seq);
+      refreshTicks();
+      showTyping(false);
+    }
+    if (!mine) {
+      if (document.visibilityState === "visible") markRead();
+      else rt.sendNow({ type: "delivered", thread: threadId, seq: m.seq });
+    }
+    if (stick) scrollToBottom();
+  });
+
+  rt.on("message.ack", function (ack) {
+    if (ack.thread !== threadId) return;
+    settle(ack.client_msg_id, ack.seq);
+  });
+
+  rt.on("error", function (err) {
+    const entry = err.ref && pending.get(err.ref);
+    if (!entry) return;
+    pending.delete(err.ref);
+    entry.li.remove();
+    if (!textarea.value.trim()) {
+      textarea.value = entry.text;
+      autosize();
+    }
+    entry.attachments.forEach(addReadyChip);
+    showError(err.reason || strings.notSent);
+  });
+
+  function onMarker(event, apply) {
+    if (event.thread !== threadId || event.side !== "staff") return;
+    apply(event.seq);
+    refreshTicks();
+  }
+  rt.on("message.delivered", function (e) { onMarker(e, function (seq) { staffDelivered = Math.max(staffDelivered, seq); }); });
+  rt.on("message.read", function (e) {
+    onMarker(e, function (seq) { staffRead = Math.max(staffRead, seq); staffDelivered = Math.max(staffDelivered, seq); });
+  });
+
+  let typingTimer = null;
+  function showTyping(on) {
+    clearTimeout(typingTimer);
+    typingBox.hidden = !on;
+    subBox.hidden = on && subBox.textContent.trim() !== "";
+    if (on) typingTimer = setTimeout(function () { showTyping(false); }, 6000);
+  }
+  rt.on("typing", function (e) {
+    if (e.thread === threadId && e.side === "staff") showTyping(e.state !== false);
+  });
+
+  rt.on("resumed", function (e) {
+    if ((e.reload || []).indexOf(threadId) !== -1) { window.location.reload(); return; }
+    // A frame may have been lost with the connection: send what is still unconfirmed again
+    // (the server stores a client_msg_id once, so a repeat is harmless).
+    // Frames typed while offline were queued by socket.js and have just been flushed.
+    pending.forEach(function (entry, clientId) {
+      if (entry.connection === connection) return;
+      const queued = entry.connection === null;
+      entry.connection = connection;
+      if (queued) return;
+      rt.sendNow({ type: "message.send", thread: threadId, text: entry.text, client_msg_id: clientId, attachments: entry.ids });
+    });
+  });
+
+  // --- connection banner ----------------------------------------------------------------
+
+  let lost = false;
+  let bannerTimer = null;
+  let connection = null; // a number per socket session while online, null while offline
+  function showBanner(text, state) {
+    clearTimeout(bannerTimer);
+    banner.textContent = text;
+    banner.className = "chat-banner " + state;
+    banner.hidden = false;
+  }
+  let sessions = 0;
+  rt.on("status", function (s) {
+    connection = s.state === "online" ? (sessions += 1) : null;
+    if (s.state === "offline" || s.state === "reconnecting") {
+      lost = true;
+      showBanner(strings.reconnecting, "offline");
+    } else if (s.state === "online") {
+      if (lost) {
+        showBanner(strings.online, "online");
+        bannerTimer = setTimeout(function () { banner.hidden = true; }, 2500);
+      }
+      lost = false;
+    } else if (s.state === "signed-out") {
+      showBanner(strings.signedOut, "offline");
+    }
+  });
+
+  // --- composer -------------------------------------------------------------------------
+
+  function showError(text) {
+    errorBox.textContent = text;
+    errorBox.hidden = !text;
+  }
+
+  function autosize() {
+    textarea.style.height = "auto";
+    textarea.style.height = Math.min(textarea.scrollHeight + 2, 160) + "px";
+  }
+
+  let typingSentAt = 0;
+  let typingOn = false;
+  function stopTyping() {
+    if (typingOn) rt.sendNow({ type: "typing", thread: threadId, state: false });
+    typingOn = false;
+    typingSentAt = 0;
+  }
+  textarea.addEventListener("input", function () {
+    autosize();
+    if (!textarea.value.trim()) { stopTyping(); return; }
+    const now = Date.now();
+    if (now - typingSentAt >= 3000 && rt.sendNow({ type: "typing", thread: threadId, state: true })) {
+      typingSentAt = now;
+      typingOn = true;
+    }
+  });
+  textarea.addEventListener("blur", stopTyping);
+  textarea.addEventListener("keydown", function (event) {
+    // A keyboard with a mouse sends on Enter (Shift+Enter: new line); a phone keeps Enter for new lines.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && window.matchMedia("(pointer: fine)").matches) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  // Files are uploaded as soon as they are picked, then sent with the message by id.
+  let uploading = 0;
+  const ready = []; // attachment payloads waiting for the next message
+
+  function chip(name) {
+    const li = el("li", "chip uploading");
+    li.appendChild(el("span", "chip-name", name));
+    li.appendChild(el("span", "chip-state", strings.uploading));
+    filesBox.appendChild(li);
+    filesBox.hidden = false;
+    return li;
+  }
+
+  function addReadyChip(attachment) {
+    ready.push(attachment);
+    const li = el("li", "chip");
+    if (attachment.thumbnail_url) {
+      const img = document.createElement("img");
+      img.src = attachment.thumbnail_url;
+      img.alt = "";
+      li.appendChild(img);
+    } else {
+      const kind = el("span", "file-kind", "PDF");
+      kind.setAttribute("aria-hidden", "true");
+      li.appendChild(kind);
+    }
+    li.appendChild(el("span", "chip-name", attachment.name));
+    const remove = el("button", "chip-remove", "×");
+    remove.type = "button";
+    remove.setAttribute("aria-label", strings.removeFile + ": " + attachment.name);
+    remove.addEventListener("click", function () {
+      ready.splice(ready.indexOf(attachment), 1);
+      li.remove();
+      filesBox.hidden = !filesBox.children.length;
+    });
+    li.appendChild(remove);
+    filesBox.appendChild(li);
+    filesBox.hidden = false;
+    return li;
+  }
+
+  function upload(file) {
+    const placeholder = chip(file.name);
+    const body = new FormData();
+    body.append("file", file);
+    uploading += 1;
+    showError("");
+    fetch(root.dataset.uploadUrl, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+    })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          if (!response.ok) throw new Error(data.detail || strings.uploadFailed);
+          return data;
+        });
+      })
+      .then(function (attachment) { placeholder.replaceWith(addReadyChip(attachment)); })
+      .catch(function (err) {
+        placeholder.remove();
+        filesBox.hidden = !filesBox.children.length;
+        showError(err.message && err.message !== "Failed to fetch" ? err.message : strings.uploadFailed);
+      })
+      .finally(function () { uploading -= 1; });
+  }
+
+  fileInput.addEventListener("change", function () {
+    Array.from(fileInput.files).forEach(upload);
+    fileInput.value = "";
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (uploading) { showError(strings.waitUpload); return; }
+    const text = textarea.value.trim();
+    const attachments = ready.splice(0, ready.length);
+    if (!text && !attachments.length) { textarea.focus(); return; }
+    const ids = attachments.map(function (a) { return a.id; });
+    const clientId = rt.newId();
+    const li = renderPending(text, attachments);
+    pending.set(clientId, { li: li, text: text, attachments: attachments, ids: ids, connection: connection });
+    const empty = document.getElementById("chat-empty");
+    if (empty) empty.remove();
+    list.appendChild(li);
+    layoutDays();
+    rt.send({ type: "message.send", thread: threadId, text: text, client_msg_id: clientId, attachments: ids });
+    textarea.value = "";
+    filesBox.textContent = "";
+    filesBox.hidden = true;
+    showError("");
+    stopTyping();
+    autosize();
+    scrollToBottom();
+  });
+
+  // --- earlier messages -----------------------------------------------------------------
+
+  if (earlier) {
+    earlier.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (earlier.getAttribute("aria-busy") === "true") return;
+      const first = Math.min.apply(null, Array.from(bySeq.keys()));
+      earlier.setAttribute("aria-busy", "true");
+      fetch(root.dataset.messagesUrl + "?before=" + first, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (!response.ok) throw new Error(response.statusText);
+          return response.json();
+        })
+        .then(function (page) {
+          const height = document.documentElement.scrollHeight;
+          const top = window.scrollY;
+          page.results.forEach(function (m) {
+            if (bySeq.has(m.seq)) return;
+            rt.hold(threadId, m.seq);
+            insert(renderMessage(m), m.seq);
+          });
+          // Keep the message the reader was looking at where it was.
+          window.scrollTo(0, top + document.documentElement.scrollHeight - height);
+          if (!page.has_more) earlier.parentNode.remove();
+        })
+        .catch(function () { showError(strings.earlierFailed); })
+        .finally(function () { earlier.removeAttribute("aria-busy"); });
+    });
+  }
+
+  autosize();
+  scrollToBottom();
+})();

@@ -1,0 +1,319 @@
+"""A patient chats with their clinic on a 360 px phone: sending, live replies, reconnects, photos.
+
+The pages are served by Daphne (tests/browser/asgi_server.py) so that the socket is real;
+staff act server-side through messaging.services, the way the admin inbox does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.db import transaction
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from messaging import realtime, services
+from messaging.models import Attachment, Message, Thread
+from tests import factories as f
+from tests.browser.asgi_server import AsgiServer, asgi_server
+from tests.browser.conftest import MOBILE, screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PHONE, E164 = "+7 916 123-45-67", "+79161234567"
+
+
+@pytest.fixture
+def server(django_db_blocker) -> AsgiServer:
+    with django_db_blocker.unblock():
+        return asgi_server()
+
+
+@pytest.fixture
+def phone(chromium, server) -> Iterator[Page]:
+    """The patient's phone (360 px, English) talking to the ASGI server."""
+    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _files_in_tmp(monkeypatch, tmp_path):
+    storage = FileSystemStorage(location=str(tmp_path / "private"))
+    for name in ("file", "thumbnail"):
+        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
+
+
+@pytest.fixture
+def world():
+    """Smile Dental (Yekaterinburg time) with an operator, Anna its consenting patient, and her clinic thread."""
+    clinic = f.ClinicFactory(slug="smile", name="Smile Dental", time_zone="Asia/Yekaterinburg")
+    operator = f.UserFactory(username="olga", first_name="Olga", is_staff=True)
+    f.MembershipFactory(user=operator, clinic=clinic, role="operator")
+    anna = f.PatientFactory(phone=E164, full_name="Anna Petrova")
+    thread = f.ThreadFactory(clinic=clinic, patient=anna)
+    return type("World", (), {"clinic": clinic, "operator": operator, "anna": anna, "thread": thread})
+
+
+def staff_sends(server: AsgiServer, world, text: str) -> None:
+    """Olga replies from the inbox: send_message in a committed transaction, so on_commit announces it."""
+
+    def send() -> None:
+        with transaction.atomic():
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
+
+    server.call(send)
+
+
+def open_clinic_chat(page: Page, sms) -> None:
+    sign_in(page, sms, phone=PHONE, e164=E164)
+    card = page.locator("#my-clinics > li").filter(has_text="Smile Dental")
+    card.get_by_role("button", name="Write to the clinic").click()
+    expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
+    # The socket is up once the page has said it holds the thread (the read marker is sent on open).
+    page.wait_for_function("() => window.ClinicChat !== undefined")
+
+
+def bubbles(page: Page):
+    return page.locator("#bubbles > li.msg")
+
+
+def wait_for_db(check, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the server never recorded it")
+        time.sleep(0.05)
+
+
+def no_horizontal_scroll(page: Page) -> None:
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
+
+
+def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, server, world):
+    open_clinic_chat(phone, sms)
+    expect(phone.get_by_text("Ask your question: the clinic will answer here.")).to_be_visible()
+    phone.get_by_role("textbox", name="Message").fill("Hello! Can I book a cleaning for Friday? Details: https://example.ru/price")
+    phone.get_by_role("button", name="Send").click()
+
+    mine = bubbles(phone).filter(has_text="Can I book a cleaning")
+    expect(mine).to_have_count(1)
+    expect(mine).to_have_class("msg mine")  # not "pending" any more: the server has it
+    expect(mine.locator(".ticks.sent")).to_be_visible()
+    expect(mine.locator(".ticks")).to_have_text("Sent")
+    expect(mine.get_by_role("link", name="https://example.ru/price")).to_have_attribute("href", "https://example.ru/price")
+    expect(phone.get_by_role("textbox", name="Message")).to_have_value("")
+    stored = Message.objects.get()
+    assert (stored.text, stored.author) == ("Hello! Can I book a cleaning for Friday? Details: https://example.ru/price", "patient")
+    # The time is the clinic's (Yekaterinburg), not the browser's or UTC.
+    local = stored.created_at.astimezone(world.clinic.tz)
+    expect(mine.locator("time")).to_have_text(f"{local:%H:%M}")
+    no_horizontal_scroll(phone)
+    screenshot(phone, "chat-1-sent", full_page=False)
+
+
+def test_staff_typing_read_and_reply_arrive_live(phone, sms, server, world):
+    open_clinic_chat(phone, sms)
+    phone.get_by_role("textbox", name="Message").fill("Does the clinic have parking?")
+    phone.get_by_role("button", name="Send").click()
+    mine = bubbles(phone).filter(has_text="Does the clinic have parking?")
+    expect(mine.locator(".ticks.sent")).to_be_visible()
+    phone.evaluate("() => { window.__samePage = true; }")  # gone if anything reloads the page
+
+    thread = world.thread
+    server.call(
+        realtime.send_to_groups,
+        realtime.patient_groups(thread),
+        {"type": "typing", "thread": thread.pk, "side": "staff", "state": True},
+    )
+    expect(phone.get_by_text("Clinic is typing…")).to_be_visible()
+    screenshot(phone, "chat-2-typing", full_page=False)
+
+    server.call(lambda: services.thread_mark_read(thread=Thread.objects.get(pk=thread.pk), reader=world.operator))
+    expect(mine.locator(".ticks.read")).to_be_visible()
+    expect(mine.locator(".ticks")).to_have_text("Read")
+
+    staff_sends(server, world, "Yes, free parking behind the building.")
+    reply = bubbles(phone).filter(has_text="Yes, free parking behind the building.")
+    expect(reply).to_have_count(1)
+    expect(reply).to_have_class("msg theirs")
+    expect(reply.locator(".author")).to_have_text("Olga")
+    expect(phone.get_by_text("Clinic is typing…")).to_be_hidden()
+    assert phone.evaluate("() => window.__samePage") is True
+    # The page is on screen: the reply counts as read.
+    wait_for_db(lambda: Thread.objects.get(pk=thread.pk).patient_read_seq == 2)
+    assert Thread.objects.get(pk=thread.pk).patient_unread == 0
+    no_horizontal_scroll(phone)
+    screenshot(phone, "chat-2-reply", full_page=False)
+
+
+def test_home_lists_conversations_with_unread_badges(phone, sms, server, world):
+    doctor = f.DoctorFactory(clinic=world.clinic, full_name="Maria Ivanova", user=f.UserFactory(username="maria", is_staff=True))
+    doctor.specialties.add(f.SpecialtyFactory(clinic=world.clinic, name="Dental therapist"))
+    f.MembershipFactory(user=doctor.user, clinic=world.clinic, role="doctor")
+    child = f.DependantFactory(guardian=world.anna, full_name="Misha Petrov")
+    child_thread = f.ThreadFactory(clinic=world.clinic, patient=child)
+    staff_sends(server, world, "Your crown is ready.")
+    staff_sends(server, world, "Come any day after 10:00.")
+    server.call(lambda: services.send_message(thread=child_thread, sender=world.operator, text="Misha's check-up is on Friday."))
+
+    sign_in(phone, sms, phone=PHONE, e164=E164)
+    card = phone.locator("#my-clinics > li").filter(has_text="Smile Dental")
+    clinic_row = card.locator("li.chat-row", has_text="Chat with the clinic").first
+    expect(clinic_row.locator(".unread [aria-hidden=true]")).to_have_text("2")
+    expect(clinic_row.locator(".unread .sr-only")).to_have_text("2 unread messages")
+    expect(clinic_row).to_contain_text("Come any day after 10:00.")
+    doctor_row = card.locator("li.chat-row", has_text="Maria Ivanova")
+    expect(doctor_row).to_contain_text("Dental therapist")
+    expect(doctor_row.get_by_role("button", name="Write to the doctor")).to_be_visible()
+    family_row = card.locator(".family-chats li", has_text="for Misha Petrov")
+    expect(family_row.locator(".unread .sr-only")).to_have_text("1 unread message")
+    no_horizontal_scroll(phone)
+    screenshot(phone, "chat-0-home")
+
+    # Writing for the child opens the child's own conversation with the doctor.
+    card.get_by_label("Who is it for").select_option(label="Misha Petrov")
+    doctor_row.get_by_role("button", name="Write to the doctor").click()
+    expect(phone.get_by_role("heading", name="Maria Ivanova", level=1)).to_be_visible()
+    expect(phone.get_by_text("Smile Dental · for Misha Petrov")).to_be_visible()
+    assert Thread.objects.filter(patient=child, doctor=doctor).exists()
+    screenshot(phone, "chat-6-doctor-for-child", full_page=False)
+
+
+def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, server, world):
+    staff_sends(server, world, "Welcome to Smile Dental!")
+    sockets = []
+    phone.on("websocket", lambda ws: sockets.append(ws))
+    # The socket goes through Playwright, which refuses new connections while the "network" is down.
+    # (Chromium's offline mode alone freezes an open socket instead of closing it.)
+    network = {"up": True}
+
+    def route(ws) -> None:
+        if network["up"]:
+            ws.connect_to_server()
+        else:
+            ws.close()
+
+    phone.route_web_socket(re.compile(r"/ws/$"), route)
+    open_clinic_chat(phone, sms)
+    expect(bubbles(phone)).to_have_count(1)
+
+    network["up"] = False
+    phone.evaluate("() => window.ClinicChat.realtime._drop()")
+    banner = phone.get_by_role("status")
+    expect(banner).to_have_text("Connection lost, reconnecting…")
+    phone.context.set_offline(True)
+    # Written while offline: waits in the outbox with a "sending" mark.
+    phone.get_by_role("textbox", name="Message").fill("Are you there?")
+    phone.get_by_role("button", name="Send").click()
+    expect(bubbles(phone).filter(has_text="Are you there?").locator(".ticks.sending")).to_be_visible()
+    staff_sends(server, world, "First: your X-ray is ready.")
+    staff_sends(server, world, "Second: the doctor will call you.")
+    phone.wait_for_timeout(1500)
+    expect(bubbles(phone)).to_have_count(2)  # nothing reaches a phone without a network
+    screenshot(phone, "chat-3-reconnecting", full_page=False)
+
+    network["up"] = True
+    phone.context.set_offline(False)  # the browser's "online" event: socket.js reconnects at once
+    expect(banner).to_have_text("Back online")
+    expect(bubbles(phone).filter(has_text="Are you there?").locator(".ticks.sent, .ticks.read")).to_be_visible()
+    expect(bubbles(phone)).to_have_count(4)
+    texts = [t.strip() for t in bubbles(phone).locator(".text").all_inner_texts()]
+    staff_texts = [t for t in texts if t != "Are you there?"]
+    assert staff_texts == ["Welcome to Smile Dental!", "First: your X-ray is ready.", "Second: the doctor will call you."]
+    seqs = [int(s) for s in bubbles(phone).evaluate_all("(items) => items.map((li) => li.dataset.seq)")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert Message.objects.filter(text="Are you there?").count() == 1
+    screenshot(phone, "chat-4-back-online", full_page=False)
+    expect(banner).to_be_hidden()
+    # A retry that was pending when the network came back must not open a second socket.
+    phone.wait_for_timeout(3000)
+    assert len([ws for ws in sockets if not ws.is_closed()]) == 1
+
+
+def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, server, world, tmp_path):
+    photo = tmp_path / "tooth.png"
+    Image.new("RGB", (800, 600), (60, 140, 220)).save(photo, "PNG")
+    open_clinic_chat(phone, sms)
+
+    phone.locator("#composer-file").set_input_files(str(photo))
+    chip = phone.locator("#composer-files li").filter(has_text="tooth.png")
+    expect(chip.locator("img")).to_be_visible()
+    phone.get_by_role("textbox", name="Message").fill("This is the tooth")
+    phone.get_by_role("button", name="Send").click()
+
+    sent = bubbles(phone).filter(has_text="This is the tooth")
+    thumb = sent.get_by_role("img", name="tooth.png")
+    expect(thumb).to_be_visible()
+    expect(sent).to_have_class("msg mine")
+    phone.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
+    attachment = Attachment.objects.get()
+    assert attachment.message.text == "This is the tooth" and attachment.width == 800
+    expect(thumb).to_have_attribute("src", f"/files/{attachment.pk}/thumbnail/")
+    expect(phone.locator("#composer-files li")).to_have_count(0)
+    no_horizontal_scroll(phone)
+    screenshot(phone, "chat-5-attachment", full_page=False)
+
+
+def test_refused_message_keeps_the_text_and_says_why(phone, sms, server, world):
+    open_clinic_chat(phone, sms)
+    too_long = "a" * 4001
+    phone.get_by_role("textbox", name="Message").fill(too_long)
+    phone.get_by_role("button", name="Send").click()
+    expect(phone.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
+    expect(phone.get_by_role("textbox", name="Message")).to_have_value(too_long)
+    expect(bubbles(phone)).to_have_count(0)
+    assert not Message.objects.exists()
+
+
+def staff_socket(chromium, server: AsgiServer, user) -> Page:
+    """Olga's desk: a page of the site with a raw /ws/ socket that records every event it hears."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    context = chromium.new_context(base_url=server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": server.url}]
+    )
+    desk = context.new_page()
+    desk.goto("/health/")
+    desk.evaluate(
+        """() => new Promise((resolve) => {
+            window.events = [];
+            const socket = new WebSocket(location.origin.replace("http", "ws") + "/ws/");
+            socket.onmessage = (e) => { const data = JSON.parse(e.data); window.events.push(data); if (data.type === "hello") resolve(); };
+        })"""
+    )
+    return desk
+
+
+def events_of(desk: Page, kind: str) -> list[dict]:
+    return desk.evaluate("(kind) => window.events.filter((e) => e.type === kind)", kind)
+
+
+def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms, server, world, chromium):
+    staff_sends(server, world, "Hello Anna, how can we help?")
+    desk = staff_socket(chromium, server, world.operator)
+    try:
+        open_clinic_chat(phone, sms)
+        # The page is on screen: the clinic's message is marked read and the clinic hears it.
+        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.read' && e.side === 'patient' && e.seq === 1)")
+
+        phone.get_by_role("textbox", name="Message").press_sequentially("I have a toothache", delay=40)
+        desk.wait_for_function("() => window.events.some((e) => e.type === 'typing')")
+        phone.get_by_role("button", name="Send").click()
+        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.new' && e.author === 'patient')")
+        desk.wait_for_function("() => window.events.filter((e) => e.type === 'typing').length >= 2")
+        typing = [(e["side"], e["state"]) for e in events_of(desk, "typing")]
+        # Eighteen keystrokes within three seconds: one "typing" frame, then "stopped" on send.
+        assert typing == [("patient", True), ("patient", False)]
+        assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
+    finally:
+        desk.context.close()

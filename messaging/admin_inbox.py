@@ -178,12 +178,9 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
 
 def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
     items = []
-    holder = str(thread.patient.account_holder)
     for m in messages_:
         payload = message_payload(m, audience=STAFF, thread=thread)
         payload["created"] = timezone.localtime(m.created_at)
-        if m.author == Message.Author.PATIENT:
-            payload["author_name"] = holder  # the portal account has no name of its own; the patient (or guardian) has
         items.append(payload)
     return items
 

@@ -159,7 +159,12 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     def _catch_up(self, cursors: dict[int, int]) -> tuple[list[dict], list[int]]:
         messages, reload = selectors.missed_messages(user=self.user, cursors=cursors)
-        threads = {t.pk: t for t in Thread.objects.filter(pk__in={m.thread_id for m in messages}).select_related("clinic", "doctor")}
+        threads = {
+            t.pk: t
+            for t in Thread.objects.filter(pk__in={m.thread_id for m in messages}).select_related(
+                "clinic", "doctor", "patient", "patient__guardian"
+            )
+        }
         audience = STAFF if self.kind == "staff" else "patient"
         return [message_payload(m, audience=audience, thread=threads[m.thread_id]) for m in messages], reload
 

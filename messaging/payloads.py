@@ -84,7 +84,8 @@ def message_payload(message: Message, *, audience: str, thread: Thread | None = 
 
 def _author_name(message: Message, *, audience: str, thread: Thread) -> str:
     if message.author == Message.Author.PATIENT:
-        return _person(message.sender) if audience == STAFF else ""
+        # A portal login has no name of its own: the person (or the guardian writing for a child) has.
+        return str(thread.patient.account_holder) if audience == STAFF else ""
     if message.author == Message.Author.STAFF:
         if thread.kind == Thread.Kind.DOCTOR and thread.doctor and thread.doctor.user_id == message.sender_id:
             return thread.doctor.full_name

@@ -135,12 +135,23 @@ def canned_answers_for(*, user: Any, thread: Thread) -> QuerySet[CannedAnswer]:
     return CannedAnswer.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("shortcode")
 
 
+def _first_name(full_name: str) -> str:
+    """«Петрова Анна Ивановна» → «Анна», «Петрова Анна» → «Анна», "Anna Petrova" → "Anna"."""
+    words = full_name.split()
+    if len(words) == 3:
+        return words[1]
+    if len(words) == 2:
+        cyrillic = any("а" <= ch.lower() <= "я" or ch.lower() == "ё" for ch in full_name)
+        return words[1] if cyrillic else words[0]
+    return full_name
+
+
 def canned_answer_render(*, answer: CannedAnswer, thread: Thread, portal_url: str = "") -> str:
     """Fill the variables of a canned answer for this thread's patient and clinic."""
     patient, clinic = thread.patient, thread.clinic
     values = {
         "patient_name": patient.full_name,
-        "patient_first_name": (patient.full_name.split() or [""])[-1] if " " in patient.full_name else patient.full_name,
+        "patient_first_name": _first_name(patient.full_name),
         "clinic_name": clinic.name,
         "clinic_address": clinic.address,
         "clinic_phone": clinic.phone.as_international if clinic.phone else "",

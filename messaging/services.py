@@ -285,7 +285,7 @@ def _mention(*, message: Message, thread: Thread) -> None:
 
 
 def _announce(message: Message) -> None:
-    thread = Thread.objects.select_related("patient", "assigned_to", "doctor", "clinic").get(pk=message.thread_id)
+    thread = Thread.objects.select_related("patient", "patient__guardian", "assigned_to", "doctor", "clinic").get(pk=message.thread_id)
     message = Message.objects.select_related("sender").prefetch_related("attachments").get(pk=message.pk)
     realtime.send_to_groups(realtime.staff_groups(thread), message_payload(message, audience="staff", thread=thread))
     if message.is_public:

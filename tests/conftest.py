@@ -27,6 +27,24 @@ def _eager_celery(settings):
 
 
 @pytest.fixture(autouse=True)
+def _isolated_state(monkeypatch, tmp_path):
+    """Every test starts with an empty cache (send throttle and presence are keyed by user ids,
+    which repeat between tests) and keeps patients' files in its own folder, not ./private
+    (the FileFields hold their storage object, so settings overrides would not reach them)."""
+    from django.core.cache import cache
+    from django.core.files.storage import FileSystemStorage
+
+    from messaging.models import Attachment
+
+    cache.clear()
+    storage = FileSystemStorage(location=str(tmp_path / "private"), base_url=None)
+    for name in ("file", "thumbnail"):
+        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     """Argon2 costs ~50 ms per hash by design; factories hash hundreds of staff passwords.
     tests/platform/test_settings.py checks that production hashes with Argon2."""

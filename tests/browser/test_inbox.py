@@ -6,35 +6,17 @@ import io
 import re
 
 import pytest
-from django.core.cache import cache
-from django.core.files.storage import FileSystemStorage
 from PIL import Image
 from playwright.sync_api import Page, expect
 
 from messaging import services
-from messaging.models import Attachment, Message, Thread
+from messaging.models import Message, Thread
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot
 from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
 from tests.browser.test_admin import menu_item, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Send throttling and presence live in the cache; user ids repeat between tests."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _private_storage(monkeypatch, tmp_path):
-    """Uploaded files go to a temporary folder, not the project's private/ (the fields hold their storage)."""
-    storage = FileSystemStorage(location=str(tmp_path), base_url=None)
-    for name in ("file", "thumbnail"):
-        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ import re
 import time
 
 import pytest
-from django.core.cache import cache
-from django.core.files.storage import FileSystemStorage
 from playwright.sync_api import Page, expect
 
-from messaging.models import Attachment, Message, Thread
+from messaging.models import Message, Thread
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, MOBILE, screenshot, sign_in
 from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
@@ -23,16 +21,6 @@ from tests.browser.test_admin import staff_login
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE, E164 = "+7 916 123-45-67", "+79161234567"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    cache.clear()  # send throttling and presence are keyed by user id, which repeats between tests
-    storage = FileSystemStorage(location=str(tmp_path), base_url=None)
-    for name in ("file", "thumbnail"):
-        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import io
 
 import pytest
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -11,17 +10,6 @@ from messaging.models import Attachment
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _private_storage(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "attachments": {**settings.STORAGES["attachments"], "OPTIONS": {"location": str(tmp_path)}}}
-    from django.core.files.storage import storages
-
-    storages._storages.pop("attachments", None)
-    cache.clear()
-    yield
-    storages._storages.pop("attachments", None)
 
 
 def photo(name="tooth.jpg", fmt="JPEG", size=(1600, 1200)) -> SimpleUploadedFile:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -32,14 +31,6 @@ def patient_says(thread: Thread, text: str = "Hello, is the clinic open on Sunda
     sender = thread.patient.account_holder.user
     message, _created = services.send_message(thread=thread, sender=sender, text=text)
     return message
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Send throttling and presence live in the cache; user ids repeat between tests."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Sending through the API: numbering, resends, counters, notes, inert HTML, bad input."""
 
 import pytest
-from django.core.cache import cache
 
 from messaging.models import Message, Thread
 from notifications.models import Notification
@@ -9,11 +8,6 @@ from patients.models import ConsentRecord
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle():
-    cache.clear()
 
 
 def send(api, thread, text, **extra):

@@ -17,11 +17,6 @@ from tests import factories as f
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_throttle():
-    cache.clear()
-
-
 def patch(api, thread, **data):
     return api.patch(f"/api/threads/{thread.pk}/", data, format="json")
 
@@ -202,3 +197,21 @@ def test_patient_reading_updates_unread_and_receipts(api, alpha, anna, anna_thre
     assert api.post(f"/api/threads/{anna_thread.pk}/read/", {}, format="json").json()["unread"] == 0
     api.force_authenticate(alpha.operator)
     assert api.get(f"/api/threads/{anna_thread.pk}/").json()["patient_read_seq"] == 2
+
+
+@pytest.mark.parametrize(
+    ("full_name", "first"),
+    [("Петрова Анна Ивановна", "Анна"), ("Петрова Анна", "Анна"), ("Anna Petrova", "Anna"), ("Анна", "Анна")],
+)
+def test_canned_answers_greet_by_first_name(api, alpha, full_name, first):
+    thread = f.ThreadFactory(clinic=alpha.clinic, patient__full_name=full_name)
+    f.CannedAnswerFactory(clinic=alpha.clinic, shortcode="hi", text="{patient_first_name}, здравствуйте!")
+    api.force_authenticate(alpha.operator)
+    assert api.get(f"/api/threads/{thread.pk}/canned/").json()[0]["text"] == f"{first}, здравствуйте!"
+
+
+def test_staff_see_the_patients_name_on_their_messages(api, alpha, anna, anna_thread):
+    api.force_authenticate(anna.user)
+    api.post(f"/api/threads/{anna_thread.pk}/messages/", {"text": "Hello"}, format="json")
+    api.force_authenticate(alpha.operator)
+    assert api.get(f"/api/threads/{anna_thread.pk}/messages/").json()["results"][0]["author_name"] == "Anna Petrova"

@@ -331,7 +331,7 @@ class Sockets:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.received: Counter = Counter()  # (thread, seq) → times received by its patient
-        self.ids: set[str] = set()
+        self.arrivals: dict[str, float] = {}  # message id → first arrival
         self.staff_events = 0
         self.errors: Counter = Counter()
         self.connections: list = []
@@ -392,7 +392,7 @@ class Sockets:
                 _bench, msg_id, sent_at = event["text"].split(" ")
                 self.latencies.append(now - float(sent_at))
                 self.received[(event["thread"], event["seq"])] += 1
-                self.ids.add(msg_id)
+                self.arrivals.setdefault(msg_id, now)
         except websockets.ConnectionClosed:
             self.errors["closed"] += 1
 
@@ -446,7 +446,8 @@ async def run(args: argparse.Namespace, world: dict, servers: list, senders: Sen
     await sockets.close()
 
     sent_ids = {r[0] for r in records}
-    lost = len(sent_ids - sockets.ids)
+    lost = len(sent_ids - set(sockets.arrivals))
+    after_return = [sockets.arrivals[r[0]] - r[4] for r in records if r[0] in sockets.arrivals]
     duplicated = sum(n - 1 for n in sockets.received.values() if n > 1)
     first, last = min(r[3] for r in records), max(r[3] for r in records)
     achieved = (len(records) - 1) / (last - first) if len(records) > 1 else 0.0
@@ -458,6 +459,7 @@ async def run(args: argparse.Namespace, world: dict, servers: list, senders: Sen
     print(f"   sender lag behind schedule: p50 {percentile(lags, 50) * 1000:.1f} ms, p99 {percentile(lags, 99) * 1000:.1f} ms")
     print(f"   send_message call (DB + broadcast): {summary_ms(service)}")
     print(f"   send → receive:                     {summary_ms(ws)}")
+    print(f"   send_message returned → received:   {summary_ms(after_return)}  (< 0: before it returned)")
     print(f"   received {len(ws)}, lost {lost}, duplicated {duplicated}; socket errors {dict(sockets.errors) or 0}")
     if world["staff_cookies"]:
         print(f"   operator sockets received {sockets.staff_events} message.new events")

@@ -317,3 +317,56 @@ def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms
         assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
     finally:
         desk.context.close()
+
+
+def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, server, world):
+    def history() -> None:
+        from django.core.cache import cache
+
+        for i in range(1, 61):
+            author = world.operator if i % 3 == 0 else world.anna.user
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=author, text=f"Message {i:02d}")
+            cache.clear()  # not a throttle test
+
+    server.call(history)
+    open_clinic_chat(phone, sms)
+    expect(bubbles(phone)).to_have_count(50)
+    expect(bubbles(phone).first).to_contain_text("Message 11")
+    phone.evaluate("() => { window.__samePage = true; }")
+
+    phone.get_by_role("link", name="Show earlier messages").click()
+    expect(bubbles(phone)).to_have_count(60)
+    texts = [t.strip() for t in bubbles(phone).locator(".text").all_inner_texts()]
+    assert texts == [f"Message {i:02d}" for i in range(1, 61)]
+    expect(phone.get_by_role("link", name="Show earlier messages")).to_have_count(0)
+    expect(phone.locator("#bubbles > li.day")).to_have_count(1)
+    assert phone.evaluate("() => window.__samePage") is True
+
+
+def test_without_javascript_the_composer_is_a_plain_form(chromium, server, sms, world, tmp_path):
+    photo = tmp_path / "scan.png"
+    Image.new("RGB", (300, 200), (220, 120, 60)).save(photo, "PNG")
+    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        sign_in(page, sms, phone=PHONE, e164=E164)
+        page.locator("#my-clinics > li").filter(has_text="Smile Dental").get_by_role("button", name="Write to the clinic").click()
+        expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
+        page.get_by_role("textbox", name="Message").fill("Sent without JavaScript")
+        page.locator("#composer-file").set_input_files(str(photo))
+        screenshot(page, "chat-7-no-js-composer", full_page=False)
+        page.get_by_role("button", name="Send").click()
+
+        sent = bubbles(page).filter(has_text="Sent without JavaScript")
+        expect(sent).to_have_count(1)
+        expect(sent.get_by_role("img", name="scan.png")).to_be_visible()
+        expect(sent.locator(".ticks")).to_have_text("Sent")
+        expect(page.get_by_role("textbox", name="Message")).to_have_value("")
+
+        page.get_by_role("textbox", name="Message").fill("x" * 4001)
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
+        expect(page.get_by_role("textbox", name="Message")).to_have_value("x" * 4001)
+        assert Message.objects.count() == 1
+    finally:
+        context.close()

@@ -237,6 +237,16 @@ def test_plain_form_sends_a_photo_with_a_thumbnail(portal, alpha, anna, anna_thr
     assert portal.get(f"/files/{attachment.pk}/thumbnail/")["Content-Type"] == "image/jpeg"
 
 
+def test_plain_form_sends_a_pdf_shown_as_a_file_link(portal, alpha, anna, anna_thread):
+    body = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    pdf = SimpleUploadedFile("referral.pdf", body, content_type="application/pdf")
+    assert portal.post(thread_url(anna_thread) + "send/", {"text": "My referral", "file": pdf}).status_code == 302
+    attachment = Attachment.objects.get()
+    page = page_of(portal.get(thread_url(anna_thread)))
+    link = re.search(rf'<a class="file-link" href="/files/{attachment.pk}/\?inline=1"[^>]*>(.*?)</a>', page, re.S).group(1)
+    assert "referral.pdf" in link and "<img" not in link
+
+
 @pytest.mark.parametrize(
     ("data", "status", "reason"),
     [

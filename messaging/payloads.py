@@ -59,7 +59,9 @@ def event_text(data: dict[str, Any]) -> str:
     return ""
 
 
-def message_payload(message: Message, *, audience: str, thread: Thread | None = None) -> dict[str, Any]:
+def message_payload(
+    message: Message, *, audience: str, thread: Thread | None = None, attachments: list[Attachment] | None = None
+) -> dict[str, Any]:
     """A message as the `message.new` event and as an API item."""
     thread = thread or message.thread
     text = (event_text(message.data) or message.text) if message.kind == Message.Kind.EVENT else message.text
@@ -72,7 +74,7 @@ def message_payload(message: Message, *, audience: str, thread: Thread | None = 
         "kind": message.kind,
         "text": text,
         "html": message_html(text),
-        "attachments": [attachment_payload(a) for a in message.attachments.all()],
+        "attachments": [attachment_payload(a) for a in (message.attachments.all() if attachments is None else attachments)],
         "client_msg_id": message.client_msg_id,
         "created_at": _iso(message.created_at),
     }

@@ -64,7 +64,35 @@ def inbox_threads(*, user: Any, filters: InboxFilter | None = None) -> QuerySet[
     return threads.prefetch_related("tags").order_by("-last_activity_at", "-pk")
 
 
+def inbox_version_key(clinic_id: int) -> str:
+    return f"inbox-version:{clinic_id}"
+
+
+def _cached_counts(user: Any, name: str, compute) -> Any:
+    """Inbox counts scan every thread of a clinic (tens of ms at 100k threads) and are shown on every
+    admin page. They are cached per user and filter, keyed by a version per clinic that services
+    bump on every thread change (messaging.services._inbox_changed): never stale, recomputed only
+    after something changed."""
+    from clinics.tenancy import clinic_roles
+
+    clinic_ids = sorted(clinic_roles(user))
+    if user.is_superuser or not clinic_ids:
+        return compute()
+    versions = cache.get_many([inbox_version_key(c) for c in clinic_ids])
+    stamp = ".".join(f"{c}:{versions.get(inbox_version_key(c), 0)}" for c in clinic_ids)
+    key = f"inbox-counts:{user.pk}:{name}:{stamp}"
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, timeout=300)
+    return found
+
+
 def inbox_counts(*, user: Any) -> dict[str, int]:
+    return _cached_counts(user, "badges", lambda: _inbox_counts(user=user))
+
+
+def _inbox_counts(*, user: Any) -> dict[str, int]:
     """Badges of the inbox filters: unread threads and unread messages, mine and unassigned, in one query."""
     open_threads = Thread.objects.visible_to(user).exclude(status=Thread.Status.RESOLVED)
     return open_threads.aggregate(
@@ -221,6 +249,12 @@ def thread_viewers(thread_id: int) -> dict[str, Any]:
 
 
 def inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str, Any]:
+    filters = filters or InboxFilter()
+    scope = "mine" if filters.mine else "unassigned" if filters.unassigned else "all"
+    return _cached_counts(user, f"facets-{scope}", lambda: _inbox_facets(user=user, filters=filters))
+
+
+def _inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str, Any]:
     """Counts beside the inbox filters, in two queries whatever the number of threads.
 
     Mine / unassigned / all count every visible thread; the status, channel and tag

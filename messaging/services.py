@@ -25,7 +25,7 @@ from messaging import realtime
 from messaging.files import inspect_upload
 from messaging.models import MAX_TEXT, Attachment, Message, SocketConnection, Team, Thread, ThreadAccess
 from messaging.payloads import event_text, message_payload, read_payload, thread_payload
-from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, thread_viewers, user_is_online, viewers_key
+from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_key, thread_viewers, user_is_online, viewers_key
 from messaging.text import preview
 from notifications.models import Notification
 from patients.models import Patient, PatientInClinic
@@ -104,6 +104,7 @@ def thread_open(
             contact, _created = contact_start(patient=patient, clinic=clinic, attribution=attribution)
             contact = _live_card(contact)
             thread = Thread.objects.create(**lookup, contact=contact, channel=channel)
+            _inbox_changed(clinic.pk)
             audit_record(actor=actor, action="thread.opened", clinic=clinic, patient=patient, target=thread)
     except IntegrityError:  # opened at the same moment from another tab
         return Thread.objects.get(**lookup), False
@@ -184,16 +185,22 @@ def send_message(
         if client_msg_id and sender is not None:  # the same resend raced us: it won, return its row
             return Message.objects.get(thread=thread, sender=sender, client_msg_id=client_msg_id), False
         raise
-    transaction.on_commit(lambda: _announce(message))
+    transaction.on_commit(lambda: _announce(message, thread=message.thread, attachments=message._sent_attachments))
     return message, True
 
 
 def _store(
     *, thread: Thread, sender: Any, author: str, kind: str, text: str, client_msg_id: str, attachment_ids: list[int], data: dict
 ) -> tuple[Message, bool]:
-    locked = Thread.objects.select_for_update(of=("self",)).select_related("patient", "doctor").get(pk=thread.pk)
+    locked = (
+        Thread.objects.select_for_update(of=("self",)).select_related("patient", "patient__guardian", "doctor", "clinic").get(pk=thread.pk)
+    )
     now = timezone.now()
-    attachments = list(Attachment.objects.select_for_update().filter(pk__in=attachment_ids, thread=locked, message__isnull=True))
+    attachments = (
+        list(Attachment.objects.select_for_update().filter(pk__in=attachment_ids, thread=locked, message__isnull=True))
+        if attachment_ids
+        else []
+    )
     if len(attachments) != len(attachment_ids) or any(a.uploaded_by_id != getattr(sender, "pk", None) for a in attachments):
         raise ValidationError({"attachments": _("A file is not available: upload it again.")}, code="attachment")
     if attachments and not text:
@@ -212,6 +219,7 @@ def _store(
     )
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
+    message._sent_attachments = attachments  # announced after commit without reading them again
     if kind == Message.Kind.NOTE:
         _mention(message=message, thread=locked)
 
@@ -238,6 +246,7 @@ def _store(
     elif message.is_public:  # system and bot messages the patient should read
         changes["patient_unread"] = F("patient_unread") + 1
     Thread.objects.filter(pk=locked.pk).update(**changes)
+    _inbox_changed(locked.clinic_id)
 
     offline = _note_offline_recipients(message=message, thread=locked)
     return message, offline
@@ -284,12 +293,32 @@ def _mention(*, message: Message, thread: Thread) -> None:
     )
 
 
-def _announce(message: Message) -> None:
-    thread = Thread.objects.select_related("patient", "patient__guardian", "assigned_to", "doctor", "clinic").get(pk=message.thread_id)
-    message = Message.objects.select_related("sender").prefetch_related("attachments").get(pk=message.pk)
-    realtime.send_to_groups(realtime.staff_groups(thread), message_payload(message, audience="staff", thread=thread))
+def _inbox_changed(clinic_id: int) -> None:
+    """Invalidate the cached inbox counts of the clinic (selectors._cached_counts), after commit."""
+
+    def bump() -> None:
+        key = inbox_version_key(clinic_id)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, timeout=None)
+
+    transaction.on_commit(bump)
+
+
+def _announce(message: Message, *, thread: Thread | None = None, attachments: list[Attachment] | None = None) -> None:
+    """Broadcast a committed message. send_message passes the rows it already holds (no re-reading)."""
+    if thread is None:
+        thread = Thread.objects.select_related("patient", "patient__guardian", "doctor", "clinic").get(pk=message.thread_id)
+    if attachments is None:
+        attachments = list(message.attachments.all())
+    realtime.send_to_groups(
+        realtime.staff_groups(thread), message_payload(message, audience="staff", thread=thread, attachments=attachments)
+    )
     if message.is_public:
-        realtime.send_to_groups(realtime.patient_groups(thread), message_payload(message, audience="patient", thread=thread))
+        realtime.send_to_groups(
+            realtime.patient_groups(thread), message_payload(message, audience="patient", thread=thread, attachments=attachments)
+        )
 
 
 # --- read and delivery markers -------------------------------------------------------------
@@ -316,6 +345,8 @@ def thread_mark_read(*, thread: Thread, reader: Any, seq: int | None = None) -> 
         setattr(locked, f"{field}_unread", unread)
         setattr(locked, f"{field}_read_at", now)
         locked.save(update_fields=[f"{field}_read_seq", f"{field}_delivered_seq", f"{field}_unread", f"{field}_read_at"])
+        if side == Message.Author.STAFF:
+            _inbox_changed(locked.clinic_id)
     payload = read_payload(locked, side=field, seq=seq)
     transaction.on_commit(lambda: realtime.send_to_groups(realtime.staff_groups(locked) + realtime.patient_groups(locked), payload))
     return locked
@@ -363,6 +394,7 @@ def _event(*, thread: Thread, actor: Any, event: str, **data: Any) -> None:
 
 
 def _changed(thread: Thread, actor: Any, action: str, data: dict[str, Any]) -> Thread:
+    _inbox_changed(thread.clinic_id)
     audit_record(actor=actor, action=f"thread.{action}", clinic=thread.clinic, patient=thread.patient, target=thread, data=data)
     fresh = Thread.objects.select_related("patient", "doctor", "clinic", "assigned_to", "team").get(pk=thread.pk)
     transaction.on_commit(lambda: realtime.send_to_groups(realtime.staff_groups(fresh), thread_payload(fresh, audience="staff")))
@@ -435,6 +467,7 @@ def threads_wake_snoozed() -> int:
             locked.status, locked.snoozed_until = Thread.Status.OPEN, None
             locked.save(update_fields=["status", "snoozed_until"])
             _event(thread=locked, actor=None, event="woke")
+            _inbox_changed(locked.clinic_id)
             fresh = Thread.objects.select_related("patient", "doctor", "clinic", "assigned_to", "team").get(pk=thread_id)
             transaction.on_commit(
                 lambda fresh=fresh: realtime.send_to_groups(realtime.staff_groups(fresh), thread_payload(fresh, audience="staff"))

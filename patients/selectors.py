@@ -34,12 +34,16 @@ def consent_last_record(*, patient: Patient, clinic: Clinic) -> ConsentRecord | 
 
 
 def consent_is_given(*, patient: Patient, clinic: Clinic) -> bool:
-    """Granted, not withdrawn since, and for the text currently published."""
-    last = consent_last_record(patient=patient, clinic=clinic)
-    if last is None or last.action != ConsentRecord.Action.GRANTED:
-        return False
-    current = consent_current_document(clinic=clinic)
-    return current is not None and current.pk == last.document_id
+    """Granted, not withdrawn since, and for the text currently published. One query: it runs before every message."""
+    current = ConsentDocument.objects.filter(clinic=clinic).order_by("-version").values("pk")[:1]
+    last = (
+        ConsentRecord.objects.filter(patient=patient.account_holder, clinic=clinic)
+        .order_by("-at", "-pk")
+        .annotate(current_document=Subquery(current))
+        .values("action", "document_id", "current_document")
+        .first()
+    )
+    return bool(last) and last["action"] == ConsentRecord.Action.GRANTED and last["document_id"] == last["current_document"]
 
 
 def patient_family(*, patient: Patient) -> list[Patient]:

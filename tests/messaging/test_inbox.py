@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -29,7 +30,8 @@ def listed(response) -> set[int]:
 
 def patient_says(thread: Thread, text: str = "Hello, is the clinic open on Sunday?") -> Message:
     sender = thread.patient.account_holder.user
-    message, _created = services.send_message(thread=thread, sender=sender, text=text)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # as the patient's request would commit
+        message, _created = services.send_message(thread=thread, sender=sender, text=text)
     return message
 
 
@@ -343,3 +345,23 @@ def test_notifications_admin_is_for_owners_and_managers(web, alpha, anna_thread)
     web.force_login(alpha.owner)
     page = web.get(url).content.decode()
     assert "Anna Petrova" in page
+
+
+def test_cached_counts_follow_every_change(olga_web, alpha, anna_thread):
+    """The badge and filter counts are cached; a message, a read and an assignment must each show at once."""
+    badge = re.compile(r'href="/admin/inbox/".*?Inbox.*?>\s*(\d+)\s*</span>', re.S)
+
+    def unread_badge() -> int:
+        found = badge.search(olga_web.get(reverse("admin:index")).content.decode())
+        return int(found.group(1)) if found else 0
+
+    assert unread_badge() == 0
+    patient_says(anna_thread)
+    assert unread_badge() == 1
+    olga_web.get(f"{INBOX}{anna_thread.pk}/")  # opening marks it read
+    assert unread_badge() == 0
+    mine = re.compile(r'data-scope="mine"[^>]*>\s*Mine\s*<span class="inbox-count">(\d+)</span>')
+    assert mine.search(olga_web.get(INBOX).content.decode()).group(1) == "0"
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)
+    assert mine.search(olga_web.get(INBOX).content.decode()).group(1) == "1"

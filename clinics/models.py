@@ -217,9 +217,12 @@ class Doctor(models.Model):
 
     def clean(self) -> None:
         """The login that answers as this doctor must be a doctor of the same clinic."""
-        if self.user_id and self.clinic_id:
-            if not Membership.objects.filter(user_id=self.user_id, clinic_id=self.clinic_id, role="doctor", is_active=True).exists():
-                raise ValidationError({"user": _("Choose a staff login with the doctor role in this clinic.")})
+        if (
+            self.user_id
+            and self.clinic_id
+            and not Membership.objects.filter(user_id=self.user_id, clinic_id=self.clinic_id, role="doctor", is_active=True).exists()
+        ):
+            raise ValidationError({"user": _("Choose a staff login with the doctor role in this clinic.")})
 
 
 class Tag(models.Model):

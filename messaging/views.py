@@ -41,24 +41,24 @@ def _serve(attachment: Attachment, field: str, *, inline: bool) -> FileResponse:
     return response
 
 
+def _visible(request: HttpRequest, pk: int) -> Attachment:
+    try:
+        return selectors.attachment_for(user=request.user, attachment_id=pk)
+    except Attachment.DoesNotExist:
+        raise Http404 from None
+
+
 @require_GET
 @login_required(login_url="/login/")
 def attachment(request: HttpRequest, pk: int) -> FileResponse:
-    try:
-        found = selectors.attachment_for(user=request.user, attachment_id=pk)
-    except Attachment.DoesNotExist:
-        raise Http404 from None
+    found = _visible(request, pk)
     return _serve(found, "file", inline=found.is_image or request.GET.get("inline") == "1")
 
 
 @require_GET
 @login_required(login_url="/login/")
 def attachment_thumbnail(request: HttpRequest, pk: int) -> FileResponse:
-    try:
-        found = selectors.attachment_for(user=request.user, attachment_id=pk)
-    except Attachment.DoesNotExist:
-        raise Http404 from None
-    return _serve(found, "thumbnail", inline=True)
+    return _serve(_visible(request, pk), "thumbnail", inline=True)
 
 
 # --- portal chat (patients) -----------------------------------------------------------------

@@ -21,6 +21,12 @@ from tests import factories as f
 celery_app.conf.task_always_eager = True
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API leaves an event loop running in the main
+    thread, and async (socket) tests cannot start their own after that."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None or "tests/browser/" in item.nodeid)
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -35,19 +35,24 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def open_page(chromium: Browser, live_server) -> Iterator[Callable[..., Page]]:
-    """Open a page in a fresh browser context: open_page(locale="ru-RU", viewport=DESKTOP)."""
+def page_opener(chromium: Browser, base_url: str) -> Iterator[Callable[..., Page]]:
+    """Yield open(locale=…, viewport=…) giving pages in fresh contexts against base_url; close them after."""
     contexts = []
 
     def _open(*, locale: str = "en-US", viewport: dict | None = None) -> Page:
-        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=live_server.url)
+        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=base_url)
         contexts.append(context)
         return context.new_page()
 
     yield _open
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def open_page(chromium: Browser, live_server) -> Iterator[Callable[..., Page]]:
+    """Open a page in a fresh browser context: open_page(locale="ru-RU", viewport=DESKTOP)."""
+    yield from page_opener(chromium, live_server.url)
 
 
 @pytest.fixture

@@ -49,15 +49,6 @@ def live_asgi(django_db_setup, django_db_blocker) -> LiveAsgi:
 @pytest.fixture
 def open_live(chromium: Browser, live_asgi: LiveAsgi, transactional_db) -> Iterator[Callable[..., Page]]:
     """Open a page against the ASGI server in a fresh browser context: open_live(viewport=DESKTOP)."""
-    from tests.browser.conftest import MOBILE
+    from tests.browser.conftest import page_opener
 
-    contexts = []
-
-    def _open(*, locale: str = "en-US", viewport: dict | None = None) -> Page:
-        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=live_asgi.url)
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
+    yield from page_opener(chromium, live_asgi.url)

@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, unset: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
-    """`python manage.py …` in a fresh process: the test run's environment, less `unset`, plus `env`."""
+    """`python manage.py …` in a fresh process: the test run's environment, less `unset`, plus `env`.
+
+    DJANGO_ALLOW_ASYNC_UNSAFE is the browser tests' own (Playwright's loop in the test thread), never production's.
+    """
+    unset = (*unset, "DJANGO_ALLOW_ASYNC_UNSAFE")
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

@@ -15,6 +15,11 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
 
+    @property
+    def display_name(self) -> str:
+        """How colleagues see this person in histories, lists and presence: full name, else login."""
+        return self.get_full_name() or self.username
+
 
 class LoginCode(models.Model):
     """A one-time code sent to a phone or an e-mail address.

@@ -79,7 +79,7 @@ class TeamAdmin(TenantAdmin):
 
     @admin.display(description=_("members"))
     def member_list(self, obj: Team) -> str:
-        return ", ".join(m.get_full_name() or m.username for m in obj.members.all())
+        return ", ".join(m.display_name for m in obj.members.all())
 
 
 @admin.register(ThreadAccess)

@@ -201,7 +201,7 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
 def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any] | None) -> dict[str, Any]:
     user = request.user
     config: dict[str, Any] = {
-        "me": {"id": user.pk, "name": user.get_full_name() or user.username},
+        "me": {"id": user.pk, "name": user.display_name},
         "timeZone": timezone.get_current_timezone_name(),
         "listUrl": reverse("inbox:list"),
         "thread": None,

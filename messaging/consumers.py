@@ -229,7 +229,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self._view(thread_id, viewing=bool(content.get("state", True)))
 
     async def _view(self, thread_id: int, *, viewing: bool, replying: bool | None = None) -> None:
-        name = self.user.get_full_name() or self.user.username
+        name = self.user.display_name
 
         def mark() -> None:
             viewers = services.thread_view_mark(thread_id=thread_id, user_id=self.user.pk, name=name, viewing=viewing, replying=replying)

@@ -25,7 +25,7 @@ def _iso(value) -> str | None:
 
 
 def _person(user: Any) -> str:
-    return (user.get_full_name() or user.username) if user else ""
+    return user.display_name if user else ""
 
 
 def attachment_payload(attachment: Attachment) -> dict[str, Any]:

@@ -67,12 +67,8 @@ def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
         return
     if _SenderLoop.serves(layer):
         _SenderLoop.run(_send_all(layer, groups, payload), payload)
-        return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "user.event", "payload": payload})
-        except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s to %s", payload.get("type"), group)
+    else:
+        async_to_sync(_send_all)(layer, groups, payload)
 
 
 async def _send_all(layer: Any, groups: list[str], payload: dict[str, Any]) -> None:

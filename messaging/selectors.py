@@ -235,8 +235,11 @@ def viewers_key(thread_id: int) -> str:
 
 def thread_viewers(thread_id: int) -> dict[str, Any]:
     """{"viewers": [names], "replying": [names], "viewer_ids": [...]} with expired marks dropped."""
-    now = timezone.now().timestamp()
-    marks: dict[int, dict[str, Any]] = cache.get(viewers_key(thread_id)) or {}
+    return viewers_of(cache.get(viewers_key(thread_id)) or {}, now=timezone.now().timestamp())
+
+
+def viewers_of(marks: dict[int, dict[str, Any]], *, now: float) -> dict[str, Any]:
+    """Names of the live marks: who has the thread open, who is typing a reply."""
     live = {uid: m for uid, m in marks.items() if m["until"] > now}
     return {
         "viewers": sorted(m["name"] for m in live.values()),

@@ -25,7 +25,7 @@ from messaging import realtime
 from messaging.files import inspect_upload
 from messaging.models import MAX_TEXT, Attachment, Message, SocketConnection, Team, Thread, ThreadAccess
 from messaging.payloads import event_text, message_payload, read_payload, thread_payload
-from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_key, thread_viewers, user_is_online, viewers_key
+from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_key, user_is_online, viewers_key, viewers_of
 from messaging.text import preview
 from notifications.models import Notification
 from patients.models import Patient, PatientInClinic
@@ -402,7 +402,7 @@ def _changed(thread: Thread, actor: Any, action: str, data: dict[str, Any]) -> T
 
 
 def _name(user: Any) -> str:
-    return (user.get_full_name() or user.username) if user else ""
+    return user.display_name if user else ""
 
 
 def thread_assign(*, actor: Any, thread: Thread, assignee: Any | None) -> Thread:
@@ -418,14 +418,7 @@ def thread_assign(*, actor: Any, thread: Thread, assignee: Any | None) -> Thread
             return locked
         locked.assigned_to = assignee
         locked.save(update_fields=["assigned_to"])
-        text = (
-            _("%(actor)s assigned the thread to %(assignee)s") % {"actor": _name(actor), "assignee": _name(assignee)}
-            if assignee
-            else _("%(actor)s returned the thread to the common queue") % {"actor": _name(actor)}
-        )
-        _event(
-            thread=locked, actor=actor, event="assigned", text=text, assignee=getattr(assignee, "pk", None), assignee_name=_name(assignee)
-        )
+        _event(thread=locked, actor=actor, event="assigned", assignee=getattr(assignee, "pk", None), assignee_name=_name(assignee))
         return _changed(locked, actor, "assigned", {"assignee": getattr(assignee, "pk", None)})
 
 
@@ -631,7 +624,7 @@ def thread_view_mark(*, thread_id: int, user_id: int, name: str, viewing: bool =
     """
     now = timezone.now().timestamp()
     marks: dict[int, dict[str, Any]] = cache.get(viewers_key(thread_id)) or {}
-    marks = {uid: m for uid, m in marks.items() if m["until"] > now}
+    marks = {uid: m for uid, m in marks.items() if m["until"] > now}  # expired marks are dropped for good
     if viewing:
         mark = marks.get(user_id, {"name": name})
         mark["until"] = now + VIEW_TTL
@@ -641,4 +634,4 @@ def thread_view_mark(*, thread_id: int, user_id: int, name: str, viewing: bool =
     else:
         marks.pop(user_id, None)
     cache.set(viewers_key(thread_id), marks, timeout=VIEW_TTL * 2)
-    return thread_viewers(thread_id)
+    return viewers_of(marks, now=now)

@@ -24,15 +24,6 @@ def consent_current_document(*, clinic: Clinic) -> ConsentDocument | None:
     return ConsentDocument.objects.filter(clinic=clinic).order_by("-version").first()
 
 
-def consent_last_record(*, patient: Patient, clinic: Clinic) -> ConsentRecord | None:
-    return (
-        ConsentRecord.objects.filter(patient=patient.account_holder, clinic=clinic)
-        .select_related("document")
-        .order_by("-at", "-pk")
-        .first()
-    )
-
-
 def consent_is_given(*, patient: Patient, clinic: Clinic) -> bool:
     """Granted, not withdrawn since, and for the text currently published. One query: it runs before every message."""
     current = ConsentDocument.objects.filter(clinic=clinic).order_by("-version").values("pk")[:1]

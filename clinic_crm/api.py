@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import LoginCodeError
+from appointments.services import SlotTaken
 from messaging.services import SendingTooFast
 from patients.services import ConsentOutdated, ConsentRequired
 
@@ -61,6 +62,11 @@ def exception_handler(exc, context):
             status=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(exc.retry_after)},
         )
+    if isinstance(exc, SlotTaken):
+        from appointments.api import slots_json
+
+        alternatives = slots_json(exc.clinic, exc.alternatives) if exc.clinic else []
+        return Response({"code": exc.code, "detail": str(exc), "alternatives": alternatives}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ObjectDoesNotExist):

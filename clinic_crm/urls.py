@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
+from appointments import api as appointments_api
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
 from messaging import api as messaging_api
@@ -28,9 +29,14 @@ staff.register("audit", staff_api.AuditEventViewSet, basename="staff-audit")
 staff.register("canned-answers", messaging_api.CannedAnswerViewSet, basename="staff-cannedanswer")
 staff.register("teams", messaging_api.TeamViewSet, basename="staff-team")
 staff.register("thread-access", messaging_api.ThreadAccessViewSet, basename="staff-threadaccess")
+staff.register("schedule-rules", appointments_api.ScheduleRuleViewSet, basename="staff-schedulerule")
+staff.register("schedule-exceptions", appointments_api.ScheduleExceptionViewSet, basename="staff-scheduleexception")
+staff.register("booking-rules", appointments_api.BookingRulesViewSet, basename="staff-bookingrules")
 
 conversations = SimpleRouter()
 conversations.register("threads", messaging_api.ThreadViewSet, basename="thread")
+conversations.register("visits", appointments_api.VisitViewSet, basename="visit")
+conversations.register("waitlist", appointments_api.WaitlistViewSet, basename="waitlist")
 
 api = [
     path("auth/code/", portal_api.CodeRequestView.as_view(), name="auth-code"),
@@ -47,6 +53,9 @@ api = [
     path("clinics/<slug:slug>/", clinics_api.PublicClinicDetailView.as_view(), name="clinic-detail"),
     path("clinics/<slug:slug>/consent/", portal_api.ClinicConsentView.as_view(), name="clinic-consent"),
     path("clinics/<slug:slug>/contact/", portal_api.ClinicContactView.as_view(), name="clinic-contact"),
+    path("clinics/<slug:slug>/slots/", appointments_api.SlotSearchView.as_view(), name="clinic-slots"),
+    path("threads/<int:pk>/slots/", appointments_api.ThreadSlotsView.as_view(), name="thread-slots"),
+    path("staff/attendance/", appointments_api.AttendanceView.as_view(), name="staff-attendance"),
     path("staff/", include(staff.urls)),
     path("", include(conversations.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -88,8 +88,9 @@ def thread_open(
     """The patient's (or dependant's) thread with the clinic or one of its doctors; created on first use.
 
     There is one such thread per person, clinic and doctor: coming back weeks later continues it.
+    `actor` None is the system itself (a visit booked by phone is announced in the clinic thread).
     """
-    if portal_holder_id(actor) != patient.account_holder.pk:
+    if actor is not None and portal_holder_id(actor) != patient.account_holder.pk:
         raise PermissionDenied(_("You can write only for yourself and your family."))
     if doctor is not None and (doctor.clinic_id != clinic.pk or not doctor.is_active or doctor.user_id is None):
         raise ValidationError({"doctor": _("This doctor does not answer questions in this clinic.")}, code="doctor")

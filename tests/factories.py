@@ -1,11 +1,12 @@
 """factory-boy factories: every test builds its world from these."""
 
-from datetime import time
+from datetime import time, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
+from appointments.models import Appointment, ScheduleException, ScheduleRule, WaitlistEntry
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.tenancy import Role
 from messaging.models import CannedAnswer, Thread
@@ -197,3 +198,48 @@ class CannedAnswerFactory(DjangoModelFactory):
     shortcode = factory.Sequence(lambda n: f"answer{n}")
     title = "Address"
     text = "{patient_first_name}, we are at {clinic_address}."
+
+
+class ScheduleRuleFactory(DjangoModelFactory):
+    """One weekly working interval of a doctor (default: Monday 09:00–18:00 local)."""
+
+    class Meta:
+        model = ScheduleRule
+
+    doctor = factory.SubFactory(DoctorFactory)
+    clinic = factory.SelfAttribute("doctor.clinic")
+    weekday = 0
+    starts = time(9)
+    ends = time(18)
+
+
+class ScheduleExceptionFactory(DjangoModelFactory):
+    class Meta:
+        model = ScheduleException
+
+    doctor = factory.SubFactory(DoctorFactory)
+    clinic = factory.SelfAttribute("doctor.clinic")
+    kind = ScheduleException.Kind.VACATION
+
+
+class VisitFactory(DjangoModelFactory):
+    """A visit written straight to the table (tests of reads); bookings under test go through services."""
+
+    class Meta:
+        model = Appointment
+
+    doctor = factory.SubFactory(DoctorFactory)
+    clinic = factory.SelfAttribute("doctor.clinic")
+    service = factory.SubFactory(ServiceFactory, clinic=factory.SelfAttribute("..clinic"))
+    patient = factory.SubFactory(PatientFactory)
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + timedelta(minutes=o.service.duration_minutes))
+
+
+class WaitlistEntryFactory(DjangoModelFactory):
+    class Meta:
+        model = WaitlistEntry
+
+    doctor = factory.SubFactory(DoctorFactory)
+    clinic = factory.SelfAttribute("doctor.clinic")
+    service = factory.SubFactory(ServiceFactory, clinic=factory.SelfAttribute("..clinic"))
+    patient = factory.SubFactory(PatientFactory)

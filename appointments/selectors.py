@@ -1,0 +1,381 @@
+"""Reads for booking screens: free slots, visits, attendance, calendar files.
+
+Free slots are computed, not stored: the weekly template, the exceptions and the
+visits already held are read in three queries and intersected in memory (times
+as epoch seconds, so a 14-day search over every doctor of a clinic stays cheap).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
+from clinics.models import Clinic, Doctor, Service
+
+MAX_SEARCH_DAYS = 31
+
+
+@dataclass(frozen=True)
+class Slot:
+    doctor_id: int
+    starts_at: datetime  # aware, UTC
+    ends_at: datetime
+    branch_id: int | None = None
+    room: str = ""
+
+
+@dataclass(frozen=True)
+class _Interval:
+    start: float  # epoch seconds
+    end: float
+    branch_id: int | None
+    room: str
+
+
+def booking_rules_for(clinic: Clinic) -> BookingRules:
+    """The clinic's rules, or the defaults (unsaved) when the clinic never set its own."""
+    try:
+        return clinic.booking_rules
+    except BookingRules.DoesNotExist:
+        return BookingRules(clinic=clinic)
+
+
+def bookable_doctors(*, clinic: Clinic, service: Service | None = None, specialty_id: int | None = None) -> QuerySet[Doctor]:
+    doctors = Doctor.objects.filter(clinic=clinic, is_active=True)
+    if service is not None:
+        doctors = doctors.filter(services=service)
+    if specialty_id is not None:
+        doctors = doctors.filter(specialties=specialty_id)
+    return doctors.order_by("full_name")
+
+
+def bookable_services(*, clinic: Clinic) -> QuerySet[Service]:
+    """Active services that at least one active doctor provides, grouped by specialty on screens."""
+    return (
+        Service.objects.filter(clinic=clinic, is_active=True, doctors__is_active=True)
+        .distinct()
+        .select_related("specialty")
+        .order_by("specialty__name", "name")
+    )
+
+
+def _merge(intervals: list[_Interval]) -> list[_Interval]:
+    merged: list[_Interval] = []
+    for item in sorted(intervals, key=lambda i: i.start):
+        if merged and item.start <= merged[-1].end:
+            last = merged[-1]
+            if item.end > last.end:
+                merged[-1] = _Interval(last.start, item.end, last.branch_id, last.room)
+        else:
+            merged.append(item)
+    return merged
+
+
+def _cut(intervals: list[_Interval], start: float, end: float) -> list[_Interval]:
+    out: list[_Interval] = []
+    for item in intervals:
+        if item.end <= start or item.start >= end:
+            out.append(item)
+            continue
+        if item.start < start:
+            out.append(_Interval(item.start, start, item.branch_id, item.room))
+        if item.end > end:
+            out.append(_Interval(end, item.end, item.branch_id, item.room))
+    return out
+
+
+class _Schedule:
+    """Working intervals of some doctors over a date range, in epoch seconds."""
+
+    def __init__(self, *, clinic: Clinic, doctor_ids: Iterable[int], first: date, last: date):
+        self.tz = clinic.tz
+        doctor_ids = list(doctor_ids)
+        self.rules: dict[tuple[int, int], list[ScheduleRule]] = defaultdict(list)
+        for rule in ScheduleRule.objects.filter(doctor_id__in=doctor_ids).filter(
+            Q(valid_from__isnull=True) | Q(valid_from__lte=last), Q(valid_until__isnull=True) | Q(valid_until__gte=first)
+        ):
+            self.rules[(rule.doctor_id, rule.weekday)].append(rule)
+        self.exceptions: dict[int, list[ScheduleException]] = defaultdict(list)
+        for exception in ScheduleException.objects.filter(doctor_id__in=doctor_ids, date_from__lte=last, date_to__gte=first):
+            self.exceptions[exception.doctor_id].append(exception)
+
+    def _at(self, day: date, moment: time) -> float:
+        return datetime.combine(day, moment, tzinfo=self.tz).timestamp()
+
+    def intervals(self, doctor_id: int, day: date) -> list[_Interval]:
+        found = [
+            _Interval(self._at(day, r.starts), self._at(day, r.ends), r.branch_id, r.room)
+            for r in self.rules.get((doctor_id, day.weekday()), ())
+            if (r.valid_from is None or r.valid_from <= day) and (r.valid_until is None or r.valid_until >= day)
+        ]
+        todays = [e for e in self.exceptions.get(doctor_id, ()) if e.date_from <= day <= e.date_to]
+        for extra in (e for e in todays if not e.is_absence):
+            found.append(_Interval(self._at(day, extra.starts), self._at(day, extra.ends), extra.branch_id, extra.room))
+        found = _merge(found)
+        for absence in (e for e in todays if e.is_absence):
+            if absence.starts is None:
+                return []
+            found = _cut(found, self._at(day, absence.starts), self._at(day, absence.ends))
+        return found
+
+
+def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visit: int | None = None) -> dict[int, tuple[list, list]]:
+    """Per doctor: (starts, ends) of held visits overlapping the range, sorted, as epoch seconds."""
+    rows = Appointment.objects.filter(
+        doctor_id__in=doctor_ids, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start
+    ).exclude(pk=exclude_visit)
+    busy: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for doctor_id, starts_at, ends_at in rows.order_by("doctor_id", "starts_at").values_list("doctor_id", "starts_at", "ends_at"):
+        starts, ends = busy[doctor_id]
+        starts.append(starts_at.timestamp())
+        ends.append(max(ends_at.timestamp(), ends[-1]) if ends else ends_at.timestamp())
+    return busy
+
+
+def free_slots(
+    *,
+    clinic: Clinic,
+    date_from: date,
+    days: int = 14,
+    service: Service | None = None,
+    doctor_ids: Iterable[int] | None = None,
+    specialty_id: int | None = None,
+    for_patient: bool = True,
+    now: datetime | None = None,
+    exclude_visit: int | None = None,
+) -> list[Slot]:
+    """Bookable slots, chronologically, over `days` local days from `date_from`.
+
+    The slot length is the service's duration (or the clinic's default). With
+    `for_patient`, the clinic's minimum notice and horizon apply; staff may book
+    any future time inside working hours. `exclude_visit` ignores one visit (a
+    move may land on part of its own old time).
+    """
+    days = max(1, min(days, MAX_SEARCH_DAYS))
+    rules = booking_rules_for(clinic)
+    now = now or timezone.now()
+    earliest = now + timedelta(minutes=rules.min_notice_minutes) if for_patient else now
+    latest = now + timedelta(days=rules.horizon_days) if for_patient else None
+    if doctor_ids is None:
+        doctor_ids = bookable_doctors(clinic=clinic, service=service, specialty_id=specialty_id).values_list("pk", flat=True)
+    elif service is not None:
+        doctor_ids = bookable_doctors(clinic=clinic, service=service).filter(pk__in=list(doctor_ids)).values_list("pk", flat=True)
+    doctor_ids = list(doctor_ids)
+    if not doctor_ids:
+        return []
+    length = (service.duration_minutes if service else rules.default_slot_minutes) * 60
+    last = date_from + timedelta(days=days - 1)
+    schedule = _Schedule(clinic=clinic, doctor_ids=doctor_ids, first=date_from, last=last)
+    range_start = datetime.combine(date_from, time.min, tzinfo=clinic.tz)
+    range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=clinic.tz)
+    busy = _busy(doctor_ids, range_start, range_end, exclude_visit=exclude_visit)
+    lower = earliest.timestamp()
+    upper = latest.timestamp() if latest else float("inf")
+
+    found: list[tuple[float, int, _Interval]] = []
+    for doctor_id in doctor_ids:
+        starts, ends = busy.get(doctor_id, ([], []))
+        for offset in range(days):
+            for interval in schedule.intervals(doctor_id, date_from + timedelta(days=offset)):
+                begin = interval.start
+                while begin + length <= interval.end:
+                    if lower <= begin <= upper:
+                        index = bisect_right(ends, begin)
+                        if index == len(starts) or starts[index] >= begin + length:
+                            found.append((begin, doctor_id, interval))
+                        else:  # jump to the end of the visit in the way, then back onto the grid
+                            steps = max(1, math.ceil((ends[index] - begin) / length))
+                            begin += steps * length
+                            continue
+                    begin += length
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [
+        Slot(
+            doctor_id=doctor_id,
+            starts_at=datetime.fromtimestamp(begin, tz=UTC),
+            ends_at=datetime.fromtimestamp(begin + length, tz=UTC),
+            branch_id=interval.branch_id,
+            room=interval.room,
+        )
+        for begin, doctor_id, interval in found
+    ]
+
+
+def working_interval(*, clinic: Clinic, doctor: Doctor, starts_at: datetime, ends_at: datetime) -> _Interval | None:
+    """The doctor's working interval that holds [starts_at, ends_at), or None (outside working hours)."""
+    day = timezone.localtime(starts_at, clinic.tz).date()
+    schedule = _Schedule(clinic=clinic, doctor_ids=[doctor.pk], first=day, last=day)
+    start, end = starts_at.timestamp(), ends_at.timestamp()
+    return next((i for i in schedule.intervals(doctor.pk, day) if i.start <= start and end <= i.end), None)
+
+
+def nearest_free_slots(
+    *, clinic: Clinic, doctor: Doctor, service: Service, around: datetime, count: int = 3, for_patient: bool = True
+) -> list[Slot]:
+    """The `count` free slots closest to `around` with this doctor, else with any doctor of the service."""
+    day = timezone.localtime(max(around, timezone.now()), clinic.tz).date()
+    for doctor_ids in ([doctor.pk], None):
+        slots = free_slots(clinic=clinic, date_from=day, days=14, service=service, doctor_ids=doctor_ids, for_patient=for_patient)
+        if slots:
+            closest = sorted(slots, key=lambda s: abs((s.starts_at - around).total_seconds()))[:count]
+            return sorted(closest, key=lambda s: s.starts_at)
+    return []
+
+
+def slots_by_day(*, clinic: Clinic, slots: list[Slot]) -> list[tuple[date, list[Slot]]]:
+    days: dict[date, list[Slot]] = defaultdict(list)
+    for slot in slots:
+        days[timezone.localtime(slot.starts_at, clinic.tz).date()].append(slot)
+    return sorted(days.items())
+
+
+# --- visits ------------------------------------------------------------------------------------
+
+
+def visits_visible(*, user: Any) -> QuerySet[Appointment]:
+    return Appointment.objects.visible_to(user).select_related("clinic", "doctor", "service", "patient", "branch")
+
+
+def visit_for(*, user: Any, visit_id: int) -> Appointment:
+    """A visit the user may see (404 otherwise: another clinic's visit does not exist for them)."""
+    return visits_visible(user=user).get(pk=visit_id)
+
+
+def patient_visits(*, user: Any, upcoming: bool | None = None) -> QuerySet[Appointment]:
+    """The portal's 'My visits': the family's visits in every clinic."""
+    visits = visits_visible(user=user)
+    now = timezone.now()
+    if upcoming is True:
+        return visits.filter(status__in=Appointment.UPCOMING, ends_at__gt=now).order_by("starts_at")
+    if upcoming is False:
+        return visits.exclude(status__in=Appointment.UPCOMING, ends_at__gt=now).order_by("-starts_at")
+    return visits.order_by("-starts_at")
+
+
+def contact_visits(*, user: Any, patient_id: int, clinic_id: int, limit: int = 5) -> tuple[list[Appointment], list[Appointment]]:
+    """(past, next) visits of one patient in one clinic, for the card beside a conversation."""
+    visits = visits_visible(user=user).filter(patient_id=patient_id, clinic_id=clinic_id)
+    now = timezone.now()
+    upcoming = list(visits.filter(status__in=Appointment.UPCOMING, starts_at__gte=now).order_by("starts_at")[:limit])
+    past = list(visits.filter(starts_at__lt=now).order_by("-starts_at")[:limit])
+    return past, upcoming
+
+
+def upcoming_count(*, patient_id: int, clinic_id: int) -> int:
+    return Appointment.objects.filter(
+        patient_id=patient_id, clinic_id=clinic_id, status__in=Appointment.UPCOMING, starts_at__gt=timezone.now()
+    ).count()
+
+
+def day_visits(*, user: Any, clinic: Clinic, day: date, doctor_id: int | None = None) -> QuerySet[Appointment]:
+    """Visits of one local day of a clinic (the admin calendar), cancelled ones included."""
+    start = datetime.combine(day, time.min, tzinfo=clinic.tz)
+    visits = visits_visible(user=user).filter(clinic=clinic, starts_at__gte=start, starts_at__lt=start + timedelta(days=1))
+    if doctor_id:
+        visits = visits.filter(doctor_id=doctor_id)
+    return visits.order_by("starts_at", "doctor__full_name")
+
+
+@dataclass(frozen=True)
+class AttendanceRow:
+    doctor_id: int
+    doctor_name: str
+    booked: int
+    came: int
+    no_show: int
+    cancelled_late: int
+    cancelled_in_time: int
+    upcoming: int
+
+    @property
+    def came_share(self) -> int | None:
+        """Per cent of visits that took place among those whose outcome is known."""
+        decided = self.came + self.no_show + self.cancelled_late
+        return round(100 * self.came / decided) if decided else None
+
+
+def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> list[AttendanceRow]:
+    """Per doctor, for visits that start in [date_from, date_to] local: where patients are lost.
+
+    Moves are not counted as cancellations: the moved-to visit carries the outcome.
+    One grouped query whatever the number of doctors.
+    """
+    start = datetime.combine(date_from, time.min, tzinfo=clinic.tz)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=clinic.tz)
+    cancelled = Q(status=Appointment.Status.CANCELLED, rescheduled_to__isnull=True)
+    rows = (
+        visits_visible(user=user)
+        .filter(clinic=clinic, starts_at__gte=start, starts_at__lt=end)
+        .exclude(status=Appointment.Status.CANCELLED, rescheduled_to__isnull=False)
+        .values("doctor_id", "doctor__full_name")
+        .annotate(
+            booked=Count("pk"),
+            came=Count("pk", filter=Q(status=Appointment.Status.COMPLETED)),
+            no_show=Count("pk", filter=Q(status=Appointment.Status.NO_SHOW)),
+            cancelled_late=Count("pk", filter=cancelled & Q(cancelled_late=True)),
+            cancelled_in_time=Count("pk", filter=cancelled & Q(cancelled_late=False)),
+            upcoming=Count("pk", filter=Q(status__in=Appointment.UPCOMING)),
+        )
+        .order_by("doctor__full_name")
+    )
+    return [
+        AttendanceRow(
+            doctor_id=r["doctor_id"],
+            doctor_name=r["doctor__full_name"],
+            booked=r["booked"],
+            came=r["came"],
+            no_show=r["no_show"],
+            cancelled_late=r["cancelled_late"],
+            cancelled_in_time=r["cancelled_in_time"],
+            upcoming=r["upcoming"],
+        )
+        for r in rows
+    ]
+
+
+def waitlist_for(*, user: Any) -> QuerySet[WaitlistEntry]:
+    return WaitlistEntry.objects.visible_to(user).filter(is_active=True).select_related("doctor", "service", "clinic", "patient")
+
+
+def open_offer(*, offer_id: int, patient_id: int) -> SlotOffer | None:
+    return SlotOffer.objects.filter(pk=offer_id, offered_to=patient_id).select_related("clinic", "doctor", "service").first()
+
+
+def visit_calendar_file(visit: Appointment) -> bytes:
+    """The visit as an iCalendar (.ics) file: add-to-calendar on any phone."""
+    from icalendar import Alarm, Calendar, Event
+
+    calendar = Calendar()
+    calendar.add("prodid", "-//Clinic CRM//visits//RU")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"visit-{visit.pk}@clinic-crm")
+    event.add("dtstamp", timezone.now())
+    event.add("dtstart", visit.starts_at)
+    event.add("dtend", visit.ends_at)
+    event.add("summary", f"{visit.service.name} — {visit.doctor.full_name}")
+    event.add("location", (visit.branch.address if visit.branch and visit.branch.address else visit.clinic.address) or visit.clinic.name)
+    lines = [visit.clinic.name, visit.doctor.full_name, visit.service.name]
+    if visit.room:
+        lines.append(visit.room)
+    if visit.clinic.phone:
+        lines.append(str(visit.clinic.phone))
+    event.add("description", "\n".join(lines))
+    event.add("status", "CANCELLED" if visit.status == Appointment.Status.CANCELLED else "CONFIRMED")
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", visit.service.name)
+    alarm.add("trigger", timedelta(hours=-2))
+    event.add_component(alarm)
+    calendar.add_component(event)
+    return calendar.to_ical()

@@ -162,7 +162,7 @@ class VisitOut(serializers.ModelSerializer):
         return visit.is_upcoming
 
     def get_calendar_url(self, visit) -> str:
-        return f"/api/visits/{visit.pk}/calendar.ics"
+        return f"/api/visits/{visit.pk}/calendar/"
 
 
 class VisitIn(serializers.Serializer):
@@ -334,7 +334,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return self._done(services.visit_mark(actor=request.user, visit=self.get_object(), status=data.validated_data["status"]))
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiTypes.BINARY}, summary="The visit as an .ics file")
-    @action(detail=True, methods=["get"], url_path="calendar.ics")
+    @action(detail=True, methods=["get"], url_path="calendar")
     def calendar(self, request, pk=None):
         return calendar_response(self.get_object())
 

@@ -383,6 +383,18 @@ def _tell_thread(*, visit: Appointment, text: str, event: str) -> None:
     )
 
 
+def _slot_data(*, clinic: Clinic, doctor: Doctor, service: Service, starts_at: datetime) -> dict[str, Any]:
+    """A bookable time as a chat button carries it: what POST /api/visits/ needs, and its label."""
+    return {
+        "doctor": doctor.pk,
+        "doctor_name": doctor.full_name,
+        "service": service.pk,
+        "service_name": service.name,
+        "starts_at": timezone.localtime(starts_at, clinic.tz).isoformat(),
+        "label": when(clinic, starts_at),
+    }
+
+
 def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Service, datetime]], text: str = "") -> Message:
     """An operator offers times in the chat as buttons; the patient books one with a tap (visit_book with the thread)."""
     from messaging.services import send_message
@@ -396,16 +408,7 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
         ends_at = starts_at + timedelta(minutes=service.duration_minutes)
         if Appointment.objects.filter(doctor=doctor, status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at).exists():
             raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": when(clinic, starts_at)}}, code="slot_taken")
-        offered.append(
-            {
-                "doctor": doctor.pk,
-                "doctor_name": doctor.full_name,
-                "service": service.pk,
-                "service_name": service.name,
-                "starts_at": starts_at.isoformat(),
-                "label": when(clinic, starts_at),
-            }
-        )
+        offered.append(_slot_data(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at))
     lines = [f"• {slot['label']} — {slot['doctor_name']}, {slot['service_name']}" for slot in offered]
     body = (text.strip() or _("Free times for you: tap one to book.")) + "\n" + "\n".join(lines)
     message, _created = send_message(thread=thread, sender=actor, text=body, data={"slots": offered})
@@ -463,14 +466,7 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
     ][:OFFER_RECIPIENTS]
     if not entries:
         return None
-    slot = {
-        "doctor": visit.doctor_id,
-        "doctor_name": visit.doctor.full_name,
-        "service": visit.service_id,
-        "service_name": visit.service.name,
-        "starts_at": visit.starts_at.isoformat(),
-        "label": when(clinic, visit.starts_at),
-    }
+    slot = _slot_data(clinic=clinic, doctor=visit.doctor, service=visit.service, starts_at=visit.starts_at)
     with transaction.atomic():
         offer = SlotOffer.objects.create(
             clinic=clinic, doctor=visit.doctor, service=visit.service, starts_at=visit.starts_at, ends_at=visit.ends_at, freed_by=visit

@@ -112,7 +112,9 @@ class SlotSearchView(APIView):
             specialty_id=params.get("specialty"),
             for_patient=not staff,
         )
-        days = [{"date": day, "slots": slots_json(clinic, day_slots)} for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)]
+        days = [
+            {"date": day, "slots": slots_json(clinic, day_slots)} for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)
+        ]
         return Response({"clinic": clinic.slug, "time_zone": clinic.time_zone, "service": service.pk if service else None, "days": days})
 
 
@@ -201,9 +203,10 @@ def _patient_for(user, patient_id: int | None) -> Patient:
     if holder_id is not None:
         if patient_id is None:
             return Patient.objects.get(pk=holder_id)
-        patient = Patient.objects.filter(pk=patient_id).filter(pk=holder_id).first() or Patient.objects.filter(
-            pk=patient_id, guardian_id=holder_id
-        ).first()
+        patient = (
+            Patient.objects.filter(pk=patient_id).filter(pk=holder_id).first()
+            or Patient.objects.filter(pk=patient_id, guardian_id=holder_id).first()
+        )
     else:
         if patient_id is None:
             raise _not_found("patient", _("Choose the patient."))
@@ -384,12 +387,16 @@ class ThreadSlotsView(APIView):
 
 class ScheduleRuleViewSet(CatalogueViewSet):
     queryset = ScheduleRule.objects.select_related("doctor")
-    serializer_class = _serializer(ScheduleRule, ("clinic", "doctor", "branch", "room", "weekday", "starts", "ends", "valid_from", "valid_until"))
+    serializer_class = _serializer(
+        ScheduleRule, ("clinic", "doctor", "branch", "room", "weekday", "starts", "ends", "valid_from", "valid_until")
+    )
 
 
 class ScheduleExceptionViewSet(CatalogueViewSet):
     queryset = ScheduleException.objects.select_related("doctor")
-    serializer_class = _serializer(ScheduleException, ("clinic", "doctor", "kind", "date_from", "date_to", "starts", "ends", "branch", "room", "note"))
+    serializer_class = _serializer(
+        ScheduleException, ("clinic", "doctor", "kind", "date_from", "date_to", "starts", "ends", "branch", "room", "note")
+    )
 
 
 class BookingRulesViewSet(CatalogueViewSet):
@@ -468,7 +475,11 @@ class AttendanceView(APIView):
         from clinics.tenancy import CLINIC_ADMINS
 
         clinic_id = request.query_params.get("clinic", "")
-        allowed = Clinic.objects.all() if request.user.is_superuser else Clinic.objects.filter(pk__in=clinics_with_role(request.user, CLINIC_ADMINS))
+        allowed = (
+            Clinic.objects.all()
+            if request.user.is_superuser
+            else Clinic.objects.filter(pk__in=clinics_with_role(request.user, CLINIC_ADMINS))
+        )
         clinic = allowed.filter(pk=int(clinic_id)).first() if clinic_id.isdigit() else None
         if clinic is None:
             raise PermissionDenied(self.denied)

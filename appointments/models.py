@@ -251,7 +251,10 @@ class Appointment(models.Model):
             # The database, not the code, guarantees one doctor is never booked twice at once.
             PostgresExclusionConstraint(
                 name="visit_no_double_booking",
-                expressions=[(TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS), ("doctor", RangeOperators.EQUAL)],
+                expressions=[
+                    (TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS),
+                    ("doctor", RangeOperators.EQUAL),
+                ],
                 condition=~Q(status="cancelled"),
             ),
         ]
@@ -296,9 +299,7 @@ class WaitlistEntry(models.Model):
         verbose_name_plural = _("waiting list")
         ordering = ["created_at", "pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["doctor", "patient"], condition=Q(is_active=True), name="waitlist_one_active_entry_per_doctor"
-            )
+            models.UniqueConstraint(fields=["doctor", "patient"], condition=Q(is_active=True), name="waitlist_one_active_entry_per_doctor")
         ]
 
     def __str__(self) -> str:

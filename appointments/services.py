@@ -145,7 +145,11 @@ def _insert(
 ) -> Appointment:
     """Create the visit inside the caller's transaction. SlotTaken if another visit holds the time."""
     rules = selectors.booking_rules_for(clinic)
-    if by_patient and rescheduled_from is None and selectors.upcoming_count(patient_id=patient.pk, clinic_id=clinic.pk) >= rules.max_upcoming_visits:
+    if (
+        by_patient
+        and rescheduled_from is None
+        and selectors.upcoming_count(patient_id=patient.pk, clinic_id=clinic.pk) >= rules.max_upcoming_visits
+    ):
         raise ValidationError(
             {"patient": _("You already have %(limit)s upcoming visits in this clinic: cancel one or call the clinic to book more.")
              % {"limit": rules.max_upcoming_visits}},
@@ -206,7 +210,9 @@ def visit_book(
     if thread is not None and (thread.clinic_id != clinic.pk or thread.patient_id != patient.pk):
         raise ValidationError({"thread": _("This conversation is about another person or clinic.")}, code="thread")
     if source is None:
-        source = (Appointment.Source.THREAD if thread or offer else Appointment.Source.PORTAL) if by_patient else Appointment.Source.OPERATOR
+        source = (
+            (Appointment.Source.THREAD if thread or offer else Appointment.Source.PORTAL) if by_patient else Appointment.Source.OPERATOR
+        )
     now = timezone.now()
     ends_at, interval = _check_slot(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now)
     consent_require(patient=patient, clinic=clinic)
@@ -225,9 +231,13 @@ def visit_book(
     except IntegrityError as error:
         if not _is_double_booking(error):
             raise
-        raise _refusal_with_alternatives(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient) from None
+        raise _refusal_with_alternatives(
+            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+        ) from None
     except SlotTaken:
-        raise _refusal_with_alternatives(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient) from None
+        raise _refusal_with_alternatives(
+            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+        ) from None
     return visit
 
 
@@ -252,7 +262,9 @@ def visit_reschedule(
         return _reschedule(actor=actor, visit=visit, starts_at=starts_at, doctor=doctor, service=service, now=now)
     except SlotTaken:
         by_patient = portal_holder_id(actor) is not None
-        raise _refusal_with_alternatives(clinic=visit.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient) from None
+        raise _refusal_with_alternatives(
+            clinic=visit.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+        ) from None
 
 
 def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: Doctor, service: Service, now: datetime) -> Appointment:
@@ -267,7 +279,9 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
                  % {"hours": rules.late_cancel_hours}},
                 code="too_late",
             )  # fmt: skip
-        ends_at, interval = _check_slot(clinic=old.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now)
+        ends_at, interval = _check_slot(
+            clinic=old.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now
+        )
         old.status = Appointment.Status.CANCELLED
         old.cancelled_at = now
         old.cancelled_by = Appointment.CancelledBy.PATIENT if by_patient else Appointment.CancelledBy.CLINIC
@@ -283,9 +297,7 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
             if not _is_double_booking(error):
                 raise
             raise SlotTaken() from None
-        audit_record(
-            actor=actor, action="visit.moved", clinic=old.clinic, patient=old.patient, target=visit_new, data={"from": old.pk}
-        )
+        audit_record(actor=actor, action="visit.moved", clinic=old.clinic, patient=old.patient, target=visit_new, data={"from": old.pk})
         _tell_thread(
             visit=visit_new,
             text=_("Visit moved from %(old)s to %(visit)s.") % {"old": when(old.clinic, old.starts_at), "visit": _visit_line(visit_new)},
@@ -300,7 +312,9 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
     with transaction.atomic():
         visit, by_patient = _visit_for_change(actor, visit)
         if visit.status not in Appointment.UPCOMING:
-            raise ValidationError({"visit": _("This visit is already %(status)s.") % {"status": visit.get_status_display().lower()}}, code="status")
+            raise ValidationError(
+                {"visit": _("This visit is already %(status)s.") % {"status": visit.get_status_display().lower()}}, code="status"
+            )
         if by_patient and visit.starts_at <= now:
             raise ValidationError({"visit": _("This visit has already started: please call the clinic.")}, code="started")
         rules = selectors.booking_rules_for(visit.clinic)
@@ -311,7 +325,14 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
         visit.cancel_reason = reason.strip()[:300]
         visit.cancelled_late = visit.starts_at - now < timedelta(hours=rules.late_cancel_hours)
         visit.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason", "cancelled_late"])
-        audit_record(actor=actor, action="visit.cancelled", clinic=visit.clinic, patient=visit.patient, target=visit, data={"late": visit.cancelled_late})
+        audit_record(
+            actor=actor,
+            action="visit.cancelled",
+            clinic=visit.clinic,
+            patient=visit.patient,
+            target=visit,
+            data={"late": visit.cancelled_late},
+        )
         _tell_thread(visit=visit, text=_("Visit cancelled: %(visit)s.") % {"visit": _visit_line(visit)}, event="cancelled")
         if visit.starts_at > now + timedelta(minutes=rules.min_notice_minutes):
             from appointments.tasks import offer_freed_slot
@@ -424,7 +445,9 @@ def waitlist_join(*, actor: Any, patient: Patient, doctor: Doctor, service: Serv
     if not by_patient:
         _staff_clinic_check(actor, doctor.clinic, patient)
     if service.clinic_id != doctor.clinic_id or not doctor.services.filter(pk=service.pk).exists():
-        raise ValidationError({"service": _("%(doctor)s does not provide «%(service)s».") % {"doctor": doctor.full_name, "service": service.name}})
+        raise ValidationError(
+            {"service": _("%(doctor)s does not provide «%(service)s».") % {"doctor": doctor.full_name, "service": service.name}}
+        )
     consent_require(patient=patient, clinic=doctor.clinic)
     with transaction.atomic():
         entry = WaitlistEntry.objects.filter(doctor=doctor, patient=patient, is_active=True).first()
@@ -461,7 +484,9 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
         return None
     entries = [
         e
-        for e in WaitlistEntry.objects.filter(doctor=visit.doctor, is_active=True).exclude(patient=visit.patient).select_related("patient", "service")
+        for e in WaitlistEntry.objects.filter(doctor=visit.doctor, is_active=True)
+        .exclude(patient=visit.patient)
+        .select_related("patient", "service")
         if consent_is_given(patient=e.patient, clinic=clinic)
     ][:OFFER_RECIPIENTS]
     if not entries:

@@ -59,8 +59,12 @@ def test_vacation_sick_hours_and_extra_shift_change_the_template(alpha, checkup,
     assert free_slots(clinic=alpha.clinic, date_from=day, days=2, service=checkup) == []
 
     later = day + timedelta(days=2)
-    f.ScheduleExceptionFactory(doctor=doctor, kind=ScheduleException.Kind.SICK, date_from=later, date_to=later, starts=time(9), ends=time(17))
-    f.ScheduleExceptionFactory(doctor=doctor, kind=ScheduleException.Kind.EXTRA, date_from=later, date_to=later, starts=time(18), ends=time(19))
+    f.ScheduleExceptionFactory(
+        doctor=doctor, kind=ScheduleException.Kind.SICK, date_from=later, date_to=later, starts=time(9), ends=time(17)
+    )
+    f.ScheduleExceptionFactory(
+        doctor=doctor, kind=ScheduleException.Kind.EXTRA, date_from=later, date_to=later, starts=time(18), ends=time(19)
+    )
     assert _starts(alpha.clinic, free_slots(clinic=alpha.clinic, date_from=later, days=1, service=checkup)) == [
         "17:00", "17:30", "18:00", "18:30",
     ]  # fmt: skip

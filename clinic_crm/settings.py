@@ -266,6 +266,11 @@ SPECTACULAR_SETTINGS = {
         "PatientRelationEnum": "patients.models.Patient.Relation",
         "ConsentChannelEnum": "patients.models.ConsentRecord.Channel",
         "ThreadChannelEnum": "messaging.models.Thread.Channel",
+        "ThreadStatusEnum": "messaging.models.Thread.Status",
+        "VisitStatusEnum": "appointments.models.Appointment.Status",
+        "VisitOutcomeEnum": [("completed", "completed"), ("no_show", "no_show")],
+        "VisitSourceEnum": "appointments.models.Appointment.Source",
+        "StaffBookingSourceEnum": [("operator", "operator"), ("phone", "phone")],
     },
 }
 

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from icalendar import Calendar
 
@@ -151,3 +153,22 @@ def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna):
     assert api.get(f"/api/staff/attendance/?clinic={alpha.clinic.pk}").status_code == 403
     api.force_login(alpha.owner)
     assert api.get(f"/api/staff/attendance/?clinic={alpha.clinic.pk}&date_from=bad").status_code == 400
+
+
+def test_the_visit_list_costs_the_same_queries_for_3_or_30_visits(api, alpha, checkup, anna):
+    def queries_for(count):
+        Appointment.objects.all().delete()
+        start = timezone.now() + timedelta(days=2)
+        for n in range(count):
+            f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=start + timedelta(hours=n))
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get("/api/visits/")
+        assert response.json()["count"] == count
+        return len(captured)
+
+    api.force_login(alpha.operator)
+    api.get("/api/visits/")  # warm the session and role caches
+    assert queries_for(3) == queries_for(30)
+    api.force_login(anna.user)
+    api.get("/api/visits/")
+    assert queries_for(3) == queries_for(30)

@@ -31,6 +31,18 @@ from messaging.models import Thread
 from messaging.payloads import message_payload
 from patients.models import Patient
 
+
+class MomentField(serializers.DateTimeField):
+    """A moment with its UTC offset. A bare '10:00' is refused: in which clinic's zone would it be?"""
+
+    default_error_messages = {"naive": gettext_lazy("Give the time with its UTC offset, e.g. 2026-12-14T10:00:00+03:00.")}
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return value
+
+
 # --- slots -------------------------------------------------------------------------------------
 
 
@@ -170,7 +182,7 @@ class VisitOut(serializers.ModelSerializer):
 class VisitIn(serializers.Serializer):
     doctor = serializers.IntegerField(min_value=1)
     service = serializers.IntegerField(min_value=1)
-    starts_at = serializers.DateTimeField(help_text="ISO 8601 with the offset, e.g. 2026-12-14T10:00:00+03:00")
+    starts_at = MomentField(help_text="ISO 8601 with the offset, e.g. 2026-12-14T10:00:00+03:00")
     patient = serializers.IntegerField(min_value=1, required=False, help_text="Default: yourself (portal)")
     thread = serializers.IntegerField(min_value=1, required=False, help_text="Booked from this conversation")
     offer = serializers.IntegerField(min_value=1, required=False, help_text="A freed-slot offer made to this patient")
@@ -180,7 +192,7 @@ class VisitIn(serializers.Serializer):
 
 
 class MoveIn(serializers.Serializer):
-    starts_at = serializers.DateTimeField()
+    starts_at = MomentField()
     doctor = serializers.IntegerField(min_value=1, required=False)
     service = serializers.IntegerField(min_value=1, required=False)
 
@@ -354,7 +366,7 @@ def calendar_response(visit: Appointment) -> HttpResponse:
 class ProposedSlotIn(serializers.Serializer):
     doctor = serializers.IntegerField(min_value=1)
     service = serializers.IntegerField(min_value=1)
-    starts_at = serializers.DateTimeField()
+    starts_at = MomentField()
 
 
 class ProposalIn(serializers.Serializer):

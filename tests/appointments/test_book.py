@@ -1,6 +1,6 @@
 """Booking through the API: the patient's rules, each refusal a clear 4xx, nothing half-written."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -151,3 +151,13 @@ def test_operator_cannot_book_a_patient_of_another_clinic(api, alpha, beta, chec
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10), patient=boris.pk)
     assert response.status_code == 400
     assert response.json()["detail"] == "No such patient among yours."
+
+
+def test_a_time_without_its_offset_is_refused(api, alpha, checkup, anna, day):
+    api.force_login(anna.user)
+    response = api.post("/api/visits/", {"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": f"{day}T10:00:00"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Give the time with its UTC offset, e.g. 2026-12-14T10:00:00+03:00."
+    utc = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10).astimezone(UTC))  # any offset names the same moment
+    assert utc.status_code == 201
+    assert utc.json()["starts_at"] == f"{day}T10:00:00+03:00"

@@ -157,6 +157,7 @@ CELERY_BEAT_SCHEDULE = {
     "wake-snoozed-threads": {"task": "messaging.tasks.wake_snoozed_threads", "schedule": 60},
     "purge-stale-sockets": {"task": "messaging.tasks.purge_stale_sockets", "schedule": 5 * 60},
     "purge-unsent-attachments": {"task": "messaging.tasks.purge_unsent_attachments", "schedule": 60 * 60},
+    "dispatch-due-notifications": {"task": "notifications.tasks.dispatch_due_notifications", "schedule": 30},
 }
 
 # --- Auth -------------------------------------------------------------------
@@ -240,6 +241,10 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# Where links in SMS and e-mails point (no trailing slash).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Delivery reports: SMS.ru posts to /notifications/reports/smsru/<this secret>/; Twilio signs with its auth token.
+SMSRU_CALLBACK_SECRET = env.str("SMSRU_CALLBACK_SECRET", default="")
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {

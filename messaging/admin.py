@@ -1,4 +1,4 @@
-"""Admin screens of conversations: the thread list, canned answers, teams, the access log, notifications.
+"""Admin screens of conversations: the thread list, canned answers, teams, the access log.
 
 The work with a thread itself happens in the inbox (messaging.admin_inbox, /admin/inbox/);
 the thread list here is a read-only index that links there.
@@ -17,7 +17,6 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
 from messaging.admin_inbox import waiting_label
 from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
-from notifications.models import Notification
 
 
 @admin.register(Thread)
@@ -99,17 +98,3 @@ class ThreadAccessAdmin(ReadOnlyTenantAdmin):
     @admin.display(description=_("clinic"))
     def thread_clinic(self, obj: ThreadAccess) -> str:
         return str(obj.thread.clinic)
-
-
-@admin.register(Notification)
-class NotificationAdmin(ReadOnlyTenantAdmin):
-    """The outbox of offline notices, for owners and managers to check delivery."""
-
-    list_display = ("created_at", "recipient", "kind", "status", "reason", "thread_patient", "clinic")
-    list_filter = ("status", "kind", "clinic")
-    search_fields = ("recipient__username",)
-    list_select_related = ("recipient", "clinic", "thread__patient")
-
-    @admin.display(description=_("patient"))
-    def thread_patient(self, obj: Notification) -> str:
-        return str(obj.thread.patient) if obj.thread_id else "—"

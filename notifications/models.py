@@ -2,7 +2,9 @@
 
 Services write a Notification in the same transaction as the event that causes
 it (a message to an offline patient, a mention of an offline operator), so none
-is lost. Delivery (SMS, e-mail, retries, quiet hours) picks pending rows up.
+is lost. Dispatch decides whether and how it goes out (consent, opt-out, quiet
+hours, read in the meantime) and makes one Delivery per channel; a Celery task
+sends each Delivery through a provider adapter and records every attempt.
 """
 
 from django.db import models
@@ -19,9 +21,15 @@ class Notification(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
-        SENT = "sent", _("Sent")
-        FAILED = "failed", _("Failed")
+        DISPATCHED = "dispatched", _("Dispatched")
+        SKIPPED = "skipped", _("Skipped")
         CANCELLED = "cancelled", _("Cancelled")
+
+    class Skip(models.TextChoices):
+        OPTED_OUT = "opted_out", _("The person opted out")
+        NO_CONSENT = "no_consent", _("Consent withdrawn")
+        READ = "read", _("Read in time")
+        NO_CHANNEL = "no_channel", _("No phone or e-mail to send to")
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic"))
     recipient = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient"))
@@ -30,6 +38,11 @@ class Notification(models.Model):
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     reason = models.CharField(_("reason"), max_length=32, default="offline")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    skip_reason = models.CharField(_("skipped because"), max_length=12, choices=Skip.choices, blank=True)
+    # Urgent notices (sign-in codes) ignore quiet hours; the rest wait for the morning.
+    urgent = models.BooleanField(_("urgent"), default=False)
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     tenancy = Policy(view=CLINIC_ADMINS, change=frozenset())
@@ -39,7 +52,99 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["status", "not_before"])]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} → {self.recipient}"
+
+
+class Delivery(models.Model):
+    """One notification on one channel. Sent at most once: see notifications.services.delivery_send."""
+
+    class Channel(models.TextChoices):
+        SMS = "sms", _("SMS")
+        EMAIL = "email", _("E-mail")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting to be sent")
+        SENDING = "sending", _("Being sent")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("notification"))
+    channel = models.CharField(_("channel"), max_length=5, choices=Channel.choices)
+    destination = models.CharField(_("to"), max_length=254)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    text = models.TextField(_("text"), max_length=2000)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    provider = models.CharField(_("provider"), max_length=20, blank=True)
+    provider_message_id = models.CharField(_("provider's message id"), max_length=100, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    tenancy = Policy(clinic="notification__clinic", view=CLINIC_ADMINS, change=frozenset())
+    objects = TenantManager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["notification", "channel"], name="delivery_one_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} → {self.destination}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent with the request where the provider supports it, and logged: one key per delivery, whatever the retries."""
+        return f"delivery-{self.pk}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at handing a delivery to its provider, for the admin's attempt history."""
+
+    class Outcome(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("In progress")
+        SENT = "sent", _("Accepted by the provider")
+        RETRY = "retry", _("Temporary error, will retry")
+        FAILED = "failed", _("Refused")
+        INTERRUPTED = "interrupted", _("Interrupted (worker stopped)")
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="history", verbose_name=_("delivery"))
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+
+    tenancy = Policy(clinic="delivery__notification__clinic", view=CLINIC_ADMINS, change=frozenset())
+    objects = TenantManager()
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.get_outcome_display()}"
+
+
+class Preference(models.Model):
+    """How a person wants to be reached. No row: every channel they have."""
+
+    user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="notification_preference", verbose_name=_("user"))
+    sms = models.BooleanField(_("by SMS"), default=True)
+    email = models.BooleanField(_("by e-mail"), default=True)
+    opted_out = models.BooleanField(_("nothing at all"), default=False)
+    updated_at = models.DateTimeField(_("changed"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+
+    def __str__(self) -> str:
+        return str(self.user)

@@ -1,8 +1,7 @@
-"""Delivery of one-time codes.
+"""Delivery tasks: the outbox's deliveries, the sweep that dispatches due notifications, one-time codes.
 
-The full outbox (Notification rows, attempts, delivery reports) arrives with the
-notifications issue; a code is short-lived, so here it is simply retried a few
-times within its lifetime and then given up.
+A code is short-lived and urgent, so it is simply retried a few times within its
+lifetime and then given up, outside the outbox.
 """
 
 import logging
@@ -12,6 +11,7 @@ from django.core.mail import send_mail
 from django.utils.translation import gettext as _
 
 from accounts.models import LoginCode
+from notifications import services
 from notifications.sms import SmsError, sms_provider
 
 logger = logging.getLogger(__name__)
@@ -34,3 +34,18 @@ def deliver_login_code(self, *, login_code_id: int, code: str) -> str:
         return f"sent: {message_id}"
     send_mail(_("Your sign-in code"), text, None, [row.destination])
     return "sent: e-mail"
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=services.MAX_ATTEMPTS, ignore_result=True)
+def deliver(self, delivery_id: int) -> None:
+    """Send one delivery. acks_late + reject_on_worker_lost: a killed worker's task runs again, and
+    delivery_send then refuses to send twice (the delivery is still marked `sending`)."""
+    try:
+        services.delivery_send(delivery_id=delivery_id)
+    except services.TryAgain as exc:
+        raise self.retry(countdown=min(15 * 2 ** (exc.attempts - 1), 900)) from exc
+
+
+@shared_task(ignore_result=True)
+def dispatch_due_notifications() -> int:
+    return services.notifications_dispatch_due()

@@ -1,0 +1,240 @@
+"""Writes of the delivery pipeline: dispatch a notification, send a delivery, record a provider's report.
+
+At most once per channel: a delivery is marked `sending` (and the attempt
+recorded) in its own committed transaction before the provider is called. If
+the worker dies after that, the redelivered task finds `sending` and does not
+call the provider again: an unknown outcome is recorded as interrupted rather
+than risking a second SMS.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from messaging.text import preview
+from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
+from notifications.providers import provider_for
+from notifications.sms import SmsError
+
+QUIET_STARTS = time(21)
+QUIET_ENDS = time(9)
+MAX_ATTEMPTS = 5
+
+
+class TryAgain(Exception):
+    """A temporary provider error: the task retries with a growing pause."""
+
+    def __init__(self, error: str, attempts: int) -> None:
+        super().__init__(error)
+        self.attempts = attempts
+
+
+def quiet_until(*, clinic: Any, now: datetime) -> datetime | None:
+    """The next 09:00 in the clinic's zone if `now` is within 21:00–09:00 there, else None."""
+    local = timezone.localtime(now, clinic.tz)
+    if QUIET_ENDS <= local.time() < QUIET_STARTS:
+        return None
+    day = local.date() if local.time() < QUIET_ENDS else local.date() + timedelta(days=1)
+    return datetime.combine(day, QUIET_ENDS, tzinfo=clinic.tz)
+
+
+def _patient_of(user: Any) -> Any:
+    from patients.models import Patient
+
+    return Patient.objects.filter(user=user).first()
+
+
+def _already_read(notification: Notification, patient: Any) -> bool:
+    message = notification.message
+    if notification.kind != Notification.Kind.MESSAGE or message is None:
+        return False
+    thread = notification.thread
+    read_seq = thread.patient_read_seq if patient is not None else thread.staff_read_seq
+    return read_seq >= message.seq
+
+
+def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
+    """(subject, text) in the clinic's language. Sensitive threads never put their words in an SMS."""
+    clinic = notification.clinic
+    thread = notification.thread
+    with translation.override(settings.LANGUAGE_CODE):
+        if for_patient:
+            link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
+            subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
+        else:
+            link = settings.SITE_URL + reverse("inbox:thread", args=[thread.pk]) if thread else settings.SITE_URL
+            subject = (
+                _("You were mentioned in a note") if notification.kind == Notification.Kind.MENTION else _("New message in your thread")
+            )
+        words = notification.message.text if notification.message_id and not (thread and thread.sensitive) else ""
+        body = f"{subject}: «{preview(words, 80)}»" if words else subject
+        return subject, f"{body}\n{link}"
+
+
+def notification_dispatch(*, notification_id: int, now: datetime | None = None) -> Notification:
+    """Decide whether and where a pending notification goes, and queue one delivery per channel.
+
+    Skipped (with the reason kept) when the person opted out, withdrew consent or
+    read the message meanwhile; postponed to 09:00 in the clinic's zone at night
+    unless urgent.
+    """
+    from patients.selectors import consent_is_given
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("clinic", "recipient", "thread", "message")
+            .get(pk=notification_id)
+        )
+        if notification.status != Notification.Status.PENDING or (notification.not_before and notification.not_before > now):
+            return notification
+        user = notification.recipient
+        patient = _patient_of(user)
+        preference = Preference.objects.filter(user=user).first() or Preference(user=user)
+        skip = None
+        if preference.opted_out:
+            skip = Notification.Skip.OPTED_OUT
+        elif patient is not None and not consent_is_given(patient=patient, clinic=notification.clinic):
+            skip = Notification.Skip.NO_CONSENT
+        elif _already_read(notification, patient):
+            skip = Notification.Skip.READ
+        if skip is None and not notification.urgent:
+            later = quiet_until(clinic=notification.clinic, now=now)
+            if later is not None:
+                notification.not_before = later
+                notification.save(update_fields=["not_before"])
+                return notification
+        routes = []
+        if skip is None:
+            if patient is not None and patient.phone and preference.sms:
+                routes.append((Delivery.Channel.SMS, patient.phone.as_e164))
+            email = patient.email if patient is not None else user.email
+            if email and preference.email:
+                routes.append((Delivery.Channel.EMAIL, email))
+            if not routes:
+                skip = Notification.Skip.NO_CHANNEL
+        if skip is not None:
+            notification.status = Notification.Status.SKIPPED
+            notification.skip_reason = skip
+            notification.save(update_fields=["status", "skip_reason"])
+            return notification
+        subject, text = _text(notification, for_patient=patient is not None)
+        deliveries = [
+            Delivery.objects.create(notification=notification, channel=channel, destination=to, subject=subject, text=text)
+            for channel, to in routes
+        ]
+        notification.status = Notification.Status.DISPATCHED
+        notification.dispatched_at = now
+        notification.save(update_fields=["status", "dispatched_at"])
+        transaction.on_commit(lambda: _queue([d.pk for d in deliveries]))
+    return notification
+
+
+def _queue(delivery_ids: list[int]) -> None:
+    from notifications.tasks import deliver
+
+    for delivery_id in delivery_ids:
+        deliver.delay(delivery_id)
+
+
+def notifications_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """The beat sweep: dispatch pending notifications whose time has come. Returns how many were looked at."""
+    now = now or timezone.now()
+    due = list(
+        Notification.objects.filter(status=Notification.Status.PENDING)
+        .exclude(not_before__gt=now)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for notification_id in due:
+        notification_dispatch(notification_id=notification_id, now=now)
+    return len(due)
+
+
+def _claim(delivery_id: int) -> tuple[Delivery | None, DeliveryAttempt | None]:
+    """Mark the delivery `sending` and open an attempt, committed before the provider is called."""
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.status == Delivery.Status.SENDING:
+            # A worker died mid-send: the provider may have the message. Never send it twice.
+            DeliveryAttempt.objects.filter(delivery=delivery, outcome=DeliveryAttempt.Outcome.IN_PROGRESS).update(
+                outcome=DeliveryAttempt.Outcome.INTERRUPTED, finished_at=timezone.now()
+            )
+            delivery.status = Delivery.Status.FAILED
+            delivery.last_error = _("The sending worker stopped mid-send; not sent again to avoid a duplicate.")
+            delivery.save(update_fields=["status", "last_error"])
+            return None, None
+        if delivery.status != Delivery.Status.PENDING:
+            return None, None  # already sent, delivered or failed: a duplicate task does nothing
+        delivery.status = Delivery.Status.SENDING
+        delivery.attempts += 1
+        delivery.save(update_fields=["status", "attempts"])
+        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts)
+    return delivery, attempt
+
+
+def delivery_send(*, delivery_id: int) -> Delivery | None:
+    """Hand one delivery to its provider. TryAgain on a temporary error while attempts remain."""
+    delivery, attempt = _claim(delivery_id)
+    if delivery is None:
+        return None
+    provider = provider_for(delivery.channel)
+    try:
+        message_id = provider.send(
+            destination=delivery.destination, subject=delivery.subject, text=delivery.text, key=delivery.idempotency_key
+        )
+    except SmsError as exc:
+        retry = exc.retryable and delivery.attempts < MAX_ATTEMPTS
+        with transaction.atomic():
+            attempt.outcome = DeliveryAttempt.Outcome.RETRY if retry else DeliveryAttempt.Outcome.FAILED
+            attempt.error = str(exc)[:500]
+            attempt.finished_at = timezone.now()
+            attempt.save(update_fields=["outcome", "error", "finished_at"])
+            delivery.status = Delivery.Status.PENDING if retry else Delivery.Status.FAILED
+            delivery.last_error = str(exc)[:500]
+            delivery.provider = provider.name
+            delivery.save(update_fields=["status", "last_error", "provider"])
+        if retry:
+            raise TryAgain(str(exc), delivery.attempts) from exc
+        return delivery
+    with transaction.atomic():
+        now = timezone.now()
+        attempt.outcome = DeliveryAttempt.Outcome.SENT
+        attempt.finished_at = now
+        attempt.save(update_fields=["outcome", "finished_at"])
+        delivery.status = Delivery.Status.SENT
+        delivery.provider = provider.name
+        delivery.provider_message_id = message_id[:100]
+        delivery.sent_at = now
+        delivery.last_error = ""
+        delivery.save(update_fields=["status", "provider", "provider_message_id", "sent_at", "last_error"])
+    return delivery
+
+
+def delivery_report(*, provider: str, provider_message_id: str, delivered: bool, error: str = "") -> Delivery | None:
+    """A provider's delivery report. None when no delivery of ours has that id (the caller answers 403)."""
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update()
+            .filter(provider=provider, provider_message_id=provider_message_id)
+            .exclude(provider_message_id="")
+            .first()
+        )
+        if delivery is None:
+            return None
+        if delivered:
+            delivery.status = Delivery.Status.DELIVERED
+            delivery.delivered_at = timezone.now()
+        else:
+            delivery.status = Delivery.Status.FAILED
+            delivery.last_error = error[:500] or _("The provider could not deliver it.")
+        delivery.save(update_fields=["status", "delivered_at", "last_error"])
+    return delivery

@@ -1,0 +1,49 @@
+import httpx
+import pytest
+import respx
+
+from messaging.services import send_message
+from notifications.models import Notification
+from tests import factories as f
+
+
+@pytest.fixture
+def smsru(settings):
+    """SMS.ru at the HTTP boundary: every request is recorded, each answered with a fresh message id."""
+    settings.SMS_PROVIDER = "smsru"
+    settings.SMSRU_API_ID = "test-api-id"
+    counter = iter(range(1, 10_000))
+
+    def accept(request):
+        sms_id = f"2026-{next(counter)}"
+        return httpx.Response(
+            200, json={"status": "OK", "status_code": 100, "sms": {"79160000001": {"status": "OK", "status_code": 100, "sms_id": sms_id}}}
+        )
+
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post("https://sms.ru/sms/send").mock(side_effect=accept)
+        mock.route(host="127.0.0.1").pass_through()
+        mock.route(host="localhost").pass_through()
+        yield route
+
+
+@pytest.fixture
+def anna(alpha):
+    """Alpha's patient with a phone and an e-mail, consent given, never online."""
+    return f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
+
+
+@pytest.fixture
+def anna_thread(alpha, anna):
+    return f.ThreadFactory(clinic=alpha.clinic, patient=anna)
+
+
+@pytest.fixture
+def offline_reply(alpha, anna_thread):
+    """The operator answers while Anna is offline: the outbox gets one notification for her."""
+
+    def reply(text="Your tests are ready, come any day after 10:00."):
+        send_message(thread=anna_thread, sender=alpha.operator, text=text)
+        return Notification.objects.filter(recipient=anna_thread.patient.user).latest("pk")
+
+    return reply

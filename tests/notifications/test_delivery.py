@@ -1,0 +1,217 @@
+"""The delivery pipeline: dispatch rules, one send per channel, retries, and never a second SMS."""
+
+from datetime import datetime, time, timedelta
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from django.core import mail
+from django.test import TestCase
+from django.utils import timezone
+
+from notifications import services
+from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
+from notifications.tasks import deliver, dispatch_due_notifications
+from patients.services import consent_withdraw
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def _daytime(clinic, hour=12):
+    return datetime.combine(timezone.localtime(timezone.now(), clinic.tz).date(), time(hour), tzinfo=clinic.tz)
+
+
+def _dispatch(notification, *, now):
+    """What the beat sweep does for one notification, with its on-commit task queueing run (eager Celery)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return services.notification_dispatch(notification_id=notification.pk, now=now)
+
+
+def _sweep(*, now):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return services.notifications_dispatch_due(now=now)
+
+
+def _sms_texts(route):
+    return [parse_qs(call.request.content.decode())["msg"][0] for call in route.calls]
+
+
+def test_an_offline_message_becomes_one_sms_and_one_email(alpha, offline_reply, smsru):
+    notification = offline_reply()
+    _dispatch(notification, now=_daytime(alpha.clinic))
+
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.DISPATCHED
+    assert smsru.call_count == 1
+    sms = _sms_texts(smsru)[0]
+    assert "Alpha Dental" in sms and "Your tests are ready" in sms and f"/portal/threads/{notification.thread_id}/" in sms
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["anna@example.ru"]
+    sms_delivery, email_delivery = Delivery.objects.order_by("channel").filter(notification=notification).order_by("-channel")
+    assert (sms_delivery.channel, sms_delivery.status, sms_delivery.provider, sms_delivery.provider_message_id) == (
+        "sms",
+        "sent",
+        "smsru",
+        "2026-1",
+    )
+    assert (email_delivery.channel, email_delivery.status) == ("email", "sent")
+    assert [a.outcome for a in sms_delivery.history.all()] == ["sent"]
+
+
+def test_a_duplicate_task_does_not_send_again(alpha, offline_reply, smsru):
+    notification = offline_reply()
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    delivery = Delivery.objects.get(notification=notification, channel="sms")
+    deliver.delay(delivery.pk)  # the broker delivered the task twice
+    assert smsru.call_count == 1
+
+
+def test_sensitive_threads_never_put_their_words_in_an_sms(alpha, anna_thread, offline_reply, smsru):
+    anna_thread.sensitive = True
+    anna_thread.save()
+    notification = offline_reply("About your test results for the infection")
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    assert "infection" not in _sms_texts(smsru)[0]
+    assert "infection" not in mail.outbox[0].body
+
+
+def test_quiet_hours_wait_for_nine_in_the_clinics_morning(alpha, offline_reply, smsru):
+    notification = offline_reply()
+    night = _daytime(alpha.clinic, 23)
+    _dispatch(notification, now=night)
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.PENDING
+    assert notification.not_before == datetime.combine(night.date() + timedelta(days=1), time(9), tzinfo=alpha.clinic.tz)
+    assert smsru.call_count == 0 and not mail.outbox
+
+    assert _sweep(now=night + timedelta(hours=2)) == 0  # still night: not due
+    _sweep(now=notification.not_before + timedelta(minutes=1))
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.DISPATCHED
+    assert smsru.call_count == 1
+
+
+def test_urgent_notifications_ignore_quiet_hours(alpha, offline_reply, smsru):
+    notification = offline_reply()
+    Notification.objects.filter(pk=notification.pk).update(urgent=True)
+    _dispatch(notification, now=_daytime(alpha.clinic, 3))
+    assert smsru.call_count == 1
+
+
+@pytest.mark.parametrize("reason", ["opted_out", "no_consent", "read"])
+def test_opt_out_withdrawn_consent_and_read_in_time_skip_with_the_reason(alpha, anna, anna_thread, offline_reply, smsru, reason):
+    notification = offline_reply()
+    if reason == "opted_out":
+        Preference.objects.create(user=anna.user, opted_out=True)
+    elif reason == "no_consent":
+        consent_withdraw(patient=anna, clinic=alpha.clinic, ip=None, user_agent="test")
+    else:
+        anna_thread.refresh_from_db()
+        anna_thread.patient_read_seq = anna_thread.last_seq
+        anna_thread.save(update_fields=["patient_read_seq"])
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    notification.refresh_from_db()
+    assert (notification.status, notification.skip_reason) == ("skipped", reason)
+    assert smsru.call_count == 0 and not mail.outbox and not Delivery.objects.exists()
+
+
+def test_chosen_channels_only(alpha, anna, offline_reply, smsru):
+    Preference.objects.create(user=anna.user, sms=False)
+    notification = offline_reply()
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    assert smsru.call_count == 0 and len(mail.outbox) == 1
+
+
+def test_temporary_errors_are_retried_then_sent_with_every_attempt_kept(alpha, offline_reply, smsru):
+    ok = httpx.Response(
+        200, json={"status": "OK", "status_code": 100, "sms": {"x": {"status": "OK", "status_code": 100, "sms_id": "ok-3"}}}
+    )
+    answers = iter([httpx.Response(502), httpx.TimeoutException("slow"), ok])
+
+    def flaky(request):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    smsru.side_effect = flaky
+    notification = offline_reply()
+    Preference.objects.create(user=notification.recipient, email=False)
+    _dispatch(notification, now=_daytime(alpha.clinic))  # the task retries (at once, eagerly, in tests)
+    delivery = Delivery.objects.get(notification=notification)
+    assert (delivery.status, delivery.attempts, delivery.provider_message_id) == ("sent", 3, "ok-3")
+    assert [(a.outcome, a.error) for a in delivery.history.all()] == [
+        ("retry", "provider error HTTP 502"), ("retry", "timeout: slow"), ("sent", ""),
+    ]  # fmt: skip
+
+
+def test_retries_stop_after_the_last_attempt(alpha, offline_reply, smsru):
+    smsru.side_effect = lambda request: httpx.Response(503)
+    notification = offline_reply()
+    Preference.objects.create(user=notification.recipient, email=False)
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    delivery = Delivery.objects.get(notification=notification)
+    assert (delivery.status, delivery.attempts) == ("failed", services.MAX_ATTEMPTS)
+    assert smsru.call_count == services.MAX_ATTEMPTS
+
+
+def test_a_refused_number_fails_at_once_with_the_reason(alpha, offline_reply, smsru):
+    smsru.side_effect = lambda request: httpx.Response(
+        200,
+        json={"status": "OK", "status_code": 100, "sms": {"x": {"status": "ERROR", "status_code": 202, "status_text": "Invalid number"}}},
+    )
+    notification = offline_reply()
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    delivery = Delivery.objects.get(notification=notification, channel="sms")
+    assert delivery.status == "failed" and "Invalid number" in delivery.last_error
+    assert smsru.call_count == 1
+
+
+def test_a_worker_killed_after_sending_never_sends_the_sms_twice(alpha, offline_reply, smsru):
+    """The provider accepted the SMS, then the worker died before writing the status."""
+
+    class WorkerKilled(BaseException):
+        pass
+
+    received = []
+
+    def accept_then_die(request):
+        received.append(request)  # SMS.ru has it now
+        raise WorkerKilled
+
+    notification = offline_reply()
+    Preference.objects.create(user=notification.recipient, email=False)
+    smsru.side_effect = accept_then_die
+    with pytest.raises(WorkerKilled):
+        _dispatch(notification, now=_daytime(alpha.clinic))
+    delivery = Delivery.objects.get(notification=notification)
+    assert delivery.status == "sending"
+
+    deliver.delay(delivery.pk)  # acks_late: the broker hands the task to another worker
+    delivery.refresh_from_db()
+    assert len(received) == 1  # a second send would have reached the same route
+    assert delivery.status == "failed" and "not sent again" in delivery.last_error
+    assert [a.outcome for a in delivery.history.all()] == [DeliveryAttempt.Outcome.INTERRUPTED]
+
+
+def test_the_sweep_runs_as_a_beat_task(alpha, offline_reply, smsru, settings):
+    notification = offline_reply()
+    Notification.objects.filter(pk=notification.pk).update(urgent=True)  # whatever the hour of the test run
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        dispatch_due_notifications.delay()
+    assert smsru.call_count == 1
+    assert "dispatch-due-notifications" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_staff_get_email_not_sms(alpha, anna_thread, smsru):
+    from messaging.services import send_message, thread_assign
+
+    alpha.operator.email = "olga@alpha.ru"
+    alpha.operator.save()
+    thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)
+    send_message(thread=anna_thread, sender=anna_thread.patient.user, text="Is the clinic open on Sunday?")
+    notification = Notification.objects.get(recipient=alpha.operator)
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    assert smsru.call_count == 0
+    assert mail.outbox[0].to == ["olga@alpha.ru"] and f"/admin/inbox/{anna_thread.pk}/" in mail.outbox[0].body
+    assert f.PatientFactory  # factories stay importable here for the next tests

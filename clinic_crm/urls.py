@@ -69,6 +69,7 @@ urlpatterns = [
     path("health/", health_view, name="health"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
+    path("", include("appointments.urls")),
     path("", include("patients.urls")),
 ]
 

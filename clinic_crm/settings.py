@@ -263,6 +263,8 @@ SPECTACULAR_SETTINGS = {
         "PatientRelationEnum": "patients.models.Patient.Relation",
         "ConsentChannelEnum": "patients.models.ConsentRecord.Channel",
         "ThreadChannelEnum": "messaging.models.Thread.Channel",
+        "VisitStatusEnum": "appointments.models.Appointment.Status",
+        "ThreadStatusEnum": "messaging.models.Thread.Status",
     },
 }
 

@@ -119,7 +119,7 @@ def _slot_links(thread: Thread, slots: list[dict]) -> list[dict]:
             }
         except (KeyError, TypeError, ValueError):
             continue  # a malformed stored offer shows no button rather than breaking the page
-        out.append({**slot, "url": f"{base}?{urlencode(query)}"})
+        out.append({**slot, "url": f"{base}?{urlencode(query)}", "when": local})
     return out
 
 
@@ -168,6 +168,7 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         "earlierFailed": _("Could not load earlier messages. Try again."),
         "booking": _("Booking…"),
         "booked": _("Booked. The confirmation will appear in this chat."),
+        "taken": _("This time has just been taken. Nearest free times:"),
         "openVisit": _("Open the visit"),
         "bookFailed": _("Could not book. Try again."),
         "giveConsent": _("Read and accept the consent"),

@@ -62,6 +62,7 @@ def test_the_day_strip_preselects_the_first_day_with_slots_and_a_tap_swaps_only_
         and 'aria-current="date"' in html.split(f'data-day="{day.isoformat()}"')[0].rsplit("<a", 1)[1]
     )
     assert html.count('class="slot"') == 18
+    assert '">09:00</a>' in html and '">17:30</a>' in html  # shown in the clinic's zone, not the server's UTC
     slot_url = confirm_url(alpha.clinic, checkup, alpha.doctor, at(alpha.clinic, day, 9)).replace("&", "&amp;")
     assert slot_url in html
 
@@ -100,6 +101,7 @@ def test_a_patient_books_from_the_confirm_page(signed_in, alpha, checkup, anna, 
     page = signed_in.get(url).content.decode()
     for text in ("Check-up", "Dr Dima", "10:00", "Tverskaya 1", "1500 RUB", "Europe/Moscow", "Anna Petrova"):
         assert text in page
+    assert ", 10:00</strong>" in page
 
     response = signed_in.post(url, {"service": checkup.pk, "doctor": alpha.doctor.pk, "at": f"{day.isoformat()}T10:00"})
     visit = Appointment.objects.get()
@@ -202,7 +204,8 @@ def test_my_visits_lists_the_familys_visits_in_every_clinic_and_nobody_elses(
     upcoming, past = page.split('id="upcoming-visits"')[1].split('id="past-visits"')
     assert upcoming.count('class="card visit-card') == 2 and "for Masha Petrova" in upcoming and "Beta Health" in upcoming
     assert past.count('class="card visit-card') == 1 and "Came" in past
-    assert "11:00" not in page
+    assert ", 10:00</span>" in upcoming and ", 12:00</span>" in upcoming  # each in its clinic's zone
+    assert ", 11:00</span>" not in page
     assert "Leave the waiting list" in page
 
     for n in range(5):  # more visits, same number of queries

@@ -144,6 +144,11 @@
     return dayKey.format(date) + "T" + clock24.format(date);
   }
 
+  /** In the reader's language and the clinic's zone (the stored label is in the operator's language). */
+  function slotLabel(date) {
+    return dayMonth.format(date) + ", " + clock24.format(date);
+  }
+
   function slotLink(slot, label) {
     const link = el("a", "offer-slot", label);
     const query = new URLSearchParams({ service: slot.service, doctor: slot.doctor, at: localAt(new Date(slot.starts_at)), for: root.dataset.patient });
@@ -158,7 +163,7 @@
   function renderSlots(slots, offer) {
     const box = el("div", "offer-slots");
     if (offer) box.dataset.offer = offer;
-    slots.forEach(function (slot) { box.appendChild(slotLink(slot, slot.label)); });
+    slots.forEach(function (slot) { box.appendChild(slotLink(slot, slotLabel(new Date(slot.starts_at)))); });
     const result = el("p", "offer-result");
     result.setAttribute("role", "status");
     result.hidden = true;
@@ -187,7 +192,7 @@
     alternatives.forEach(function (alt) {
       const when = new Date(alt.starts_at);
       const slot = { doctor: alt.doctor, service: service, starts_at: alt.starts_at, doctor_name: alt.doctor_name };
-      more.appendChild(slotLink(slot, dayMonth.format(when) + ", " + clock24.format(when) + " · " + alt.doctor_name));
+      more.appendChild(slotLink(slot, slotLabel(when) + " · " + alt.doctor_name));
     });
     const result = el("p", "offer-result");
     result.setAttribute("role", "status");
@@ -224,12 +229,16 @@
           box.classList.add("is-done");
           link.classList.add("is-booked");
           box.querySelectorAll(".offer-slot").forEach(function (a) { a.setAttribute("aria-disabled", "true"); });
+          const alternatives = box.parentNode.querySelector(".offer-alternatives");
+          if (alternatives && alternatives !== box) alternatives.remove();
           showResult(box, strings.booked, { text: strings.openVisit, href: root.dataset.visitsUrl + res.data.id + "/" });
           return;
         }
         const data = res.data;
         if (data.code === "consent_required" && data.clinic) {
           showResult(box, data.detail, { text: strings.giveConsent, href: "/portal/clinics/" + data.clinic + "/consent/?next=" + encodeURIComponent(location.pathname) });
+        } else if (data.code === "slot_taken" && (data.alternatives || []).length) {
+          showResult(box, strings.taken);
         } else {
           showResult(box, data.detail || strings.bookFailed);
         }

@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -167,11 +168,13 @@ def book_slots(request: HttpRequest, slug: str, service_id: int) -> HttpResponse
         "chosen": chosen,
         "by_doctor": list(by_doctor.items()),
         "any_slots": bool(slots),
-        "patient": patient_for_user(request.user),
+        "family": patient_family(patient=patient) if (patient := patient_for_user(request.user)) else [],
         "here": request.get_full_path(),
     }
     template = "appointments/_slots.html" if request.headers.get("HX-Request") else "appointments/book_slots.html"
-    return render(request, template, context)
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # one URL, two bodies: caches must not mix them up
+    return response
 
 
 def _parse_slot(request: HttpRequest, clinic: Clinic) -> tuple[Service, Doctor, datetime]:

@@ -302,3 +302,12 @@ def test_the_waiting_list_refuses_clearly(signed_in, web, alpha, checkup, beta):
     web.force_login(pavel.user)
     response = web.post(f"/c/alpha/book/{checkup.pk}/waitlist/", {"doctor": alpha.doctor.pk})
     assert response["Location"].startswith("/portal/clinics/alpha/consent/?next=")
+
+
+def test_a_guardian_puts_a_child_on_the_waiting_list(signed_in, alpha, checkup, anna):
+    child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
+    page = signed_in.get(f"/c/alpha/book/{checkup.pk}/").content.decode()
+    assert 'name="for"' in page and "Masha Petrova" in page
+    signed_in.post(f"/c/alpha/book/{checkup.pk}/waitlist/", {"doctor": alpha.doctor.pk, "for": child.pk})
+    assert child.waitlist.get().is_active
+    assert "for Masha Petrova" in signed_in.get("/portal/visits/").content.decode()

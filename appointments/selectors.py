@@ -381,3 +381,39 @@ def visit_calendar_file(visit: Appointment) -> bytes:
     event.add_component(alarm)
     calendar.add_component(event)
     return calendar.to_ical()
+
+
+# --- portal booking screens ----------------------------------------------------------------------
+
+
+def slot_days(*, clinic: Clinic, slots: list[Slot], date_from: date, days: int) -> list[tuple[date, list[Slot]]]:
+    """Every local day of the strip with its slots, empty days included (the strip shows them greyed)."""
+    found = dict(slots_by_day(clinic=clinic, slots=slots))
+    return [(day, found.get(day, [])) for day in (date_from + timedelta(days=n) for n in range(days))]
+
+
+def slot_place(*, clinic: Clinic, doctor: Doctor, starts_at: datetime, ends_at: datetime) -> tuple[str, str]:
+    """(address, room) where a slot takes place: the branch of the doctor's working interval, else the clinic."""
+    from clinics.models import Branch
+
+    interval = working_interval(clinic=clinic, doctor=doctor, starts_at=starts_at, ends_at=ends_at)
+    address = ""
+    if interval is not None and interval.branch_id:
+        address = Branch.objects.filter(pk=interval.branch_id).values_list("address", flat=True).first() or ""
+    return address or clinic.address, interval.room if interval is not None else ""
+
+
+@dataclass(frozen=True)
+class CancelTerms:
+    """What cancelling or moving a visit now means under its clinic's rules (shown before the patient decides)."""
+
+    late: bool  # a cancellation now counts as late
+    hours: int  # the clinic's late-cancel window
+    can_move_online: bool
+
+
+def visit_cancel_terms(*, visit: Appointment, now: datetime | None = None) -> CancelTerms:
+    rules = booking_rules_for(visit.clinic)
+    left = visit.starts_at - (now or timezone.now())
+    late = left < timedelta(hours=rules.late_cancel_hours)
+    return CancelTerms(late=late, hours=rules.late_cancel_hours, can_move_online=visit.is_upcoming and not late)

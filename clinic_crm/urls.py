@@ -70,6 +70,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
+    path("", include("appointments.urls")),
     path("", include("patients.urls")),
 ]
 

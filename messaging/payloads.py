@@ -78,6 +78,10 @@ def message_payload(
         "client_msg_id": message.client_msg_id,
         "created_at": _iso(message.created_at),
     }
+    # Times offered in the chat (an operator's proposal, a freed-slot offer): both sides render them as buttons.
+    slots = (message.data or {}).get("slots")
+    body["slots"] = slots if isinstance(slots, list) else []
+    body["offer"] = (message.data or {}).get("offer") if body["slots"] else None
     if audience == STAFF:
         body["data"] = message.data
         body["mentions"] = [u.pk for u in message.mentions.all()] if message.kind == Message.Kind.NOTE else []
@@ -170,6 +174,10 @@ class MessageOut(_Rendered):
     attachments = AttachmentOut(many=True)
     client_msg_id = serializers.CharField()
     created_at = serializers.DateTimeField()
+    slots = serializers.ListField(
+        child=serializers.DictField(), help_text="Times offered to book with one tap: doctor, service, starts_at, label (and names)."
+    )
+    offer = serializers.IntegerField(allow_null=True, help_text="The freed-slot offer these times belong to; send it with the booking.")
 
     @staticmethod
     def render(instance, *, audience):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -103,6 +103,26 @@ def _tick_state(seq: int, thread: Thread) -> str:
     return "sent"
 
 
+def _slot_links(thread: Thread, slots: list[dict]) -> list[dict]:
+    """Offered times with a link to the portal's confirm page: the buttons work without JavaScript too
+    (chat.js books them with one tap through the API instead)."""
+    base = reverse("appointments:book-confirm", args=[thread.clinic.slug])
+    out = []
+    for slot in slots:
+        try:
+            local = datetime.fromisoformat(slot["starts_at"]).astimezone(thread.clinic.tz)
+            query = {
+                "service": int(slot["service"]),
+                "doctor": int(slot["doctor"]),
+                "at": local.strftime("%Y-%m-%dT%H:%M"),
+                "for": thread.patient_id,
+            }
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed stored offer shows no button rather than breaking the page
+        out.append({**slot, "url": f"{base}?{urlencode(query)}", "when": local})
+    return out
+
+
 def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
     before = request.GET.get("before", "")
     before_seq = int(before) if before.isdigit() else None
@@ -122,6 +142,8 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
             day_label=_day_label(local, today),
             state=_tick_state(message.seq, thread) if mine else "",
         )
+        if item["slots"]:
+            item["slots"] = _slot_links(thread, item["slots"])
         items.append(item)
     for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
     if thread.kind == Thread.Kind.DOCTOR and thread.doctor_id:
@@ -144,6 +166,12 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         "removeFile": _("Remove file"),
         "notSent": _("Not sent"),
         "earlierFailed": _("Could not load earlier messages. Try again."),
+        "booking": _("Booking…"),
+        "booked": _("Booked. The confirmation will appear in this chat."),
+        "taken": _("This time has just been taken. Nearest free times:"),
+        "openVisit": _("Open the visit"),
+        "bookFailed": _("Could not book. Try again."),
+        "giveConsent": _("Read and accept the consent"),
     }
     return render(
         request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -39,7 +40,7 @@ def patient_required(view):
         if patient is None:
             if request.user.is_authenticated:
                 return redirect("admin:index")
-            return redirect(f"{reverse('patients:login')}?next={request.get_full_path()}")
+            return redirect(f"{reverse('patients:login')}?{urlencode({'next': request.get_full_path()}, safe='/')}")
         request.patient = patient
         return view(request, *args, **kwargs)
 
@@ -103,7 +104,9 @@ def login_start(request: HttpRequest) -> HttpResponse:
             form.add_error("destination", exc.message)
         else:
             request.session[SESSION_DESTINATION] = destination.value
-            return redirect(f"{reverse('patients:login-code')}?next={_next_url(request, reverse('patients:home'))}")
+            return redirect(
+                f"{reverse('patients:login-code')}?{urlencode({'next': _next_url(request, reverse('patients:home'))}, safe='/')}"
+            )
     return render(request, "patients/login.html", {"form": form, "next": _next_url(request, "")})
 
 
@@ -122,7 +125,9 @@ def login_code(request: HttpRequest) -> HttpResponse:
             login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
             request.session.pop(SESSION_DESTINATION, None)
             if created or not patient.full_name:
-                return redirect(f"{reverse('patients:profile')}?next={_next_url(request, reverse('patients:home'))}")
+                return redirect(
+                    f"{reverse('patients:profile')}?{urlencode({'next': _next_url(request, reverse('patients:home'))}, safe='/')}"
+                )
             return redirect(_next_url(request, reverse("patients:home")))
     return render(request, "patients/login_code.html", {"form": form, "destination": destination, "next": _next_url(request, "")})
 

@@ -47,6 +47,7 @@
   const dayKey = new Intl.DateTimeFormat("en-CA", { timeZone: timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
   const clock = new Intl.DateTimeFormat(lang, { timeZone: timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const dayMonth = new Intl.DateTimeFormat(lang, { timeZone: timeZone, day: "numeric", month: "long" });
+  const clock24 = new Intl.DateTimeFormat("en-GB", { timeZone: timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const dayMonthYear = new Intl.DateTimeFormat(lang, { timeZone: timeZone, day: "numeric", month: "long", year: "numeric" });
 
   function labelFor(day, date) {
@@ -124,6 +125,7 @@
       text.innerHTML = m.html; // escaped and linked by the server (messaging.text.message_html)
       bubble.appendChild(text);
     }
+    if (m.slots && m.slots.length) bubble.appendChild(renderSlots(m.slots, m.offer));
     const meta = el("div", "meta");
     const time = el("time", "", clock.format(created));
     time.dateTime = m.created_at;
@@ -134,6 +136,132 @@
     li._created = created;
     return li;
   }
+
+  // --- offered times: one button per slot, booked with one tap ---------------------------
+
+  /** "YYYY-MM-DDTHH:MM" in the clinic's zone: the portal confirm page's `at` (the link without JavaScript). */
+  function localAt(date) {
+    return dayKey.format(date) + "T" + clock24.format(date);
+  }
+
+  /** In the reader's language and the clinic's zone (the stored label is in the operator's language). */
+  function slotLabel(date) {
+    return dayMonth.format(date) + ", " + clock24.format(date);
+  }
+
+  function slotLink(slot, label) {
+    const link = el("a", "offer-slot", label);
+    const query = new URLSearchParams({ service: slot.service, doctor: slot.doctor, at: localAt(new Date(slot.starts_at)), for: root.dataset.patient });
+    link.href = root.dataset.confirmUrl + "?" + query.toString();
+    link.dataset.doctor = slot.doctor;
+    link.dataset.service = slot.service;
+    link.dataset.startsAt = slot.starts_at;
+    if (slot.doctor_name) link.title = slot.doctor_name + (slot.service_name ? ", " + slot.service_name : "");
+    return link;
+  }
+
+  function renderSlots(slots, offer) {
+    const box = el("div", "offer-slots");
+    if (offer) box.dataset.offer = offer;
+    slots.forEach(function (slot) { box.appendChild(slotLink(slot, slotLabel(new Date(slot.starts_at)))); });
+    const result = el("p", "offer-result");
+    result.setAttribute("role", "status");
+    result.hidden = true;
+    box.appendChild(result);
+    return box;
+  }
+
+  function showResult(box, text, link) {
+    const result = box.querySelector(".offer-result");
+    result.textContent = text;
+    if (link) {
+      result.appendChild(document.createTextNode(" "));
+      const a = el("a", "", link.text);
+      a.href = link.href;
+      result.appendChild(a);
+    }
+    result.hidden = false;
+  }
+
+  /** The nearest free times the server offers when the tapped one was just taken (not part of any offer). */
+  function renderAlternatives(box, alternatives, service) {
+    const old = box.querySelector(".offer-alternatives");
+    if (old) old.remove();
+    if (!alternatives.length) return;
+    const more = el("div", "offer-slots offer-alternatives");
+    alternatives.forEach(function (alt) {
+      const when = new Date(alt.starts_at);
+      const slot = { doctor: alt.doctor, service: service, starts_at: alt.starts_at, doctor_name: alt.doctor_name };
+      more.appendChild(slotLink(slot, slotLabel(when) + " · " + alt.doctor_name));
+    });
+    const result = el("p", "offer-result");
+    result.setAttribute("role", "status");
+    result.hidden = true;
+    more.appendChild(result);
+    box.after(more);
+  }
+
+  function book(link) {
+    const box = link.closest(".offer-slots");
+    if (box.getAttribute("aria-busy") === "true" || box.classList.contains("is-done")) return;
+    box.setAttribute("aria-busy", "true");
+    link.classList.add("is-busy");
+    showResult(box, strings.booking);
+    const body = {
+      doctor: Number(link.dataset.doctor),
+      service: Number(link.dataset.service),
+      starts_at: link.dataset.startsAt,
+      thread: threadId,
+      patient: Number(root.dataset.patient),
+    };
+    if (box.dataset.offer) body.offer = Number(box.dataset.offer);
+    fetch(root.dataset.bookUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
+      body: JSON.stringify(body),
+    })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) { return { ok: response.ok, data: data }; });
+      })
+      .then(function (res) {
+        if (res.ok) {
+          box.classList.add("is-done");
+          link.classList.add("is-booked");
+          box.querySelectorAll(".offer-slot").forEach(function (a) { a.setAttribute("aria-disabled", "true"); });
+          const alternatives = box.parentNode.querySelector(".offer-alternatives");
+          if (alternatives && alternatives !== box) alternatives.remove();
+          showResult(box, strings.booked, { text: strings.openVisit, href: root.dataset.visitsUrl + res.data.id + "/" });
+          return;
+        }
+        const data = res.data;
+        if (data.code === "consent_required" && data.clinic) {
+          showResult(box, data.detail, { text: strings.giveConsent, href: "/portal/clinics/" + data.clinic + "/consent/?next=" + encodeURIComponent(location.pathname) });
+        } else if (data.code === "slot_taken" && (data.alternatives || []).length) {
+          showResult(box, strings.taken);
+        } else {
+          showResult(box, data.detail || strings.bookFailed);
+        }
+        if (data.code === "slot_taken") {
+          link.classList.add("is-taken");
+          link.setAttribute("aria-disabled", "true");
+          renderAlternatives(box, data.alternatives || [], body.service);
+        }
+      })
+      .catch(function () { showResult(box, strings.bookFailed); })
+      .finally(function () {
+        box.removeAttribute("aria-busy");
+        link.classList.remove("is-busy");
+      });
+  }
+
+  list.addEventListener("click", function (event) {
+    const link = event.target.closest("a.offer-slot");
+    if (!link || !list.contains(link)) return;
+    event.preventDefault();
+    if (link.getAttribute("aria-disabled") === "true") return;
+    book(link);
+  });
 
   /** The bubble of a message on its way: plain text until the server's copy replaces it. */
   function renderPending(text, attachments) {

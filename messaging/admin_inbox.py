@@ -137,26 +137,27 @@ def _row_items(request: HttpRequest, rows: list[selectors.InboxRow], current: in
     ]
 
 
-ROW_TEMPLATE = "admin/messaging/_inbox_row.html"
-ROW_CACHE_SECONDS = 3600
+FRAGMENT_CACHE_SECONDS = 3600
 
 
-def _rows_html(items: list[dict[str, Any]]) -> str:
-    """The rows' HTML, each from the cache when its inputs are unchanged (rendering 50 rows through
-    the template was a third of the page). The key is a digest of everything the row shows (every
-    thread change alters some of it: preview, counters, status, assignee, last activity), the
-    relative labels and the language, so a cached row is never stale."""
-    language = get_language()
-    keys = [f"inbox-row:{hashlib.blake2b(repr((language, sorted(item.items()))).encode(), digest_size=16).hexdigest()}" for item in items]
+def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
+    """Each item rendered through the template, from the cache when its inputs are unchanged
+    (rendering the 50 rows or messages of a page was a third of it). The key is a digest of
+    everything the fragment shows, the language and the time zone: a thread change alters some of a row's values
+    (preview, counters, status, assignee, last activity), a receipt a message's, so nothing cached
+    is ever stale."""
+    where = (template_name, get_language(), timezone.get_current_timezone_name())  # times render in the viewer's zone
+    digest = [hashlib.blake2b(repr((where, sorted(item.items()))).encode(), digest_size=16).hexdigest() for item in items]
+    keys = [f"inbox-html:{d}" for d in digest]
     found = cache.get_many(keys)
-    template, fresh, parts = get_template(ROW_TEMPLATE), {}, []
+    template, fresh, parts = get_template(template_name), {}, []
     for key, item in zip(keys, items, strict=True):
         html = found.get(key)
         if html is None:
             html = fresh[key] = template.render(item)
         parts.append(html)
     if fresh:
-        cache.set_many(fresh, timeout=ROW_CACHE_SECONDS)
+        cache.set_many(fresh, timeout=FRAGMENT_CACHE_SECONDS)
     return mark_safe("".join(parts))  # noqa: S308 - rendered by the autoescaping template above
 
 
@@ -171,7 +172,7 @@ def _rows_context(request: HttpRequest, current: int | None, filters: selectors.
         more_url = reverse("inbox:more") + _query(request, after=rows[-1].cursor, current=current)
         more_page_url = (reverse("inbox:thread", args=[current]) if current else reverse("inbox:index")) + _query(request, after=rows[-1].cursor)
     return {
-        "rows_html": _rows_html(_row_items(request, rows, current, several_clinics)),
+        "rows_html": _fragments_html("admin/messaging/_inbox_row.html", _row_items(request, rows, current, several_clinics)),
         "first_page": not after,
         "more_url": more_url,
         "more_page_url": more_page_url,
@@ -246,12 +247,22 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     }
 
 
+def _receipt(message: Message, thread: Thread) -> str:
+    """The ticks under a staff reply: read or delivered by the patient, or only sent."""
+    if message.author != Message.Author.STAFF or message.kind == Message.Kind.NOTE:
+        return ""
+    if message.seq <= thread.patient_read_seq:
+        return "read"
+    return "delivered" if message.seq <= thread.patient_delivered_seq else "sent"
+
+
 def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
     items = []
     for m in messages_:
         payload = message_payload(m, audience=STAFF, thread=thread)
         payload["created"] = timezone.localtime(m.created_at)
-        items.append(payload)
+        payload["receipt"] = _receipt(m, thread)
+        items.append({"m": payload})
     return items
 
 
@@ -260,7 +271,7 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
     has_more = len(page) > selectors.PAGE
     page = page[-selectors.PAGE :]
     return {
-        "items": _message_items(page, thread),
+        "messages_html": _fragments_html("admin/messaging/_inbox_message.html", _message_items(page, thread)),
         "has_more": has_more,
         "first_seq": page[0].seq if page else None,
         "older_url": reverse("inbox:messages", args=[thread.pk]),

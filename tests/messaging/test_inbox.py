@@ -308,6 +308,15 @@ def test_a_changed_thread_is_never_shown_from_the_row_cache(olga_web, alpha, ann
     assert re.search(r'class="inbox-unread"[^>]*>1<', row)
 
 
+def test_a_read_receipt_is_never_shown_from_the_message_cache(olga_web, alpha, anna, anna_thread):
+    services.send_message(thread=anna_thread, sender=alpha.operator, text="Yes, we are open on Sunday.")
+    url = f"{INBOX}{anna_thread.pk}/"
+    assert re.search(r'class="msg-receipt" title="Sent"', olga_web.get(url).content.decode())
+    anna_thread.refresh_from_db()
+    services.thread_mark_read(thread=anna_thread, reader=anna.user)
+    assert re.search(r'class="msg-receipt is-read" title="Read by the patient"', olga_web.get(url).content.decode())
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [

@@ -184,7 +184,7 @@ def inbox_rows(*, user: Any, filters: InboxFilter | None = None, limit: int = PA
                 status_label=str(statuses.get(status, status)),
                 priority=priority,
                 priority_label=str(priorities.get(priority, priority)),
-                assignee=f"{first} {last}".strip() or username or "",  # as User.display_name
+                assignee=" ".join(part for part in (first, last) if part) or username or "",  # as User.display_name
                 doctor=doctor or "",
                 clinic=clinic,
                 last_activity_at=at,

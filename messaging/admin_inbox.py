@@ -12,17 +12,24 @@ messaging.services; tenancy comes from `visible_to` inside the selectors.
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -31,7 +38,8 @@ from messaging import selectors, services
 from messaging.models import Message, Thread
 from messaging.payloads import STAFF, message_payload
 
-LIST_LIMIT = 50  # rows rendered; filters and search reach the rest (rendering, not SQL, is the cost at 100k threads)
+LIST_LIMIT = 50  # rows a page renders; "load more" (keyset) and filters reach the rest
+LIST_MAX = 500  # rows a live refresh re-renders at most, after "load more" was used
 FETCH_HEADER = "HTTP_X_INBOX_FETCH"
 
 
@@ -54,24 +62,16 @@ def _short_time(moment: datetime, now: datetime) -> str:
 
 
 def _filters(request: HttpRequest) -> selectors.InboxFilter:
-    params = request.GET
-    scope = params.get("scope", "")
-    status = params.get("status", "")
-    channel = params.get("channel", "")
-    tag = params.get("tag", "")
-    return selectors.InboxFilter(
-        mine=scope == "mine",
-        unassigned=scope == "unassigned",
-        status=status if status in Thread.Status.values else None,
-        channel=channel if channel in Thread.Channel.values else None,
-        tag=int(tag) if tag.isdigit() else None,
-        query=params.get("q", "").strip()[:100],
-    )
+    return selectors.InboxFilter.from_params(request.GET)
 
 
 def _query(request: HttpRequest, **changes: Any) -> str:
-    """The current filter parameters with some changed (None drops one), as ?a=b."""
-    keep = {k: request.GET.get(k, "") for k in ("scope", "status", "channel", "tag", "q")}
+    """The current filter parameters with some changed or added (None drops one), as ?a=b."""
+    filters = _filters(request)
+    keep = {
+        "scope": "" if filters.scope == "all" else filters.scope,  # also from the older mine=1 / unassigned=1
+        **{k: request.GET.get(k, "") for k in ("status", "channel", "tag", "q")},
+    }
     keep.update(changes)
     pairs = {k: v for k, v in keep.items() if v not in (None, "")}
     return f"?{urlencode(pairs)}" if pairs else ""
@@ -89,33 +89,104 @@ def _thread(request: HttpRequest, thread_id: int) -> Thread:
         raise Http404(_("No such conversation.")) from None
 
 
+def _take_counters(thread: Thread, fresh: Thread) -> None:
+    """The row's columns as the service just wrote them, keeping the relations already loaded."""
+    for field in Thread._meta.concrete_fields:
+        if not field.is_relation:
+            setattr(thread, field.attname, getattr(fresh, field.attname))
+
+
 def _wants_fragment(request: HttpRequest) -> bool:
     return request.META.get(FETCH_HEADER) == "1"
+
+
+@functools.cache
+def _shell_site() -> admin.AdminSite:
+    """The admin site without Django's app list. The inbox's sidebar is Unfold's navigation
+    (settings.UNFOLD["SIDEBAR"]), which never shows that list, and building it (permission checks
+    and URLs of every registered model) was ~5 ms of each inbox page."""
+    site = admin.site
+    site.name  # noqa: B018 - when admin.site is Django's LazyObject, this sets it up before the copy
+    site = copy.copy(getattr(site, "_wrapped", site))
+    site.get_app_list = lambda request, app_label=None: []
+    return site
+
+
+def _page_shell(request: HttpRequest) -> dict[str, Any]:
+    """The admin page around the inbox: Unfold's header, sidebar, language and theme switches."""
+    return _shell_site().each_context(request)
 
 
 # --- context builders --------------------------------------------------------------------------
 
 
+def _row_items(request: HttpRequest, rows: list[selectors.InboxRow], current: int | None, several_clinics: bool) -> list[dict[str, Any]]:
+    """What each row shows, as strings: the template only places them."""
+    now = timezone.now()
+    index, query = reverse("inbox:index"), _query(request)
+    return [
+        {
+            "row": row,
+            "url": f"{index}{row.pk}/{query}",  # inbox:thread
+            "waiting": waiting_label(row.waiting_since, now) if row.waiting_since else "",
+            "when": _short_time(row.last_activity_at, now),
+            "current": row.pk == current,
+            "clinic": row.clinic if several_clinics else "",
+        }
+        for row in rows
+    ]
+
+
+FRAGMENT_CACHE_SECONDS = 3600
+
+
+def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
+    """Each item rendered through the template, from the cache when its inputs are unchanged
+    (rendering the 50 rows or messages of a page was a third of it). The key is a digest of
+    everything the fragment shows, the language and the time zone: a thread change alters some of a row's values
+    (preview, counters, status, assignee, last activity), a receipt a message's, so nothing cached
+    is ever stale."""
+    where = (template_name, get_language(), timezone.get_current_timezone_name())  # times render in the viewer's zone
+    digest = [hashlib.blake2b(repr((where, sorted(item.items()))).encode(), digest_size=16).hexdigest() for item in items]
+    keys = [f"inbox-html:{d}" for d in digest]
+    found = cache.get_many(keys)
+    template, fresh, parts = get_template(template_name), {}, []
+    for key, item in zip(keys, items, strict=True):
+        html = found.get(key)
+        if html is None:
+            html = fresh[key] = template.render(item)
+        parts.append(html)
+    if fresh:
+        cache.set_many(fresh, timeout=FRAGMENT_CACHE_SECONDS)
+    return mark_safe("".join(parts))  # noqa: S308 - rendered by the autoescaping template above
+
+
+def _rows_context(request: HttpRequest, current: int | None, filters: selectors.InboxFilter, several_clinics: bool) -> dict[str, Any]:
+    """A page of rows: the first (or, for a live refresh, as many as the page shows) or the one after ?after=."""
+    shown = request.GET.get("shown", "")
+    limit = min(max(LIST_LIMIT, int(shown)), LIST_MAX) if shown.isdigit() else LIST_LIMIT
+    after = request.GET.get("after", "")
+    rows, has_more = selectors.inbox_rows(user=request.user, filters=filters, limit=limit, after=after)
+    more_url = more_page_url = ""
+    if has_more:  # htmx appends the next rows; without JavaScript the link opens the page from there
+        more_url = reverse("inbox:more") + _query(request, after=rows[-1].cursor, current=current)
+        more_page_url = (reverse("inbox:thread", args=[current]) if current else reverse("inbox:index")) + _query(request, after=rows[-1].cursor)
+    return {
+        "rows_html": _fragments_html("admin/messaging/_inbox_row.html", _row_items(request, rows, current, several_clinics)),
+        "first_page": not after,
+        "more_url": more_url,
+        "more_page_url": more_page_url,
+    }
+
+
 def _list_context(request: HttpRequest, current: int | None = None) -> dict[str, Any]:
     filters = _filters(request)
-    now = timezone.now()
-    threads = list(selectors.inbox_threads(user=request.user, filters=filters)[:LIST_LIMIT])
     facets = selectors.inbox_facets(user=request.user, filters=filters)
     several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
-    rows = [
-        {
-            "thread": t,
-            "url": reverse("inbox:thread", args=[t.pk]) + _query(request),
-            "waiting": waiting_label(t.waiting_since, now) if t.waiting_since else "",
-            "when": _short_time(t.last_activity_at, now),
-            "current": t.pk == current,
-        }
-        for t in threads
-    ]
-    scope = "mine" if filters.mine else "unassigned" if filters.unassigned else ""
+    scope = "" if filters.scope == "all" else filters.scope
     tags = list(selectors.inbox_tags(user=request.user))
     return {
-        "rows": rows,
+        **_rows_context(request, current, filters, several_clinics),
         "facets": facets,
         "filters": filters,
         "several_clinics": several_clinics,
@@ -176,12 +247,22 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     }
 
 
+def _receipt(message: Message, thread: Thread) -> str:
+    """The ticks under a staff reply: read or delivered by the patient, or only sent."""
+    if message.author != Message.Author.STAFF or message.kind == Message.Kind.NOTE:
+        return ""
+    if message.seq <= thread.patient_read_seq:
+        return "read"
+    return "delivered" if message.seq <= thread.patient_delivered_seq else "sent"
+
+
 def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
     items = []
     for m in messages_:
         payload = message_payload(m, audience=STAFF, thread=thread)
         payload["created"] = timezone.localtime(m.created_at)
-        items.append(payload)
+        payload["receipt"] = _receipt(m, thread)
+        items.append({"m": payload})
     return items
 
 
@@ -190,7 +271,7 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
     has_more = len(page) > selectors.PAGE
     page = page[-selectors.PAGE :]
     return {
-        "items": _message_items(page, thread),
+        "messages_html": _fragments_html("admin/messaging/_inbox_message.html", _message_items(page, thread)),
         "has_more": has_more,
         "first_seq": page[0].seq if page else None,
         "older_url": reverse("inbox:messages", args=[thread.pk]),
@@ -258,11 +339,11 @@ def inbox(request: HttpRequest, thread_id: int | None = None) -> HttpResponse:
     if thread_id is not None:
         thread = _thread(request, thread_id)
         services.thread_access_record(thread=thread, user=request.user, via="inbox")
-        services.thread_mark_read(thread=thread, reader=request.user)
-        thread = _thread(request, thread_id)  # the counters as they are now
+        if thread.staff_read_seq < thread.last_seq:  # else there is nothing to mark (a later message comes over the socket)
+            _take_counters(thread, services.thread_mark_read(thread=thread, reader=request.user))
         history = _history_context(request, thread)
     context = {
-        **admin.site.each_context(request),
+        **_page_shell(request),
         "title": _("Inbox"),
         "is_fullwidth": "1",
         "thread": thread,
@@ -281,6 +362,17 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
     _staff_only(request)
     current = request.GET.get("current", "")
     return render(request, "admin/messaging/_inbox_list.html", _list_context(request, current=int(current) if current.isdigit() else None))
+
+
+@require_GET
+def inbox_more(request: HttpRequest) -> HttpResponse:
+    """The next page of rows after ?after=<cursor>, with the filters of the list ("load more", htmx)."""
+    _staff_only(request)
+    current = request.GET.get("current", "")
+    filters = _filters(request)
+    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+    context = _rows_context(request, int(current) if current.isdigit() else None, filters, several_clinics)
+    return render(request, "admin/messaging/_inbox_rows.html", context)
 
 
 @require_GET
@@ -368,6 +460,7 @@ app_name = "inbox"
 urlpatterns = [
     path("", admin.site.admin_view(inbox), name="index"),
     path("list/", admin.site.admin_view(inbox_list), name="list"),
+    path("list/more/", admin.site.admin_view(inbox_more), name="more"),
     path("<int:thread_id>/", admin.site.admin_view(inbox), name="thread"),
     path("<int:thread_id>/card/", admin.site.admin_view(inbox_card), name="card"),
     path("<int:thread_id>/messages/", admin.site.admin_view(inbox_messages), name="messages"),

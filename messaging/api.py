@@ -92,16 +92,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     def get_queryset(self):
         if self.action == "list" and _audience(self.request) == STAFF:
-            params = self.request.query_params
-            filters = selectors.InboxFilter(
-                mine=params.get("mine") == "1",
-                unassigned=params.get("unassigned") == "1",
-                status=params.get("status") or None,
-                channel=params.get("channel") or None,
-                tag=int(params["tag"]) if params.get("tag", "").isdigit() else None,
-                clinic=int(params["clinic"]) if params.get("clinic", "").isdigit() else None,
-                query=params.get("q", ""),
-            )
+            filters = selectors.InboxFilter.from_params(self.request.query_params)
             return selectors.inbox_threads(user=self.request.user, filters=filters)
         return super().get_queryset()
 
@@ -110,13 +101,21 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("mine", str, description="Staff: 1 = assigned to me"),
-            OpenApiParameter("unassigned", str, description="Staff: 1 = nobody assigned"),
-            OpenApiParameter("status", str, enum=Thread.Status.values),
-            OpenApiParameter("channel", str, enum=Thread.Channel.values),
-            OpenApiParameter("tag", int),
-            OpenApiParameter("q", str, description="Patient name, phone or e-mail"),
+            OpenApiParameter(
+                "scope",
+                str,
+                enum=list(selectors.SCOPES),
+                description="Staff: mine = assigned to me, unassigned = nobody assigned, all (default)",
+            ),
+            OpenApiParameter("mine", str, enum=["1"], description="Staff: older spelling of scope=mine", deprecated=True),
+            OpenApiParameter("unassigned", str, enum=["1"], description="Staff: older spelling of scope=unassigned", deprecated=True),
+            OpenApiParameter("status", str, enum=Thread.Status.values, description="Staff: only threads in this status"),
+            OpenApiParameter("channel", str, enum=Thread.Channel.values, description="Staff: only threads that came by this channel"),
+            OpenApiParameter("tag", int, description="Staff: only threads with this tag (id)"),
+            OpenApiParameter("clinic", int, description="Staff of several clinics: only this clinic's threads (id)"),
+            OpenApiParameter("q", str, description="Staff: patient name, phone or e-mail contains this"),
         ],
+        description="Staff filters combine; unknown values are ignored. Patients always get their family's threads.",
         summary="Threads, newest activity first",
     )
     def list(self, request, *args, **kwargs):

@@ -145,6 +145,8 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         if item["slots"]:
             item["slots"] = _slot_links(thread, item["slots"])
         items.append(item)
+    # The first message the patient has not read yet gets a "New messages" line above it.
+    unread_from = next((item["seq"] for item in items if not item["mine"] and item["seq"] > thread.patient_read_seq), None)
     for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
     if thread.kind == Thread.Kind.DOCTOR and thread.doctor_id:
         title, subtitle, typing = thread.doctor.full_name, thread.clinic.name, _("%(name)s is typing…") % {"name": thread.doctor.full_name}
@@ -186,6 +188,7 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
             "has_more": has_more,
             "before": before_seq,
             "first_seq": items[0]["seq"] if items else 0,
+            "unread_from": unread_from,
             "last_seq": thread.last_public_seq,
             "draft": draft,
             "error": error,

@@ -6,12 +6,15 @@ staff act server-side through messaging.services, the way the admin inbox does.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.core.files.storage import FileSystemStorage
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -341,6 +344,51 @@ def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, server
     expect(phone.get_by_role("link", name="Show earlier messages")).to_have_count(0)
     expect(phone.locator("#bubbles > li.day")).to_have_count(1)
     assert phone.evaluate("() => window.__samePage") is True
+
+
+def test_new_messages_line_and_day_labels_in_the_page_language(chromium, sms, server, world):
+    """A browser set to Russian on the English page: the days the script labels are English too.
+
+    Anna wrote 58 messages (the first ten 40 days ago) and read everything; then the clinic answered twice.
+    """
+    old_day = timezone.now() - timedelta(days=40)
+
+    def history() -> None:
+        from django.core.cache import cache
+
+        for i in range(1, 59):
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.anna.user, text=f"Message {i:02d}")
+            cache.clear()  # not a throttle test
+        Message.objects.filter(thread=world.thread, seq__lte=10).update(created_at=old_day)
+        for text in ("Your crown is ready.", "Come any day after 10:00."):
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
+
+    server.call(history)
+    context = chromium.new_context(locale="ru-RU", viewport=MOBILE, base_url=server.url)
+    context.add_cookies([{"name": "django_language", "value": "en", "url": server.url}])
+    phone = context.new_page()
+    try:
+        open_clinic_chat(phone, sms)
+        assert phone.evaluate("() => navigator.language") == "ru-RU"
+        expect(phone.locator("html")).to_have_attribute("lang", "en")
+        divider = phone.locator("#bubbles > li.unread-divider")
+        expect(divider).to_have_text("New messages")
+        first_unread = phone.locator("#bubbles > li.unread-divider + li.msg")
+        expect(first_unread).to_contain_text("Your crown is ready.")
+        no_horizontal_scroll(phone)
+        screenshot(phone, "chat-7-new-messages", full_page=False)
+
+        # The earlier page comes from the API: its day label is made by the script.
+        phone.get_by_role("link", name="Show earlier messages").click()
+        expect(bubbles(phone)).to_have_count(60)
+        local = old_day.astimezone(world.clinic.tz)
+        today = timezone.now().astimezone(world.clinic.tz)
+        label = f"{local.day} {calendar.month_name[local.month]}" + ("" if local.year == today.year else f" {local.year}")
+        expect(phone.locator("#bubbles > li.day").first).to_have_text(label)
+        expect(divider).to_have_count(1)
+        expect(first_unread).to_contain_text("Your crown is ready.")  # still right above the first unread one
+    finally:
+        context.close()
 
 
 def test_without_javascript_the_composer_is_a_plain_form(chromium, server, sms, world, tmp_path):

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from clinics.tenancy import Role
-from messaging import services
+from messaging import admin_inbox, services
 from messaging.models import Message, Thread, ThreadAccess
+from messaging.selectors import InboxFilter
 from patients.models import PatientInClinic
 from tests import factories as f
 
@@ -20,6 +26,7 @@ pytestmark = pytest.mark.django_db
 
 INBOX = "/admin/inbox/"
 ROW = re.compile(r'class="inbox-row[^"]*" data-thread="(\d+)"')
+MORE = re.compile(r'class="inbox-more-btn" href="(?P<href>[^"]+)" hx-get="(?P<hx>[^"]+)"')
 
 
 def listed(response) -> set[int]:
@@ -233,6 +240,126 @@ def test_inbox_list_query_count_does_not_grow_with_threads(olga_web, alpha):
     assert len(listed(olga_web.get(INBOX))) == 30
     many = {url: queries(url) for url in (INBOX, f"{INBOX}list/")}
     assert many == few
+
+
+def test_older_threads_load_more_by_keyset_with_the_filters_kept(olga_web, alpha, monkeypatch):
+    """Pages follow the list's order (last activity, then id): none is skipped or repeated, ties included."""
+    monkeypatch.setattr(admin_inbox, "LIST_LIMIT", 3)
+    moment = timezone.now() - timedelta(hours=1)
+    threads = [f.ThreadFactory(clinic=alpha.clinic, last_activity_at=moment - timedelta(minutes=i // 2)) for i in range(8)]
+    f.ThreadFactory(clinic=alpha.clinic, assigned_to=alpha.manager, last_activity_at=moment)  # not unassigned
+    expected = [t.pk for t in sorted(threads, key=lambda t: (t.last_activity_at, t.pk), reverse=True)]
+
+    page = olga_web.get(INBOX, {"scope": "unassigned"}).content.decode()
+    seen = [int(pk) for pk in ROW.findall(page)]
+    assert len(seen) == 3
+    while (more := MORE.search(page)) is not None:
+        url = html.unescape(more.group("hx"))
+        assert url.startswith(f"{INBOX}list/more/?") and "scope=unassigned" in url
+        page = olga_web.get(url).content.decode()
+        seen += [int(pk) for pk in ROW.findall(page)]
+    assert seen == expected  # in order, all of them, once each
+
+    # Without JavaScript the same link opens the page from there.
+    first = olga_web.get(INBOX, {"scope": "unassigned"}).content.decode()
+    plain = html.unescape(MORE.search(first).group("href"))
+    assert plain.startswith(f"{INBOX}?") and "after=" in plain
+    assert [int(pk) for pk in ROW.findall(olga_web.get(plain).content.decode())] == expected[3:6]
+
+
+def test_a_live_refresh_keeps_the_rows_loaded_with_more(olga_web, alpha, monkeypatch):
+    monkeypatch.setattr(admin_inbox, "LIST_LIMIT", 3)
+    for _ in range(7):
+        f.ThreadFactory(clinic=alpha.clinic)
+    assert len(listed(olga_web.get(f"{INBOX}list/"))) == 3
+    assert len(listed(olga_web.get(f"{INBOX}list/", {"shown": 6}))) == 6
+    monkeypatch.setattr(admin_inbox, "LIST_MAX", 5)
+    assert len(listed(olga_web.get(f"{INBOX}list/", {"shown": 6}))) == 5
+
+
+def test_load_more_query_count_does_not_grow_with_rows(olga_web, alpha, monkeypatch):
+    monkeypatch.setattr(admin_inbox, "LIST_LIMIT", 30)
+
+    def more_queries() -> int:
+        url = html.unescape(MORE.search(olga_web.get(INBOX).content.decode()).group("hx"))
+        olga_web.get(url)  # warm caches (sessions, rendered rows)
+        with CaptureQueriesContext(connection) as captured:
+            assert olga_web.get(url).status_code == 200
+        return len(captured)
+
+    for _ in range(32):
+        f.ThreadFactory(clinic=alpha.clinic, assigned_to=alpha.manager)
+    few = more_queries()  # 2 rows on the second page
+    for _ in range(28):
+        f.ThreadFactory(clinic=alpha.clinic, assigned_to=alpha.manager)
+    many = more_queries()  # 30 rows
+    assert many == few
+
+
+def test_a_changed_thread_is_never_shown_from_the_row_cache(olga_web, alpha, anna_thread):
+    assert '<span class="inbox-assignee">Unassigned</span>' in olga_web.get(f"{INBOX}list/").content.decode()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.manager)
+    patient_says(anna_thread, "Is the clinic open on Sunday?")
+    page = olga_web.get(f"{INBOX}list/").content.decode()
+    row = page[page.index(f'data-thread="{anna_thread.pk}"') :]
+    row = row[: row.index("</li>")]
+    assert "Is the clinic open on Sunday?" in row and ">mark<" in row and "Unassigned" not in row
+    assert re.search(r'class="inbox-unread"[^>]*>1<', row)
+
+
+def test_a_read_receipt_is_never_shown_from_the_message_cache(olga_web, alpha, anna, anna_thread):
+    services.send_message(thread=anna_thread, sender=alpha.operator, text="Yes, we are open on Sunday.")
+    url = f"{INBOX}{anna_thread.pk}/"
+    assert re.search(r'class="msg-receipt" title="Sent"', olga_web.get(url).content.decode())
+    anna_thread.refresh_from_db()
+    services.thread_mark_read(thread=anna_thread, reader=anna.user)
+    assert re.search(r'class="msg-receipt is-read" title="Read by the patient"', olga_web.get(url).content.decode())
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, InboxFilter()),
+        ({"scope": "all"}, InboxFilter()),
+        ({"scope": "mine"}, InboxFilter(mine=True)),
+        ({"scope": "unassigned"}, InboxFilter(unassigned=True)),
+        ({"mine": "1"}, InboxFilter(mine=True)),
+        ({"unassigned": "1"}, InboxFilter(unassigned=True)),
+        ({"scope": "all", "mine": "1"}, InboxFilter()),  # the scope wins over the older spelling
+        ({"scope": "nobody", "status": "lost", "channel": "fax", "tag": "x", "clinic": "-1"}, InboxFilter()),
+        (
+            {"status": "open", "channel": "telegram", "tag": "7", "clinic": "3", "q": "  Anna  "},
+            InboxFilter(status="open", channel="telegram", tag=7, clinic=3, query="Anna"),
+        ),
+    ],
+)
+def test_one_parser_of_inbox_parameters(params, expected):
+    assert InboxFilter.from_params(QueryDict(urlencode(params))) == expected
+
+
+def test_api_thread_list_takes_the_scope_and_its_older_spelling(api, alpha, three_threads):
+    mine, unassigned, marks = three_threads
+    api.force_authenticate(alpha.operator)
+
+    def ids(**params) -> set[int]:
+        response = api.get("/api/threads/", params)
+        assert response.status_code == 200
+        return {t["id"] for t in response.json()["results"]}
+
+    assert ids() == ids(scope="all") == {mine.pk, unassigned.pk, marks.pk}
+    assert ids(scope="mine") == ids(mine="1") == {mine.pk}
+    assert ids(scope="unassigned") == ids(unassigned="1") == {unassigned.pk}
+    assert ids(scope="unassigned", channel="telegram") == {unassigned.pk}
+    assert ids(scope="mine", status="resolved") == set()
+
+
+def test_api_thread_filters_are_in_the_openapi_schema(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/threads/"]["get"]["parameters"]}
+    assert sorted(parameters["scope"]["schema"]["enum"]) == ["all", "mine", "unassigned"]
+    assert parameters["mine"]["deprecated"] and parameters["unassigned"]["deprecated"]
+    assert {"status", "channel", "tag", "clinic", "q"} <= set(parameters)
 
 
 # --- controls --------------------------------------------------------------------------------------------

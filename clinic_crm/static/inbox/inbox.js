@@ -3,6 +3,7 @@
  *
  * - One socket (ClinicRealtime from realtime/socket.js). Events re-fetch the server's fragments:
  *   the thread list with its counts (/admin/inbox/list/) and the patient card (…/card/).
+ * - "Load more" under the list is htmx (hx-get of /admin/inbox/list/more/?after=<cursor>).
  * - The open thread: live messages from `message.new` (text from the payload's `html`, which the
  *   server escaped; everything else through textContent), read receipts, the patient's typing,
  *   presence of colleagues ("Mark is also viewing", "Mark is replying…"), older pages upward.
@@ -103,6 +104,8 @@
     listLoading = true;
     const url = new URL(left.dataset.url, window.location.href);
     if (thread) url.searchParams.set("current", thread.id);
+    // As many rows as are shown ("load more" may have added pages), so that a refresh does not cut them.
+    url.searchParams.set("shown", left.querySelectorAll(".inbox-row").length);
     fetchHtml(url.toString())
       .then(function (html) {
         const list = document.getElementById("inbox-list");
@@ -110,6 +113,7 @@
         left.innerHTML = html;
         const fresh = document.getElementById("inbox-list");
         if (fresh) fresh.scrollTop = scroll;
+        if (window.htmx) window.htmx.process(left); // the new "load more" link
         tickWaiting();
       })
       .catch(function () { /* the next event or reconnect tries again */ })

@@ -316,7 +316,9 @@
         const divider = el("li", "day");
         divider.dataset.day = day;
         divider.appendChild(el("span", "", labelFor(day, node._created || new Date(day + "T12:00:00"))));
-        list.insertBefore(divider, node);
+        // The day's label goes above the "New messages" line, not between it and its message.
+        const unread = node.previousElementSibling;
+        list.insertBefore(divider, unread && unread.classList.contains("unread-divider") ? unread : node);
       }
       previous = day;
     });

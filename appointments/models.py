@@ -39,6 +39,14 @@ class BookingRules(models.Model):
     default_slot_minutes = models.PositiveSmallIntegerField(
         _("slot length without a service, min"), default=30, help_text=_("Used when a search does not name a service.")
     )
+    confirm_hours_before = models.PositiveSmallIntegerField(
+        _("ask to confirm, h before"),
+        default=24,
+        help_text=_("A reminder with confirm and cancel links this long before the visit; 0 turns it off."),
+    )
+    remind_hours_before = models.PositiveSmallIntegerField(
+        _("last reminder, h before"), default=2, help_text=_("A short reminder this long before the visit; 0 turns it off.")
+    )
 
     tenancy = Policy()
     objects = TenantManager()

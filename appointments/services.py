@@ -23,6 +23,7 @@ from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
 from messaging.models import Message, Thread
+from notifications.services import visit_notifications_cancel
 from patients.models import Patient, PatientInClinic
 from patients.services import consent_require
 
@@ -288,6 +289,7 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
         old.cancelled_by_user = actor
         old.cancel_reason = _("Moved to %(when)s") % {"when": when(old.clinic, starts_at)}
         old.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason"])
+        visit_notifications_cancel(visit_id=old.pk)
         try:
             visit_new = _insert(
                 clinic=old.clinic, doctor=doctor, service=service, patient=old.patient, starts_at=starts_at, ends_at=ends_at,
@@ -325,6 +327,7 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
         visit.cancel_reason = reason.strip()[:300]
         visit.cancelled_late = visit.starts_at - now < timedelta(hours=rules.late_cancel_hours)
         visit.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason", "cancelled_late"])
+        visit_notifications_cancel(visit_id=visit.pk)
         audit_record(
             actor=actor,
             action="visit.cancelled",

@@ -15,4 +15,5 @@ urlpatterns = [
     path("portal/visits/<int:pk>/cancel/", views.visit_cancel, name="visit-cancel"),
     path("portal/visits/<int:pk>/confirm/", views.visit_confirm, name="visit-confirm"),
     path("portal/waitlist/<int:pk>/leave/", views.waitlist_leave, name="waitlist-leave"),
+    path("v/<str:token>/", views.visit_link, name="visit-link"),
 ]

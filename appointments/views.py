@@ -356,3 +356,26 @@ def waitlist_leave(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, _("You left the waiting list."))
     return redirect("appointments:my-visits")
+
+
+# --- the confirm / cancel link of a reminder (no sign-in: the signed link is the key) -------------------
+
+
+def visit_link(request: HttpRequest, token: str) -> HttpResponse:
+    """From the 24-hour reminder: confirm or cancel with one tap, acting as the patient who got the SMS."""
+    visit = selectors.visit_from_link(token=token)
+    if visit is None:
+        raise Http404(_("This link is no longer valid."))
+    actor = (visit.patient.guardian or visit.patient).user
+    if request.method == "POST" and visit.is_upcoming:
+        try:
+            if request.POST.get("action") == "cancel":
+                services.visit_cancel(actor=actor, visit=visit, reason=_("Cancelled from the reminder"))
+                messages.success(request, _("Visit cancelled."))
+            else:
+                services.visit_confirm(actor=actor, visit=visit)
+                messages.success(request, _("Thank you: the clinic knows you will come."))
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("appointments:visit-link", token=token)
+    return render(request, "appointments/visit_link.html", {"visit": visit, "token": token})

@@ -18,6 +18,8 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         MESSAGE = "message", _("New message")
         MENTION = "mention", _("Mention in a note")
+        CONFIRM = "confirm", _("Visit: please confirm")
+        REMINDER = "reminder", _("Visit reminder")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -30,12 +32,16 @@ class Notification(models.Model):
         NO_CONSENT = "no_consent", _("Consent withdrawn")
         READ = "read", _("Read in time")
         NO_CHANNEL = "no_channel", _("No phone or e-mail to send to")
+        VISIT_CHANGED = "visit_gone", _("The visit was cancelled, moved or has begun")
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic"))
     recipient = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient"))
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     thread = models.ForeignKey("messaging.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    visit = models.ForeignKey("appointments.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    # What makes it unique, for notices created by sweeps ("confirm:<visit>"): a second sweep adds nothing.
+    key = models.CharField(_("key"), max_length=80, null=True, blank=True, unique=True)
     reason = models.CharField(_("reason"), max_length=32, default="offline")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     skip_reason = models.CharField(_("skipped because"), max_length=12, choices=Skip.choices, blank=True)

@@ -13,9 +13,10 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from messaging.text import preview
@@ -23,6 +24,7 @@ from notifications.models import Delivery, DeliveryAttempt, Notification, Prefer
 from notifications.providers import provider_for
 from notifications.sms import SmsError
 
+VISIT_LINK_SALT = "appointments.visit-link"
 QUIET_STARTS = time(21)
 QUIET_ENDS = time(9)
 MAX_ATTEMPTS = 5
@@ -60,11 +62,49 @@ def _already_read(notification: Notification, patient: Any) -> bool:
     return read_seq >= message.seq
 
 
+def _visit_still_ahead(visit: Any, now: datetime) -> bool:
+    from appointments.models import Appointment
+
+    return visit.status in Appointment.UPCOMING and visit.starts_at > now
+
+
+def visit_link_token(visit_id: int) -> str:
+    """The signed part of the confirm/cancel link in a reminder: no sign-in needed from an SMS."""
+    return signing.dumps(visit_id, salt=VISIT_LINK_SALT)
+
+
+def _visit_text(notification: Notification) -> tuple[str, str]:
+    visit = notification.visit
+    clinic = notification.clinic
+    local = timezone.localtime(visit.starts_at, clinic.tz)
+    place = (visit.branch.address if visit.branch_id and visit.branch.address else clinic.address) or ""
+    if notification.kind == Notification.Kind.CONFIRM:
+        link = settings.SITE_URL + reverse("appointments:visit-link", args=[visit_link_token(visit.pk)])
+        subject = _("Your visit to %(clinic)s") % {"clinic": clinic.name}
+        text = _("%(clinic)s: visit on %(when)s, %(doctor)s. Please confirm or cancel: %(link)s") % {
+            "clinic": clinic.name,
+            "when": formats.date_format(local, "j E, H:i"),
+            "doctor": visit.doctor.full_name,
+            "link": link,
+        }
+    else:
+        subject = _("Reminder: visit at %(time)s") % {"time": formats.time_format(local, "H:i")}
+        text = _("%(clinic)s: your visit at %(time)s, %(doctor)s. %(place)s") % {
+            "clinic": clinic.name,
+            "time": formats.time_format(local, "H:i"),
+            "doctor": visit.doctor.full_name,
+            "place": place,
+        }
+    return subject, text.strip()
+
+
 def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
     """(subject, text) in the clinic's language. Sensitive threads never put their words in an SMS."""
     clinic = notification.clinic
     thread = notification.thread
     with translation.override(settings.LANGUAGE_CODE):
+        if notification.visit_id:
+            return _visit_text(notification)
         if for_patient:
             link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
             subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
@@ -106,6 +146,8 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
             skip = Notification.Skip.NO_CONSENT
         elif _already_read(notification, patient):
             skip = Notification.Skip.READ
+        elif notification.visit_id and not _visit_still_ahead(notification.visit, now):
+            skip = Notification.Skip.VISIT_CHANGED
         if skip is None and not notification.urgent:
             later = quiet_until(clinic=notification.clinic, now=now)
             if later is not None:
@@ -174,6 +216,12 @@ def _claim(delivery_id: int) -> tuple[Delivery | None, DeliveryAttempt | None]:
             return None, None
         if delivery.status != Delivery.Status.PENDING:
             return None, None  # already sent, delivered or failed: a duplicate task does nothing
+        visit = delivery.notification.visit
+        if visit is not None and not _visit_still_ahead(visit, timezone.now()):
+            delivery.status = Delivery.Status.FAILED
+            delivery.last_error = _("Not sent: the visit was cancelled, moved or has begun.")
+            delivery.save(update_fields=["status", "last_error"])
+            return None, None
         delivery.status = Delivery.Status.SENDING
         delivery.attempts += 1
         delivery.save(update_fields=["status", "attempts"])
@@ -238,3 +286,52 @@ def delivery_report(*, provider: str, provider_message_id: str, delivered: bool,
             delivery.last_error = error[:500] or _("The provider could not deliver it.")
         delivery.save(update_fields=["status", "delivered_at", "last_error"])
     return delivery
+
+
+# --- visit reminders ---------------------------------------------------------------------------
+
+
+def visit_reminders_queue(*, now: datetime | None = None) -> int:
+    """The beat sweep for visits: a confirm request (default 24 h before) and a short reminder (2 h).
+
+    Each is written once per visit (a unique key: a second sweep adds nothing); a
+    visit booked after a reminder's time gets only the later one. Delivery goes
+    through the usual dispatch, which skips visits cancelled or moved meanwhile.
+    """
+    from appointments.models import Appointment, BookingRules
+
+    now = now or timezone.now()
+    rules = {r.clinic_id: r for r in BookingRules.objects.all()}
+    default = BookingRules()
+    longest = max(
+        [default.confirm_hours_before, default.remind_hours_before]
+        + [max(r.confirm_hours_before, r.remind_hours_before) for r in rules.values()]
+    )
+    visits = Appointment.objects.filter(
+        status__in=Appointment.UPCOMING, starts_at__gt=now, starts_at__lte=now + timedelta(hours=longest)
+    ).select_related("patient__guardian")
+    rows = []
+    for visit in visits:
+        rule = rules.get(visit.clinic_id, default)
+        holder = visit.patient.guardian if visit.patient.guardian_id else visit.patient
+        if holder.user_id is None:
+            continue  # no account: the clinic reaches this person by phone
+        due = None
+        for kind, hours in ((Notification.Kind.REMINDER, rule.remind_hours_before), (Notification.Kind.CONFIRM, rule.confirm_hours_before)):
+            moment = visit.starts_at - timedelta(hours=hours)
+            if hours and moment <= now and visit.created_at <= moment:
+                due = kind
+                break  # the later reminder replaces an earlier one that is overdue
+        if due is not None:
+            rows.append(
+                Notification(
+                    clinic_id=visit.clinic_id, recipient_id=holder.user_id, kind=due, visit=visit, reason="visit", key=f"{due}:{visit.pk}"
+                )
+            )
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def visit_notifications_cancel(*, visit_id: int) -> int:
+    """A visit was cancelled or moved: its reminders still waiting are dropped (dispatch would skip them anyway)."""
+    return Notification.objects.filter(visit_id=visit_id, status=Notification.Status.PENDING).update(status=Notification.Status.CANCELLED)

@@ -49,3 +49,8 @@ def deliver(self, delivery_id: int) -> None:
 @shared_task(ignore_result=True)
 def dispatch_due_notifications() -> int:
     return services.notifications_dispatch_due()
+
+
+@shared_task(ignore_result=True)
+def queue_visit_reminders() -> int:
+    return services.visit_reminders_queue()

@@ -5,6 +5,7 @@ import respx
 from messaging.services import send_message
 from notifications.models import Notification
 from tests import factories as f
+from tests.appointments.conftest import checkup, day  # noqa: F401 - the bookable clinic, for reminder tests
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ def error_text(exc: Exception) -> str:
     return str(exc) or gettext("Your role in this clinic does not allow this.")
 
 
+# Filter choices only from rows the user sees: a plain related filter would list every clinic's doctors.
+DOCTOR = ("doctor", admin.RelatedOnlyFieldListFilter)
+CLINIC = ("clinic", admin.RelatedOnlyFieldListFilter)
+
+
 # --- set-up ---------------------------------------------------------------------------------------
 
 
@@ -80,7 +85,7 @@ def schedule_formset_save(request, formset, doctor) -> None:
 @admin.register(ScheduleRule)
 class ScheduleRuleAdmin(TenantAdmin):
     list_display = ("doctor", "weekday", "starts", "ends", "branch", "room", "valid_from", "valid_until", "clinic")
-    list_filter = ("clinic", "doctor", "weekday")
+    list_filter = (CLINIC, DOCTOR, "weekday")
     search_fields = ("doctor__full_name",)
     list_select_related = ("doctor", "branch", "clinic")
     fields = ("clinic", "doctor", "weekday", "starts", "ends", "branch", "room", "valid_from", "valid_until")
@@ -89,7 +94,7 @@ class ScheduleRuleAdmin(TenantAdmin):
 @admin.register(ScheduleException)
 class ScheduleExceptionAdmin(TenantAdmin):
     list_display = ("doctor", "kind", "date_from", "date_to", "starts", "ends", "note", "clinic")
-    list_filter = ("clinic", "kind", "doctor")
+    list_filter = (CLINIC, "kind", DOCTOR)
     search_fields = ("doctor__full_name", "note")
     list_select_related = ("doctor", "clinic")
     date_hierarchy = "date_from"
@@ -110,7 +115,7 @@ class AppointmentAdmin(ReadOnlyTenantAdmin):
     """The list of visits; a visit opens on the calendar's visit page, where every change is a service call."""
 
     list_display = ("local_starts", "patient", "patient_phone", "doctor", "service", "status", "source", "clinic")
-    list_filter = ("status", "source", "doctor", "clinic", ("starts_at", admin.DateFieldListFilter))
+    list_filter = ("status", "source", DOCTOR, CLINIC, ("starts_at", admin.DateFieldListFilter))
     search_fields = ("patient__full_name", "patient__phone")
     list_select_related = ("patient", "doctor", "service", "clinic")
     date_hierarchy = "starts_at"
@@ -150,7 +155,7 @@ class WaitlistEntryAdmin(TenantAdmin):
     """Who waits for an earlier time. Added through waitlist_join (consent, clinic checks); removed by an action."""
 
     list_display = ("patient", "doctor", "service", "created_at", "is_active", "clinic")
-    list_filter = ("is_active", "doctor", "clinic")
+    list_filter = ("is_active", DOCTOR, CLINIC)
     search_fields = ("patient__full_name", "patient__phone")
     list_select_related = ("patient", "doctor", "service", "clinic")
     autocomplete_fields = ("patient",)
@@ -208,7 +213,7 @@ class _Refused(Exception):
 @admin.register(SlotOffer)
 class SlotOfferAdmin(ReadOnlyTenantAdmin):
     list_display = ("local_starts", "doctor", "service", "status", "visit", "created_at", "clinic")
-    list_filter = ("status", "doctor", "clinic")
+    list_filter = ("status", DOCTOR, CLINIC)
     list_select_related = ("doctor", "service", "clinic", "visit")
     exclude = ("offered_to",)
     readonly_fields = ("offered_list",)

@@ -403,8 +403,9 @@ def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> 
             booked=Count("pk"),
             came=Count("pk", filter=Q(status=Appointment.Status.COMPLETED)),
             no_show=Count("pk", filter=Q(status=Appointment.Status.NO_SHOW)),
-            cancelled_late=Count("pk", filter=cancelled & Q(cancelled_late=True)),
-            cancelled_in_time=Count("pk", filter=cancelled & Q(cancelled_late=False)),
+            # Not named cancelled_late: an annotation of the field's name would shadow the field in the next filter.
+            late=Count("pk", filter=cancelled & Q(cancelled_late=True)),
+            in_time=Count("pk", filter=cancelled & Q(cancelled_late=False)),
             upcoming=Count("pk", filter=Q(status__in=Appointment.UPCOMING)),
         )
         .order_by("doctor__full_name")
@@ -416,8 +417,8 @@ def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> 
             booked=r["booked"],
             came=r["came"],
             no_show=r["no_show"],
-            cancelled_late=r["cancelled_late"],
-            cancelled_in_time=r["cancelled_in_time"],
+            cancelled_late=r["late"],
+            cancelled_in_time=r["in_time"],
             upcoming=r["upcoming"],
         )
         for r in rows

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connections
+from django.db.models import Count, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
@@ -136,12 +137,25 @@ def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visi
     rows = Appointment.objects.filter(
         doctor_id__in=doctor_ids, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start
     ).exclude(pk=exclude_visit)
+    rows = rows.order_by("doctor_id", "starts_at")
+    if connections[rows.db].vendor == "postgresql":
+        # The database hands over epoch seconds: parsing thousands of timestamps in Python was most of a 14-day search.
+        values = rows.annotate(a=_Epoch("starts_at"), b=_Epoch("ends_at")).values_list("doctor_id", "a", "b")
+    else:
+        values = ((d, s.timestamp(), e.timestamp()) for d, s, e in rows.values_list("doctor_id", "starts_at", "ends_at"))
     busy: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
-    for doctor_id, starts_at, ends_at in rows.order_by("doctor_id", "starts_at").values_list("doctor_id", "starts_at", "ends_at"):
+    for doctor_id, start, end in values:
         starts, ends = busy[doctor_id]
-        starts.append(starts_at.timestamp())
-        ends.append(max(ends_at.timestamp(), ends[-1]) if ends else ends_at.timestamp())
+        starts.append(start)
+        ends.append(max(end, ends[-1]) if ends else end)
     return busy
+
+
+class _Epoch(Func):
+    """A timestamp as float seconds since 1970 (PostgreSQL), the same number datetime.timestamp() gives."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::float8"
+    output_field = FloatField()
 
 
 def free_slots(

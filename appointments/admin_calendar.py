@@ -500,6 +500,7 @@ def attendance(request: HttpRequest) -> HttpResponse:
         request,
         clinic,
         _("Attendance"),
+        view="attendance",
         clinics=clinics if len(clinics) > 1 else [],
         rows=rows,
         totals=selectors.attendance_totals(rows),

@@ -51,6 +51,13 @@ def _staff_member(request) -> bool:
     return is_staff_member(request.user)
 
 
+def _calendar_active(request) -> bool:
+    """The calendar's pages, but not attendance, which lives under the same prefix and has its own item."""
+    from django.urls import reverse
+
+    return request.path.startswith(reverse("booking:day")) and not request.path.startswith(reverse("booking:attendance"))
+
+
 def _clinic_admin(request) -> bool:
     from clinics.tenancy import CLINIC_ADMINS, clinics_with_role
 
@@ -83,7 +90,13 @@ def sidebar_navigation(request) -> list[dict]:
         {
             "title": _("Booking"),
             "items": [
-                {"title": _("Calendar"), "icon": "calendar_month", "link": reverse_lazy("booking:day"), "permission": _staff_member},
+                {
+                    "title": _("Calendar"),
+                    "icon": "calendar_month",
+                    "link": reverse_lazy("booking:day"),
+                    "permission": _staff_member,
+                    "active": _calendar_active,
+                },
                 {"title": _("Attendance"), "icon": "monitoring", "link": reverse_lazy("booking:attendance"), "permission": _clinic_admin},
                 _model_item(_("Visits"), "event", "appointments", "appointment", "appointments.Appointment"),
                 _model_item(_("Waiting list"), "hourglass_top", "appointments", "waitlistentry", "appointments.WaitlistEntry"),

@@ -188,9 +188,19 @@ def _grid(request: HttpRequest, clinic: Clinic, columns: list[Column], first: da
         column = by_key.get((slot.doctor_id, local.date()))
         if column is None:
             continue
-        url = _url("new", clinic=clinic.pk, doctor=slot.doctor_id, date=local.date().isoformat(), starts_at=local.isoformat()) if front_desk else ""
+        url = (
+            _url("new", clinic=clinic.pk, doctor=slot.doctor_id, date=local.date().isoformat(), starts_at=local.isoformat())
+            if front_desk
+            else ""
+        )
         column.blocks.append(
-            Block("free", _minutes(clinic, column.day, slot.starts_at), _minutes(clinic, column.day, slot.ends_at), label=f"{local:%H:%M}", url=url)
+            Block(
+                "free",
+                _minutes(clinic, column.day, slot.starts_at),
+                _minutes(clinic, column.day, slot.ends_at),
+                label=f"{local:%H:%M}",
+                url=url,
+            )
         )
 
     edges = [b.start for c in columns for b in c.blocks + c.background] + [b.end for c in columns for b in c.blocks + c.background]
@@ -239,9 +249,7 @@ def calendar_day(request: HttpRequest) -> HttpResponse:
     clinic = _clinic(request)
     day = _date(request, "date", _today(clinic))
     doctors = selectors.calendar_doctors(user=request.user, clinic=clinic)
-    columns = [
-        Column(d.full_name, "", day, d, url=_url("week", clinic=clinic.pk, doctor=d.pk, date=day.isoformat())) for d in doctors
-    ]
+    columns = [Column(d.full_name, "", day, d, url=_url("week", clinic=clinic.pk, doctor=d.pk, date=day.isoformat())) for d in doctors]
     context = _page(
         request,
         clinic,
@@ -353,7 +361,10 @@ def visit_new(request: HttpRequest) -> HttpResponse:
         patient=patient,
         times=times,
         wanted_start=wanted_start,
-        sources=[(Appointment.Source.OPERATOR, Appointment.Source.OPERATOR.label), (Appointment.Source.PHONE, Appointment.Source.PHONE.label)],
+        sources=[
+            (Appointment.Source.OPERATOR, Appointment.Source.OPERATOR.label),
+            (Appointment.Source.PHONE, Appointment.Source.PHONE.label),
+        ],
         source=_param(request, "source") or Appointment.Source.PHONE,
         back_url=_url("day", clinic=clinic.pk, date=day.isoformat()),
     )
@@ -530,9 +541,9 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
     service = next((s for s in service_choices if s.pk == _int(request, "service")), None)
     doctors = list(selectors.bookable_doctors(clinic=clinic, service=service)) if service else []
     doctor = next((d for d in doctors if d.pk == _int(request, "doctor")), None)
-    if request.method == "POST" and "send" in request.POST:
-        if _send_offer(request, thread, service, {d.pk: d for d in doctors}):
-            return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
+    sent = request.method == "POST" and "send" in request.POST and _send_offer(request, thread, service, {d.pk: d for d in doctors})
+    if sent:
+        return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
     slots = []
     if service is not None:
         names = {d.pk: d.full_name for d in doctors}

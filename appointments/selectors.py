@@ -65,11 +65,7 @@ def bookable_services(*, clinic: Clinic, doctor: Doctor | None = None) -> QueryS
     services = Service.objects.filter(clinic=clinic, is_active=True, doctors__is_active=True)
     if doctor is not None:
         services = services.filter(doctors=doctor)
-    return (
-        services.distinct()
-        .select_related("specialty")
-        .order_by("specialty__name", "name")
-    )
+    return services.distinct().select_related("specialty").order_by("specialty__name", "name")
 
 
 def _merge(intervals: list[_Interval]) -> list[_Interval]:
@@ -331,7 +327,9 @@ def visits_between(*, user: Any, clinic: Clinic, first: date, days: int, doctor_
     return list(visits.order_by("starts_at", "pk"))
 
 
-def working_hours(*, clinic: Clinic, doctor_ids: Iterable[int], first: date, days: int) -> dict[tuple[int, date], list[tuple[datetime, datetime]]]:
+def working_hours(
+    *, clinic: Clinic, doctor_ids: Iterable[int], first: date, days: int
+) -> dict[tuple[int, date], list[tuple[datetime, datetime]]]:
     """{(doctor, local day): [(start, end), …]} of working intervals after exceptions (two queries)."""
     doctor_ids = list(doctor_ids)
     last = first + timedelta(days=days - 1)

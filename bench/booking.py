@@ -93,12 +93,14 @@ def race(args: argparse.Namespace) -> None:
         results: list[tuple[str, float, int]] = []
         lock = threading.Lock()
 
-        def book(patient) -> None:
+        def book(patient, barrier=barrier, slot=slot, lock=lock, results=results) -> None:
             try:
                 barrier.wait()
                 started = time.perf_counter()
                 try:
-                    services.visit_book(actor=operator, clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=slot.starts_at)
+                    services.visit_book(
+                        actor=operator, clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=slot.starts_at
+                    )
                     outcome = ("won", time.perf_counter() - started, 0)
                 except services.SlotTaken as exc:
                     outcome = ("taken", time.perf_counter() - started, len(exc.alternatives))
@@ -134,7 +136,7 @@ def race(args: argparse.Namespace) -> None:
         lock = threading.Lock()
         outcomes: list[bool] = []
 
-        def insert(patient) -> None:
+        def insert(patient, barrier=barrier, slot=slot, lock=lock, outcomes=outcomes) -> None:
             with psycopg.connect(psycopg_url(), autocommit=True) as conn:
                 barrier.wait()
                 started = time.perf_counter()
@@ -237,7 +239,9 @@ def generate(clinic, service, doctors, count: int) -> None:
                 )  # fmt: skip
     with psycopg.connect(psycopg_url(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE appointments_appointment")
-    print(f"generated {len(chosen)} future visits over {HORIZON_DAYS} days ({len(slots)} free slots before) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"generated {len(chosen)} future visits over {HORIZON_DAYS} days ({len(slots)} free slots before) in {time.perf_counter() - started:.1f} s"
+    )
 
 
 def search(args: argparse.Namespace) -> None:

@@ -67,7 +67,9 @@ def test_day_in_the_clinics_zone_not_the_servers(web, beta):
 
 def test_week_of_a_doctor_has_seven_days(olga, alpha, checkup, anna, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 12))
-    f.ScheduleExceptionFactory(doctor=alpha.doctor, kind=ScheduleException.Kind.VACATION, date_from=day + timedelta(days=1), date_to=day + timedelta(days=1))
+    f.ScheduleExceptionFactory(
+        doctor=alpha.doctor, kind=ScheduleException.Kind.VACATION, date_from=day + timedelta(days=1), date_to=day + timedelta(days=1)
+    )
     html = page(olga.get(f"{CAL}week/", {"doctor": alpha.doctor.pk, "date": day.isoformat()}))
     assert html.count('class="booking-col"') == 7
     assert "Anna Petrova" in html
@@ -86,7 +88,9 @@ def test_doctor_sees_only_own_column_and_visits(web, alpha, checkup, anna, day):
     other.services.add(checkup)
     f.ScheduleRuleFactory(doctor=other, weekday=day.weekday())
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
-    secret = f.VisitFactory(doctor=other, service=checkup, patient=f.PatientFactory(full_name="Not For Dima"), starts_at=at(alpha.clinic, day, 10))
+    secret = f.VisitFactory(
+        doctor=other, service=checkup, patient=f.PatientFactory(full_name="Not For Dima"), starts_at=at(alpha.clinic, day, 10)
+    )
     web.force_login(alpha.doctor_user)
     html = page(web.get(CAL, {"date": day.isoformat()}))
     assert "Anna Petrova" in html and "Not For Dima" not in html and "Dr Other" not in html

@@ -179,10 +179,10 @@ def test_attendance_table_with_totals(web, alpha, month):
     web.force_login(alpha.manager)
     html = page(web.get(ATTENDANCE))
     rows = html.split('id="attendance"')[1]
-    assert "<th scope=\"row\">Dr Dima</th><td>5</td><td>2</td><td>1</td><td>1</td><td>1</td><td>0</td><td>50 %</td>" in rows
-    assert "<th scope=\"row\">Total</th><td>6</td><td>3</td><td>1</td><td>1</td><td>1</td><td>0</td><td>60 %</td>" in rows
+    assert '<th scope="row">Dr Dima</th><td>5</td><td>2</td><td>1</td><td>1</td><td>1</td><td>0</td><td>50 %</td>' in rows
+    assert '<th scope="row">Total</th><td>6</td><td>3</td><td>1</td><td>1</td><td>1</td><td>0</td><td>60 %</td>' in rows
     wide = page(web.get(ATTENDANCE, {"date_from": (timezone.now() - timedelta(days=90)).date().isoformat()}))
-    assert "<th scope=\"row\">Dr Dima</th><td>6</td><td>3</td>" in wide
+    assert '<th scope="row">Dr Dima</th><td>6</td><td>3</td>' in wide
 
 
 def test_attendance_bad_dates_are_messages(web, alpha, month):
@@ -251,7 +251,9 @@ def test_offer_times_refusals(web, alpha, beta, checkup, anna):
     chosen = [v.split('"')[0] for v in html.split('name="slot" value="')[1:8]]
     too_many = web.post(f"/admin/calendar/offer/{thread.pk}/", {"service": checkup.pk, "slot": chosen, "send": "1"})
     assert any("at most 6" in str(m) for m in too_many.context["messages"])
-    forged = web.post(f"/admin/calendar/offer/{thread.pk}/", {"service": checkup.pk, "slot": [f"{beta.doctor.pk}|2030-01-01T10:00:00+03:00"], "send": "1"})
+    forged = web.post(
+        f"/admin/calendar/offer/{thread.pk}/", {"service": checkup.pk, "slot": [f"{beta.doctor.pk}|2030-01-01T10:00:00+03:00"], "send": "1"}
+    )
     assert any("from the list" in str(m) for m in forged.context["messages"])
     boris = f.ThreadFactory(clinic=beta.clinic)
     assert web.get(f"/admin/calendar/offer/{boris.pk}/").status_code == 404

@@ -34,9 +34,17 @@ def clinic_day(alpha):
     f.ThreadFactory(clinic=alpha.clinic, patient=ivan)
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
     f.VisitFactory(doctor=second, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 10), status=Appointment.Status.CONFIRMED)
-    f.VisitFactory(doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Appointment.Status.CANCELLED)
+    f.VisitFactory(
+        doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Appointment.Status.CANCELLED
+    )
     past = f.VisitFactory(doctor=alpha.doctor, service=service, patient=ivan, starts_at=timezone.now() - timedelta(days=1))
-    f.VisitFactory(doctor=alpha.doctor, service=service, patient=anna, starts_at=timezone.now() - timedelta(days=2), status=Appointment.Status.COMPLETED)
+    f.VisitFactory(
+        doctor=alpha.doctor,
+        service=service,
+        patient=anna,
+        starts_at=timezone.now() - timedelta(days=2),
+        status=Appointment.Status.COMPLETED,
+    )
     return service, anna, day, past
 
 
@@ -107,4 +115,3 @@ def test_inbox_card_shows_visits_and_offer_times_sends_them(admin_page, alpha, c
     page.get_by_role("button", name="Send to the patient").click()
     expect(page.get_by_text("The times are sent").first).to_be_visible()
     assert len(thread.messages.exclude(data={}).get().data["slots"]) == 3
-

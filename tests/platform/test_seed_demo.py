@@ -162,7 +162,9 @@ def test_visits_past_with_mixed_outcomes_and_upcoming_booked_by_the_front_desk(s
 
 
 def test_no_doctor_and_no_patient_is_booked_twice_at_once(seeded):
-    held = list(Appointment.objects.exclude(status="cancelled").order_by("starts_at").values_list("doctor_id", "patient_id", "starts_at", "ends_at"))
+    held = list(
+        Appointment.objects.exclude(status="cancelled").order_by("starts_at").values_list("doctor_id", "patient_id", "starts_at", "ends_at")
+    )
     for key in (0, 1):
         last_end: dict[int, object] = {}
         for row in held:

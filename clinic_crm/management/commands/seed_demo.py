@@ -109,7 +109,11 @@ DEMO_DIALOGUES = [
 # Weekly templates (weekday, starts, ends), local time; doctors take them in turn.
 WEEKS = [
     [*((d, time(9), time(14)) for d in range(5)), *((d, time(15), time(20)) for d in range(5)), (5, time(10), time(15))],
-    [*((d, time(9), time(14)) for d in (0, 2, 4)), *((d, time(15), time(20)) for d in (0, 2, 4)), *((d, time(12), time(20)) for d in (1, 3))],
+    [
+        *((d, time(9), time(14)) for d in (0, 2, 4)),
+        *((d, time(15), time(20)) for d in (0, 2, 4)),
+        *((d, time(12), time(20)) for d in (1, 3)),
+    ],
     [*((d, time(10), time(14)) for d in range(1, 6)), *((d, time(15), time(19)) for d in range(1, 6))],
 ]
 BOOKING_RULES = {"ulybka": {"late_cancel_hours": 24}, "zdorovie-ekb": {"late_cancel_hours": 12, "min_notice_minutes": 60}}
@@ -357,7 +361,9 @@ class Command(BaseCommand):
         )  # fmt: skip
         if visit.status == Appointment.Status.CANCELLED:
             visit.cancelled_late = outcome == "late"
-            visit.cancelled_at = starts - (timedelta(hours=rng.randint(1, 20)) if visit.cancelled_late else timedelta(days=rng.randint(2, 5)))
+            visit.cancelled_at = starts - (
+                timedelta(hours=rng.randint(1, 20)) if visit.cancelled_late else timedelta(days=rng.randint(2, 5))
+            )
             visit.cancelled_by = rng.choice(["patient", "clinic"])
             visit.cancel_reason = "Заболел" if visit.cancelled_late else "Планы изменились"
         return visit
@@ -380,8 +386,13 @@ class Command(BaseCommand):
                     try:
                         booked.append(
                             visit_book(
-                                actor=operator, clinic=clinic, doctor=doctor, service=service, patient=rng.choice(patients),
-                                starts_at=slot.starts_at, source=rng.choice(["operator", "phone"]),
+                                actor=operator,
+                                clinic=clinic,
+                                doctor=doctor,
+                                service=service,
+                                patient=rng.choice(patients),
+                                starts_at=slot.starts_at,
+                                source=rng.choice(["operator", "phone"]),
                             )  # fmt: skip
                         )
                     except (SlotTaken, ValidationError):

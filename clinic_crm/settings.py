@@ -263,6 +263,10 @@ SPECTACULAR_SETTINGS = {
         "PatientRelationEnum": "patients.models.Patient.Relation",
         "ConsentChannelEnum": "patients.models.ConsentRecord.Channel",
         "ThreadChannelEnum": "messaging.models.Thread.Channel",
+        # A thread's status, a visit's, and the two outcomes staff mark (appointments.api.MarkIn).
+        "ThreadStatusEnum": "messaging.models.Thread.Status",
+        "VisitStatusEnum": "appointments.models.Appointment.Status",
+        "VisitOutcomeEnum": [("completed", "Came"), ("no_show", "No-show")],
     },
 }
 

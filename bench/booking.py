@@ -16,7 +16,7 @@
 
 Target: free_slots p95 < 50 ms; the race: 1 winner, every loser SlotTaken with alternatives.
 
-    python bench/booking.py [--racers 50] [--rounds 5] [--doctors 30] [--visits 20000] [--requests 100] [--rebuild]
+    python bench/booking.py [--racers 50] [--rounds 5] [--doctors 30] [--visits 20000] [--requests 100] [--rebuild] [--only race|search]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=100, help="timed free-slot searches (default 100)")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured searches first (default 5)")
     parser.add_argument("--rebuild", action="store_true", help="delete the generated search data and generate it again")
+    parser.add_argument("--only", choices=["race", "search"], help="run one part only")
     return parser.parse_args()
 
 
@@ -299,8 +300,10 @@ def main() -> None:
     args = parse_args()
     setup_django()
     print(f"machine: {machine()}")
-    race(args)
-    search(args)
+    if args.only != "search":
+        race(args)
+    if args.only != "race":
+        search(args)
     print(f"\nmachine after the run: {machine()}")
 
 

@@ -45,3 +45,4 @@ bench: install
 	$(BENCH_ENV) $(BIN)/python bench/send_message.py
 	$(BENCH_ENV) $(BIN)/python bench/inbox.py
 	$(BENCH_ENV) $(BIN)/python bench/ws_load.py
+	$(BENCH_ENV) $(BIN)/python bench/booking.py

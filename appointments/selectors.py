@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connections
+from django.db.models import Count, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
 from clinics.models import Clinic, Doctor, Service
+from clinics.tenancy import Role, clinic_roles
 
 MAX_SEARCH_DAYS = 31
 
@@ -58,14 +60,12 @@ def bookable_doctors(*, clinic: Clinic, service: Service | None = None, specialt
     return doctors.order_by("full_name")
 
 
-def bookable_services(*, clinic: Clinic) -> QuerySet[Service]:
-    """Active services that at least one active doctor provides, grouped by specialty on screens."""
-    return (
-        Service.objects.filter(clinic=clinic, is_active=True, doctors__is_active=True)
-        .distinct()
-        .select_related("specialty")
-        .order_by("specialty__name", "name")
-    )
+def bookable_services(*, clinic: Clinic, doctor: Doctor | None = None) -> QuerySet[Service]:
+    """Active services that at least one active doctor (or this doctor) provides, grouped by specialty on screens."""
+    services = Service.objects.filter(clinic=clinic, is_active=True, doctors__is_active=True)
+    if doctor is not None:
+        services = services.filter(doctors=doctor)
+    return services.distinct().select_related("specialty").order_by("specialty__name", "name")
 
 
 def _merge(intervals: list[_Interval]) -> list[_Interval]:
@@ -133,12 +133,25 @@ def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visi
     rows = Appointment.objects.filter(
         doctor_id__in=doctor_ids, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start
     ).exclude(pk=exclude_visit)
+    rows = rows.order_by("doctor_id", "starts_at")
+    if connections[rows.db].vendor == "postgresql":
+        # The database hands over epoch seconds: parsing thousands of timestamps in Python was most of a 14-day search.
+        values = rows.annotate(a=_Epoch("starts_at"), b=_Epoch("ends_at")).values_list("doctor_id", "a", "b")
+    else:
+        values = ((d, s.timestamp(), e.timestamp()) for d, s, e in rows.values_list("doctor_id", "starts_at", "ends_at"))
     busy: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
-    for doctor_id, starts_at, ends_at in rows.order_by("doctor_id", "starts_at").values_list("doctor_id", "starts_at", "ends_at"):
+    for doctor_id, start, end in values:
         starts, ends = busy[doctor_id]
-        starts.append(starts_at.timestamp())
-        ends.append(max(ends_at.timestamp(), ends[-1]) if ends else ends_at.timestamp())
+        starts.append(start)
+        ends.append(max(end, ends[-1]) if ends else end)
     return busy
+
+
+class _Epoch(Func):
+    """A timestamp as float seconds since 1970 (PostgreSQL), the same number datetime.timestamp() gives."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::float8"
+    output_field = FloatField()
 
 
 def free_slots(
@@ -285,6 +298,87 @@ def day_visits(*, user: Any, clinic: Clinic, day: date, doctor_id: int | None = 
     return visits.order_by("starts_at", "doctor__full_name")
 
 
+def calendar_clinics(*, user: Any) -> QuerySet[Clinic]:
+    """Clinics whose calendar the user may open: where they work (every clinic for a superuser)."""
+    clinics = Clinic.objects.all() if user.is_superuser else Clinic.objects.filter(pk__in=list(clinic_roles(user)))
+    return clinics.filter(is_active=True).order_by("name")
+
+
+def calendar_doctors(*, user: Any, clinic: Clinic, doctor_id: int | None = None) -> list[Doctor]:
+    """The calendar's columns: the clinic's active doctors; a doctor sees only their own column.
+
+    Other doctors' columns would show their visits as free time (a doctor sees only own
+    visits), so they are left out rather than shown misleadingly empty.
+    """
+    doctors = Doctor.objects.visible_to(user).filter(clinic=clinic, is_active=True)
+    if not user.is_superuser and clinic_roles(user).get(clinic.pk) == Role.DOCTOR:
+        doctors = doctors.filter(user=user)
+    if doctor_id:
+        doctors = doctors.filter(pk=doctor_id)
+    return list(doctors.order_by("full_name"))
+
+
+def visits_between(*, user: Any, clinic: Clinic, first: date, days: int, doctor_ids: Iterable[int] | None = None) -> list[Appointment]:
+    """Visits starting on `days` local days from `first` (cancelled ones included), for the calendar."""
+    start = datetime.combine(first, time.min, tzinfo=clinic.tz)
+    visits = visits_visible(user=user).filter(clinic=clinic, starts_at__gte=start, starts_at__lt=start + timedelta(days=days))
+    if doctor_ids is not None:
+        visits = visits.filter(doctor_id__in=list(doctor_ids))
+    return list(visits.order_by("starts_at", "pk"))
+
+
+def working_hours(
+    *, clinic: Clinic, doctor_ids: Iterable[int], first: date, days: int
+) -> dict[tuple[int, date], list[tuple[datetime, datetime]]]:
+    """{(doctor, local day): [(start, end), …]} of working intervals after exceptions (two queries)."""
+    doctor_ids = list(doctor_ids)
+    last = first + timedelta(days=days - 1)
+    schedule = _Schedule(clinic=clinic, doctor_ids=doctor_ids, first=first, last=last)
+    out: dict[tuple[int, date], list[tuple[datetime, datetime]]] = {}
+    for doctor_id in doctor_ids:
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            out[(doctor_id, day)] = [
+                (datetime.fromtimestamp(i.start, tz=UTC), datetime.fromtimestamp(i.end, tz=UTC)) for i in schedule.intervals(doctor_id, day)
+            ]
+    return out
+
+
+def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20) -> list[Any]:
+    """Contacts of the clinic matching a name or phone fragment: who a visit may be booked for."""
+    from patients.models import PatientInClinic
+
+    query = query.strip()
+    if len(query) < 2:
+        return []
+    digits = "".join(ch for ch in query if ch.isdigit())
+    match = Q(patient__full_name__icontains=query)
+    if len(digits) >= 3:
+        match |= Q(patient__phone__contains=digits)
+    return list(
+        PatientInClinic.objects.visible_to(user)
+        .filter(match, clinic=clinic, merged_into__isnull=True)
+        .select_related("patient")
+        .order_by("patient__full_name")[:limit]
+    )
+
+
+def bookable_patient(*, user: Any, clinic: Clinic, patient_id: int) -> Any:
+    """The patient of a contact card of the clinic that the user sees, or None."""
+    from patients.models import Patient, PatientInClinic
+
+    contacts = PatientInClinic.objects.visible_to(user).filter(clinic=clinic, merged_into__isnull=True)
+    return Patient.objects.filter(pk=patient_id, pk__in=contacts.values("patient_id")).first()
+
+
+def attendance_clinics(*, user: Any) -> QuerySet[Clinic]:
+    """Clinics whose attendance the user may read: owners and managers (every clinic for a superuser)."""
+    from clinics.tenancy import CLINIC_ADMINS, clinics_with_role
+
+    clinics = Clinic.objects.all() if user.is_superuser else Clinic.objects.filter(pk__in=clinics_with_role(user, CLINIC_ADMINS))
+    return clinics.order_by("name")
+
+
 @dataclass(frozen=True)
 class AttendanceRow:
     doctor_id: int
@@ -342,6 +436,20 @@ def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> 
         )
         for r in rows
     ]
+
+
+def attendance_totals(rows: list[AttendanceRow]) -> AttendanceRow:
+    """The table's totals row: sums of every column (the share is recomputed, not averaged)."""
+    return AttendanceRow(
+        doctor_id=0,
+        doctor_name="",
+        booked=sum(r.booked for r in rows),
+        came=sum(r.came for r in rows),
+        no_show=sum(r.no_show for r in rows),
+        cancelled_late=sum(r.cancelled_late for r in rows),
+        cancelled_in_time=sum(r.cancelled_in_time for r in rows),
+        upcoming=sum(r.upcoming for r in rows),
+    )
 
 
 def waitlist_for(*, user: Any) -> QuerySet[WaitlistEntry]:

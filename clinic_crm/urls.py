@@ -64,6 +64,7 @@ api = [
 
 urlpatterns = [
     path("admin/inbox/", include("messaging.admin_inbox")),  # the operator inbox, behind admin_view
+    path("admin/calendar/", include("appointments.admin_calendar")),  # the booking calendar, behind admin_view
     path("admin/", admin.site.urls),
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),

@@ -51,6 +51,19 @@ def _staff_member(request) -> bool:
     return is_staff_member(request.user)
 
 
+def _calendar_active(request) -> bool:
+    """The calendar's pages, but not attendance, which lives under the same prefix and has its own item."""
+    from django.urls import reverse
+
+    return request.path.startswith(reverse("booking:day")) and not request.path.startswith(reverse("booking:attendance"))
+
+
+def _clinic_admin(request) -> bool:
+    from clinics.tenancy import CLINIC_ADMINS, clinics_with_role
+
+    return request.user.is_superuser or bool(clinics_with_role(request.user, CLINIC_ADMINS))
+
+
 def _inbox_item(request) -> dict:
     """The inbox, with the number of threads awaiting a reply as its badge (none when zero)."""
     from messaging.admin_inbox import inbox_badge
@@ -72,6 +85,25 @@ def sidebar_navigation(request) -> list[dict]:
                 _model_item(_("Teams"), "groups", "messaging", "team", "messaging.Team"),
                 _model_item(_("Access log"), "visibility", "messaging", "threadaccess", "messaging.ThreadAccess"),
                 _model_item(_("Notifications"), "notifications", "notifications", "notification", "notifications.Notification"),
+            ],
+        },
+        {
+            "title": _("Booking"),
+            "items": [
+                {
+                    "title": _("Calendar"),
+                    "icon": "calendar_month",
+                    "link": reverse_lazy("booking:day"),
+                    "permission": _staff_member,
+                    "active": _calendar_active,
+                },
+                {"title": _("Attendance"), "icon": "monitoring", "link": reverse_lazy("booking:attendance"), "permission": _clinic_admin},
+                _model_item(_("Visits"), "event", "appointments", "appointment", "appointments.Appointment"),
+                _model_item(_("Waiting list"), "hourglass_top", "appointments", "waitlistentry", "appointments.WaitlistEntry"),
+                _model_item(_("Weekly schedule"), "view_week", "appointments", "schedulerule", "appointments.ScheduleRule"),
+                _model_item(_("Schedule exceptions"), "event_busy", "appointments", "scheduleexception", "appointments.ScheduleException"),
+                _model_item(_("Booking rules"), "rule", "appointments", "bookingrules", "appointments.BookingRules"),
+                _model_item(_("Freed-slot offers"), "campaign", "appointments", "slotoffer", "appointments.SlotOffer"),
             ],
         },
         {

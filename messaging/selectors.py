@@ -462,13 +462,11 @@ class PatientCard:
     next_visits: list[Any]
 
 
-def patient_visits(*, user: Any, patient: Any) -> tuple[list[Any], list[Any]]:
-    """(past, next) visits of the patient that the user may see.
+def patient_visits(*, user: Any, patient: Any, clinic_id: int) -> tuple[list[Any], list[Any]]:
+    """(past, next) visits of the patient in the thread's clinic that the user may see (a doctor: their own)."""
+    from appointments.selectors import contact_visits
 
-    Hook for the appointments app: there is no appointments model yet, so there are
-    none. When it comes, return its rows through `Appointment.objects.visible_to(user)`.
-    """
-    return [], []
+    return contact_visits(user=user, patient_id=patient.pk, clinic_id=clinic_id)
 
 
 def thread_patient_card(*, user: Any, thread: Thread) -> PatientCard:
@@ -488,7 +486,7 @@ def thread_patient_card(*, user: Any, thread: Thread) -> PatientCard:
     )
     contact = next((c for c in contacts if c.pk == thread.contact_id), None)
     changes = list(ContactChange.objects.visible_to(user).filter(patient=patient).order_by("-changed_at", "-pk")[:10])
-    past, upcoming = patient_visits(user=user, patient=patient)
+    past, upcoming = patient_visits(user=user, patient=patient, clinic_id=thread.clinic_id)
     return PatientCard(
         patient=patient,
         phone=phone.as_international if phone else "",

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
 from audit.models import AuditEvent
 from clinic_crm.management.commands.seed_demo import DEMO_PASSWORD
 from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
@@ -33,6 +34,11 @@ COUNTED = [
     AuditEvent,
     Thread,
     Message,
+    Appointment,
+    ScheduleRule,
+    ScheduleException,
+    BookingRules,
+    WaitlistEntry,
 ]
 
 
@@ -126,3 +132,42 @@ def test_every_patient_has_conversations_the_inbox_can_show(seeded):
     assert Message.objects.filter(kind="note").exists()
     for thread in Thread.objects.all():  # numbering and counters came from send_message, not from the seed
         assert thread.last_seq == thread.messages.count()
+
+
+def test_every_doctor_has_a_weekly_schedule_and_services(seeded):
+    for doctor in Doctor.objects.all():
+        assert ScheduleRule.objects.filter(doctor=doctor).count() >= 8, doctor
+        assert doctor.services.exists(), doctor
+    assert BookingRules.objects.count() == 2
+    assert ScheduleException.objects.filter(kind="vacation").count() == 2
+
+
+def test_visits_past_with_mixed_outcomes_and_upcoming_booked_by_the_front_desk(seeded):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    past = Appointment.objects.filter(starts_at__lt=now)
+    assert not past.filter(starts_at__lt=now - timedelta(days=31)).exists()
+    assert {"completed", "no_show", "cancelled"} <= set(past.values_list("status", flat=True))
+    assert past.filter(status="cancelled", cancelled_late=True).exists() and past.filter(status="cancelled", cancelled_late=False).exists()
+    upcoming = Appointment.objects.filter(starts_at__gte=now)
+    assert upcoming.count() >= 20 and not upcoming.filter(starts_at__gt=now + timedelta(days=15)).exists()
+    assert set(upcoming.values_list("status", flat=True)) == {"booked", "confirmed"}
+    assert not upcoming.filter(created_by__isnull=True).exists()  # booked through visit_book by the operator
+    for clinic in Clinic.objects.all():
+        assert upcoming.filter(clinic=clinic).exists() and past.filter(clinic=clinic).exists()
+    assert WaitlistEntry.objects.filter(is_active=True).count() == 2
+
+
+def test_no_doctor_and_no_patient_is_booked_twice_at_once(seeded):
+    held = list(
+        Appointment.objects.exclude(status="cancelled").order_by("starts_at").values_list("doctor_id", "patient_id", "starts_at", "ends_at")
+    )
+    for key in (0, 1):
+        last_end: dict[int, object] = {}
+        for row in held:
+            who, starts, ends = row[key], row[2], row[3]
+            assert who not in last_end or last_end[who] <= starts, row
+            last_end[who] = max(ends, last_end.get(who, ends))

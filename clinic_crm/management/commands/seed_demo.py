@@ -1,4 +1,4 @@
-"""Demo data for `make run`: two clinics in different time zones, staff for every role, patients.
+"""Demo data for `make run`: two clinics in different time zones, staff for every role, patients, schedules and visits.
 
 Idempotent: rows are found by their natural keys and only missing ones are made,
 so running it twice changes nothing. Writes go through the same services as the
@@ -13,6 +13,7 @@ from datetime import date, time, timedelta
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.services import membership_grant
@@ -105,6 +106,18 @@ DEMO_DIALOGUES = [
     ),
 ]
 
+# Weekly templates (weekday, starts, ends), local time; doctors take them in turn.
+WEEKS = [
+    [*((d, time(9), time(14)) for d in range(5)), *((d, time(15), time(20)) for d in range(5)), (5, time(10), time(15))],
+    [
+        *((d, time(9), time(14)) for d in (0, 2, 4)),
+        *((d, time(15), time(20)) for d in (0, 2, 4)),
+        *((d, time(12), time(20)) for d in (1, 3)),
+    ],
+    [*((d, time(10), time(14)) for d in range(1, 6)), *((d, time(15), time(19)) for d in range(1, 6))],
+]
+BOOKING_RULES = {"ulybka": {"late_cancel_hours": 24}, "zdorovie-ekb": {"late_cancel_hours": 12, "min_notice_minutes": 60}}
+
 FIRST_NAMES = ["Анна", "Иван", "Мария", "Сергей", "Елена", "Дмитрий", "Ольга", "Андрей", "Наталья", "Павел"]
 LAST_NAMES = ["Волков", "Зайцев", "Лебедев", "Новиков", "Фёдоров", "Козлов", "Орлов", "Егоров", "Павлов", "Семёнов"]
 UTM_SOURCES = [("yandex", "cpc"), ("google", "cpc"), ("vk", "social"), ("2gis", "referral"), ("", "")]
@@ -133,6 +146,8 @@ class Command(BaseCommand):
         clinics = [self._seed_clinic(admin, spec) for spec in CLINICS]
         self._seed_patients(admin, clinics, rng)
         self._seed_threads(clinics)
+        for clinic in clinics:
+            self._seed_booking(clinic, rng)
 
     def _seed_clinic(self, admin, spec: dict) -> Clinic:
         clinic, _ = Clinic.objects.get_or_create(
@@ -273,6 +288,119 @@ class Command(BaseCommand):
                             text="Да, 2–3 дня это нормально. Если боль усилится — напишите, посмотрю вас вне очереди.",
                         )
                 cache.clear()  # demo bursts are not a person typing fast: reset the send throttle
+
+    def _seed_booking(self, clinic: Clinic, rng: random.Random) -> None:
+        """Schedules, rules, a vacation, a month of past visits, two weeks of bookings and a waiting patient.
+
+        Each part is made only when it is missing (a doctor without a schedule, a clinic
+        without visits), so a second run adds nothing.
+        """
+        from appointments.models import BookingRules, ScheduleException, ScheduleRule
+
+        BookingRules.objects.get_or_create(clinic=clinic, defaults=BOOKING_RULES.get(clinic.slug, {}))
+        doctors = list(clinic.doctors.order_by("pk"))
+        for index, doctor in enumerate(doctors):
+            if not ScheduleRule.objects.filter(doctor=doctor).exists():
+                ScheduleRule.objects.bulk_create(
+                    ScheduleRule(clinic=clinic, doctor=doctor, weekday=weekday, starts=starts, ends=ends, room=f"{101 + index}")
+                    for weekday, starts, ends in WEEKS[index % len(WEEKS)]
+                )
+        today = timezone.localtime(timezone.now(), clinic.tz).date()
+        on_leave = doctors[-1]
+        if not ScheduleException.objects.filter(doctor=on_leave).exists():
+            ScheduleException.objects.create(
+                clinic=clinic, doctor=on_leave, kind=ScheduleException.Kind.VACATION,
+                date_from=today + timedelta(days=8), date_to=today + timedelta(days=10), note="Отпуск",
+            )  # fmt: skip
+        if not clinic.visits.exists():
+            self._seed_past_visits(clinic, doctors, today, rng)
+            self._seed_upcoming_visits(clinic, doctors, today, rng)
+
+    def _seed_past_visits(self, clinic: Clinic, doctors: list, today: date, rng: random.Random) -> None:
+        """The last 30 days, written directly: the booking service refuses past times by design."""
+        from appointments.models import Appointment
+        from appointments.selectors import working_hours
+
+        patients = list(Patient.objects.filter(clinic_links__clinic=clinic).order_by("pk"))
+        first = today - timedelta(days=30)
+        hours = working_hours(clinic=clinic, doctor_ids=[d.pk for d in doctors], first=first, days=30)
+        now = timezone.now()
+        busy: dict[int, list[tuple]] = {}  # a patient of both clinics is never in two places at once
+        for patient_id, starts, ends in Appointment.objects.filter(patient__in=patients, ends_at__gt=now - timedelta(days=31)).values_list(
+            "patient_id", "starts_at", "ends_at"
+        ):
+            busy.setdefault(patient_id, []).append((starts, ends))
+        visits = []
+        for doctor in doctors:
+            services = list(doctor.services.order_by("pk"))
+            for offset in range(30):
+                for start, end in hours[(doctor.pk, first + timedelta(days=offset))]:
+                    moment = start
+                    while True:
+                        service = rng.choice(services)
+                        finish = moment + timedelta(minutes=service.duration_minutes)
+                        if finish > end or finish > now:
+                            break
+                        patient = rng.choice(patients)
+                        free = all(finish <= s or moment >= e for s, e in busy.get(patient.pk, ()))
+                        if rng.random() < 0.3 and free:
+                            busy.setdefault(patient.pk, []).append((moment, finish))
+                            visits.append(self._past_visit(clinic, doctor, service, patient, moment, finish, rng))
+                        moment = finish
+        Appointment.objects.bulk_create(visits)
+
+    @staticmethod
+    def _past_visit(clinic, doctor, service, patient, starts, ends, rng: random.Random):
+        from appointments.models import Appointment
+
+        outcome = rng.choices(["completed", "no_show", "late", "in_time"], weights=[72, 10, 7, 11])[0]
+        visit = Appointment(
+            clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=starts, ends_at=ends,
+            source=rng.choice(["portal", "operator", "phone", "thread"]), created_at=starts - timedelta(days=rng.randint(1, 10)),
+            status=outcome if outcome in ("completed", "no_show") else Appointment.Status.CANCELLED,
+        )  # fmt: skip
+        if visit.status == Appointment.Status.CANCELLED:
+            visit.cancelled_late = outcome == "late"
+            visit.cancelled_at = starts - (
+                timedelta(hours=rng.randint(1, 20)) if visit.cancelled_late else timedelta(days=rng.randint(2, 5))
+            )
+            visit.cancelled_by = rng.choice(["patient", "clinic"])
+            visit.cancel_reason = "Заболел" if visit.cancelled_late else "Планы изменились"
+        return visit
+
+    def _seed_upcoming_visits(self, clinic: Clinic, doctors: list, today: date, rng: random.Random) -> None:
+        """The next 14 days, booked through the product's service as the front desk would (rules, thread messages)."""
+        from django.core.cache import cache
+        from django.core.exceptions import ValidationError
+
+        from appointments.selectors import free_slots
+        from appointments.services import SlotTaken, visit_book, visit_confirm, waitlist_join
+
+        operator = Membership.objects.get(clinic=clinic, role=Role.OPERATOR, is_active=True).user
+        patients = list(Patient.objects.filter(clinic_links__clinic=clinic).order_by("pk"))
+        booked = []
+        for doctor in doctors:
+            for service in doctor.services.order_by("pk")[:2]:
+                slots = free_slots(clinic=clinic, date_from=today, days=14, service=service, doctor_ids=[doctor.pk], for_patient=False)
+                for slot in rng.sample(slots, min(len(slots), 8)):
+                    try:
+                        booked.append(
+                            visit_book(
+                                actor=operator,
+                                clinic=clinic,
+                                doctor=doctor,
+                                service=service,
+                                patient=rng.choice(patients),
+                                starts_at=slot.starts_at,
+                                source=rng.choice(["operator", "phone"]),
+                            )  # fmt: skip
+                        )
+                    except (SlotTaken, ValidationError):
+                        continue  # two picks overlapped, or the person is busy then: a demo needs no retry
+        for visit in booked[::4]:
+            visit_confirm(actor=operator, visit=visit)
+        waitlist_join(actor=operator, patient=patients[0], doctor=doctors[0], service=doctors[0].services.order_by("pk").first())
+        cache.clear()  # demo bursts are not a person typing fast: reset the send throttle
 
     def _print_logins(self) -> None:
         lines = [

@@ -1,0 +1,616 @@
+"""The booking calendar inside the admin (/admin/calendar/): day and week grids, visit actions, attendance.
+
+Views are thin: reads through appointments.selectors, every change one call to
+appointments.services; a service's refusal (SlotTaken with its nearest free times,
+off hours, a past time…) comes back as an admin message, never a 500. Times are
+shown and typed in the clinic's zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from appointments import selectors, services
+from appointments.admin import error_text
+from appointments.models import Appointment
+from clinics.models import Clinic, Doctor
+from clinics.tenancy import FRONT_DESK, clinic_roles, is_staff_member
+
+PX_PER_MINUTE = 1.4
+DEFAULT_HOURS = (9, 18)
+OFFER_MAX = 6
+OFFER_SHOWN = 36
+REFUSALS = (ValidationError, PermissionDenied, services.SlotTaken)
+
+
+# --- request parsing ----------------------------------------------------------------------------
+
+
+def _param(request: HttpRequest, name: str) -> str:
+    return (request.POST.get(name) if request.method == "POST" else None) or request.GET.get(name, "")
+
+
+def _int(request: HttpRequest, name: str) -> int | None:
+    value = _param(request, name).strip()
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def _date(request: HttpRequest, name: str, default: date) -> date:
+    """A YYYY-MM-DD parameter; anything else is the default, with a message when something was typed."""
+    value = _param(request, name).strip()
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        messages.error(request, _("“%(value)s” is not a date: give it as YYYY-MM-DD.") % {"value": value[:20]})
+        return default
+
+
+def _clinic(request: HttpRequest) -> Clinic:
+    """The clinic of the page: ?clinic= among the user's clinics, else the first of them."""
+    clinics = list(selectors.calendar_clinics(user=request.user))
+    if not clinics:
+        raise PermissionDenied(_("The calendar is for the clinic's staff."))
+    wanted = _int(request, "clinic")
+    return next((c for c in clinics if c.pk == wanted), clinics[0])
+
+
+def _today(clinic: Clinic) -> date:
+    return timezone.localtime(timezone.now(), clinic.tz).date()
+
+
+def _front_desk(user: Any, clinic: Clinic) -> bool:
+    return user.is_superuser or clinic_roles(user).get(clinic.pk) in FRONT_DESK
+
+
+def _url(name: str, *args: Any, **query: Any) -> str:
+    pairs = {k: v for k, v in query.items() if v not in (None, "")}
+    return reverse(f"booking:{name}", args=args) + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+def _local(clinic: Clinic, moment: datetime) -> datetime:
+    return timezone.localtime(moment, clinic.tz)
+
+
+def _refuse(request: HttpRequest, exc: Exception) -> None:
+    messages.error(request, str(exc) if isinstance(exc, services.SlotTaken) else error_text(exc))
+
+
+# --- the grid -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Block:
+    kind: str  # "visit" | "free" | "work"
+    start: float  # minutes from the column's local midnight
+    end: float
+    label: str = ""
+    sub: str = ""
+    url: str = ""
+    status: str = ""
+    lane: int = 0
+    lanes: int = 1
+    top: float = 0
+    height: float = 0
+    left: float = 0
+    width: float = 100
+
+
+@dataclass
+class Column:
+    title: str
+    subtitle: str
+    day: date
+    doctor: Doctor
+    url: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    background: list[Block] = field(default_factory=list)
+    off: bool = False
+
+
+def _minutes(clinic: Clinic, day: date, moment: datetime) -> float:
+    midnight = datetime.combine(day, time.min, tzinfo=clinic.tz)
+    return (moment - midnight).total_seconds() / 60
+
+
+def _lay_out(blocks: list[Block]) -> None:
+    """Overlapping blocks (a cancelled visit and the one booked in its place) share the width side by side."""
+    blocks.sort(key=lambda b: (b.start, b.end))
+    cluster: list[Block] = []
+    lane_ends: list[float] = []
+    cluster_end = float("-inf")
+
+    def close() -> None:
+        for b in cluster:
+            b.lanes = len(lane_ends)
+
+    for block in blocks:
+        if cluster and block.start >= cluster_end:
+            close()
+            cluster, lane_ends = [], []
+        for index, end in enumerate(lane_ends):
+            if end <= block.start:
+                lane_ends[index], block.lane = block.end, index
+                break
+        else:
+            lane_ends.append(block.end)
+            block.lane = len(lane_ends) - 1
+        cluster.append(block)
+        cluster_end = max(cluster_end, block.end)
+    close()
+
+
+def _grid(request: HttpRequest, clinic: Clinic, columns: list[Column], first: date, days: int) -> dict[str, Any]:
+    """Visits, free slots and working hours of the columns, positioned in pixels from the first hour shown."""
+    doctor_ids = sorted({c.doctor.pk for c in columns})
+    visits = selectors.visits_between(user=request.user, clinic=clinic, first=first, days=days, doctor_ids=doctor_ids)
+    slots = selectors.free_slots(clinic=clinic, date_from=first, days=days, doctor_ids=doctor_ids, for_patient=False)
+    hours = selectors.working_hours(clinic=clinic, doctor_ids=doctor_ids, first=first, days=days)
+    front_desk = _front_desk(request.user, clinic)
+    by_key = {(c.doctor.pk, c.day): c for c in columns}
+    for (doctor_id, day), intervals in hours.items():
+        column = by_key.get((doctor_id, day))
+        if column is not None:
+            column.background = [Block("work", _minutes(clinic, day, s), _minutes(clinic, day, e)) for s, e in intervals]
+            column.off = not intervals
+    for visit in visits:
+        local = _local(clinic, visit.starts_at)
+        column = by_key.get((visit.doctor_id, local.date()))
+        if column is None:
+            continue
+        column.blocks.append(
+            Block(
+                "visit",
+                _minutes(clinic, column.day, visit.starts_at),
+                _minutes(clinic, column.day, visit.ends_at),
+                label=visit.patient.full_name,
+                sub=f"{local:%H:%M}–{_local(clinic, visit.ends_at):%H:%M} · {visit.service.name}",
+                url=_url("visit", visit.pk),
+                status=visit.status,
+            )
+        )
+    for slot in slots:
+        local = _local(clinic, slot.starts_at)
+        column = by_key.get((slot.doctor_id, local.date()))
+        if column is None:
+            continue
+        url = (
+            _url("new", clinic=clinic.pk, doctor=slot.doctor_id, date=local.date().isoformat(), starts_at=local.isoformat())
+            if front_desk
+            else ""
+        )
+        column.blocks.append(
+            Block(
+                "free",
+                _minutes(clinic, column.day, slot.starts_at),
+                _minutes(clinic, column.day, slot.ends_at),
+                label=f"{local:%H:%M}",
+                url=url,
+            )
+        )
+
+    edges = [b.start for c in columns for b in c.blocks + c.background] + [b.end for c in columns for b in c.blocks + c.background]
+    first_hour = max(0, min(int(min(edges) // 60), DEFAULT_HOURS[0])) if edges else DEFAULT_HOURS[0]
+    last_hour = min(24, max(int(-(-max(edges) // 60)), DEFAULT_HOURS[1])) if edges else DEFAULT_HOURS[1]
+    offset = first_hour * 60
+    for column in columns:
+        _lay_out(column.blocks)
+        for block in column.blocks + column.background:
+            block.top = round((block.start - offset) * PX_PER_MINUTE, 1)
+            block.height = round(max(14.0, (block.end - block.start) * PX_PER_MINUTE - 2), 1)
+            block.width = round(100 / block.lanes, 2)
+            block.left = round(block.lane * block.width, 2)
+    return {
+        "columns": columns,
+        "hours": [{"label": f"{h:02d}:00", "top": round((h * 60 - offset) * PX_PER_MINUTE, 1)} for h in range(first_hour, last_hour)],
+        "grid_height": round((last_hour - first_hour) * 60 * PX_PER_MINUTE, 1),
+        "statuses": Appointment.Status.choices,
+    }
+
+
+def _page(request: HttpRequest, clinic: Clinic, title: str, **context: Any) -> dict[str, Any]:
+    clinics = list(selectors.calendar_clinics(user=request.user))
+    return {
+        **admin.site.each_context(request),
+        "title": title,
+        "clinic": clinic,
+        "clinics": clinics if len(clinics) > 1 else [],
+        "front_desk": _front_desk(request.user, clinic),
+        "can_see_attendance": selectors.attendance_clinics(user=request.user).exists(),
+        **context,
+    }
+
+
+def _render(request: HttpRequest, clinic: Clinic, template: str, context: dict[str, Any]) -> HttpResponse:
+    with timezone.override(clinic.tz):  # every time on the page in the clinic's zone
+        return render(request, f"admin/appointments/{template}", context)
+
+
+# --- calendar views -----------------------------------------------------------------------------
+
+
+@require_GET
+def calendar_day(request: HttpRequest) -> HttpResponse:
+    """One day: a column per doctor, visits coloured by status, free slots to click."""
+    clinic = _clinic(request)
+    day = _date(request, "date", _today(clinic))
+    doctors = selectors.calendar_doctors(user=request.user, clinic=clinic)
+    columns = [Column(d.full_name, "", day, d, url=_url("week", clinic=clinic.pk, doctor=d.pk, date=day.isoformat())) for d in doctors]
+    context = _page(
+        request,
+        clinic,
+        _("Calendar"),
+        view="day",
+        day=day,
+        day_label=date_format(day, "l, j E Y"),
+        prev_url=_url("day", clinic=clinic.pk, date=(day - timedelta(days=1)).isoformat()),
+        next_url=_url("day", clinic=clinic.pk, date=(day + timedelta(days=1)).isoformat()),
+        today_url=_url("day", clinic=clinic.pk),
+        new_url=_url("new", clinic=clinic.pk, date=day.isoformat()),
+        **_grid(request, clinic, columns, day, 1),
+    )
+    return _render(request, clinic, "calendar.html", context)
+
+
+@require_GET
+def calendar_week(request: HttpRequest) -> HttpResponse:
+    """One doctor's week, Monday to Sunday: a column per day."""
+    clinic = _clinic(request)
+    doctors = selectors.calendar_doctors(user=request.user, clinic=clinic)
+    if not doctors:
+        messages.info(request, _("The clinic has no active doctors yet."))
+        return HttpResponseRedirect(_url("day", clinic=clinic.pk))
+    wanted = _int(request, "doctor")
+    doctor = next((d for d in doctors if d.pk == wanted), doctors[0])
+    day = _date(request, "date", _today(clinic))
+    monday = day - timedelta(days=day.weekday())
+    columns = [
+        Column(
+            date_format(monday + timedelta(days=i), "D j M"),
+            "",
+            monday + timedelta(days=i),
+            doctor,
+            url=_url("day", clinic=clinic.pk, date=(monday + timedelta(days=i)).isoformat()),
+        )
+        for i in range(7)
+    ]
+    context = _page(
+        request,
+        clinic,
+        _("Calendar"),
+        view="week",
+        day=day,
+        doctor=doctor,
+        doctors=doctors,
+        day_label=_("Week of %(date)s") % {"date": date_format(monday, "j E Y")},
+        prev_url=_url("week", clinic=clinic.pk, doctor=doctor.pk, date=(monday - timedelta(days=7)).isoformat()),
+        next_url=_url("week", clinic=clinic.pk, doctor=doctor.pk, date=(monday + timedelta(days=7)).isoformat()),
+        today_url=_url("week", clinic=clinic.pk, doctor=doctor.pk),
+        new_url=_url("new", clinic=clinic.pk, doctor=doctor.pk, date=day.isoformat()),
+        **_grid(request, clinic, columns, monday, 7),
+    )
+    return _render(request, clinic, "calendar.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def visit_new(request: HttpRequest) -> HttpResponse:
+    """Book a visit: find the contact, pick doctor, service and a free time. Selections re-render the form (POST without `book`)."""
+    clinic = _clinic(request)
+    if not _front_desk(request.user, clinic):
+        raise PermissionDenied(_("Visits are booked by the front desk."))
+    day = _date(request, "date", _today(clinic))
+    doctors = selectors.calendar_doctors(user=request.user, clinic=clinic)
+    doctor = next((d for d in doctors if d.pk == _int(request, "doctor")), None)
+    service_choices = list(selectors.bookable_services(clinic=clinic, doctor=doctor))
+    service = next((s for s in service_choices if s.pk == _int(request, "service")), None)
+    if service is None and doctor is not None and len(service_choices) == 1:
+        service = service_choices[0]
+    query = _param(request, "q").strip()[:100]
+    patients = [c.patient for c in selectors.bookable_contacts(user=request.user, clinic=clinic, query=query)]
+    patient_id = _int(request, "patient")
+    patient = selectors.bookable_patient(user=request.user, clinic=clinic, patient_id=patient_id) if patient_id else None
+    if patient is not None and all(p.pk != patient.pk for p in patients):
+        patients.insert(0, patient)  # the chosen person stays a choice when the search changes
+
+    times: list[tuple[str, str]] = []
+    wanted_start = _param(request, "starts_at").strip()
+    try:  # a time clicked on the calendar, or chosen before: kept while the date stays the same
+        wanted = datetime.fromisoformat(wanted_start) if wanted_start else None
+    except ValueError:
+        wanted = None
+    if wanted is None or timezone.is_naive(wanted) or _local(clinic, wanted).date() != day:
+        wanted, wanted_start = None, ""
+    if doctor and service:
+        slots = selectors.free_slots(clinic=clinic, date_from=day, days=1, service=service, doctor_ids=[doctor.pk], for_patient=False)
+        times = [(_local(clinic, s.starts_at).isoformat(), f"{_local(clinic, s.starts_at):%H:%M}") for s in slots]
+        if wanted is not None:
+            wanted_start = _local(clinic, wanted).isoformat()
+            if wanted_start not in dict(times):
+                times.insert(0, (wanted_start, _("%(time)s (as chosen)") % {"time": f"{_local(clinic, wanted):%H:%M}"}))
+
+    if request.method == "POST" and "book" in request.POST:
+        visit = _book(request, clinic, doctor, service, patient, wanted_start)
+        if visit is not None:
+            return HttpResponseRedirect(_url("day", clinic=clinic.pk, date=_local(clinic, visit.starts_at).date().isoformat()))
+
+    context = _page(
+        request,
+        clinic,
+        _("New visit"),
+        day=day,
+        doctors=doctors,
+        doctor=doctor,
+        services=service_choices,
+        service=service,
+        query=query,
+        patients=patients,
+        patient=patient,
+        times=times,
+        wanted_start=wanted_start,
+        sources=[
+            (Appointment.Source.OPERATOR, Appointment.Source.OPERATOR.label),
+            (Appointment.Source.PHONE, Appointment.Source.PHONE.label),
+        ],
+        source=_param(request, "source") or Appointment.Source.PHONE,
+        back_url=_url("day", clinic=clinic.pk, date=day.isoformat()),
+    )
+    return _render(request, clinic, "visit_new.html", context)
+
+
+def _book(request: HttpRequest, clinic: Clinic, doctor, service, patient, starts_at: str) -> Appointment | None:
+    missing = [
+        label
+        for label, value in ((_("patient"), patient), (_("doctor"), doctor), (_("service"), service), (_("time"), starts_at))
+        if not value
+    ]
+    if missing:
+        messages.error(request, _("Choose the %(fields)s.") % {"fields": ", ".join(str(m) for m in missing)})
+        return None
+    try:
+        moment = datetime.fromisoformat(starts_at)
+    except ValueError:
+        messages.error(request, _("Choose a time from the list."))
+        return None
+    source = request.POST.get("source")
+    if source not in (Appointment.Source.OPERATOR, Appointment.Source.PHONE):
+        source = Appointment.Source.OPERATOR
+    try:
+        visit = services.visit_book(
+            actor=request.user, clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=moment, source=source
+        )
+    except REFUSALS as exc:
+        _refuse(request, exc)
+        return None
+    messages.success(
+        request,
+        _("Visit booked: %(when)s, %(patient)s with %(doctor)s.")
+        % {"when": services.when(clinic, visit.starts_at), "patient": patient.full_name, "doctor": doctor.full_name},
+    )
+    return visit
+
+
+@require_http_methods(["GET", "POST"])
+def visit_page(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """One visit with its actions: confirm, move to a free slot, cancel with a reason, mark came / no-show."""
+    try:
+        visit = selectors.visit_for(user=request.user, visit_id=visit_id)
+    except Appointment.DoesNotExist:
+        raise Http404(_("No such visit.")) from None
+    clinic = visit.clinic
+    if request.method == "POST":
+        done = _visit_action(request, visit)
+        return HttpResponseRedirect(_url("visit", (done or visit).pk))
+
+    now = timezone.now()
+    upcoming = visit.status in Appointment.UPCOMING and visit.starts_at > now
+    context = _page(
+        request,
+        clinic,
+        _("Visit"),
+        visit=visit,
+        local_start=_local(clinic, visit.starts_at),
+        local_end=_local(clinic, visit.ends_at),
+        can_confirm=visit.status == Appointment.Status.BOOKED and upcoming,
+        can_move=upcoming,
+        can_cancel=visit.status in Appointment.UPCOMING,
+        can_mark=visit.status != Appointment.Status.CANCELLED and visit.starts_at <= now,
+        not_started=visit.status != Appointment.Status.CANCELLED and visit.starts_at > now,
+        moved_to=getattr(visit, "rescheduled_to", None) if visit.status == Appointment.Status.CANCELLED else None,
+        day_url=_url("day", clinic=clinic.pk, date=_local(clinic, visit.starts_at).date().isoformat()),
+    )
+    if upcoming:
+        context.update(_move_choices(request, visit))
+    return _render(request, clinic, "visit.html", context)
+
+
+def _move_choices(request: HttpRequest, visit: Appointment) -> dict[str, Any]:
+    """Free slots of a week from the chosen day for the chosen doctor of the service, ignoring the visit itself."""
+    clinic = visit.clinic
+    first = max(_date(request, "move_date", _local(clinic, visit.starts_at).date()), _today(clinic))
+    doctors = list(selectors.bookable_doctors(clinic=clinic, service=visit.service))
+    doctor = next((d for d in doctors if d.pk == _int(request, "move_doctor")), visit.doctor)
+    slots = selectors.free_slots(
+        clinic=clinic, date_from=first, days=7, service=visit.service, doctor_ids=[doctor.pk], for_patient=False, exclude_visit=visit.pk
+    )
+    days = [
+        (date_format(day, "D j M"), [(_local(clinic, s.starts_at).isoformat(), f"{_local(clinic, s.starts_at):%H:%M}") for s in day_slots])
+        for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)
+    ]
+    return {"move_date": first, "move_doctors": doctors, "move_doctor": doctor, "move_days": days}
+
+
+def _visit_action(request: HttpRequest, visit: Appointment) -> Appointment | None:
+    """Run the posted action through its service; refusals become messages. Returns the visit to show next."""
+    action = request.POST.get("action", "")
+    user = request.user
+    try:
+        if action == "confirm":
+            services.visit_confirm(actor=user, visit=visit)
+            messages.success(request, _("The visit is confirmed."))
+        elif action == "cancel":
+            done = services.visit_cancel(actor=user, visit=visit, reason=request.POST.get("reason", "")[:300])
+            messages.success(request, _("The visit is cancelled (late).") if done.cancelled_late else _("The visit is cancelled."))
+        elif action in (Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW):
+            done = services.visit_mark(actor=user, visit=visit, status=action)
+            messages.success(request, _("Marked: %(status)s.") % {"status": done.get_status_display()})
+        elif action == "move":
+            try:
+                moment = datetime.fromisoformat(request.POST.get("starts_at", ""))
+            except ValueError:
+                raise ValidationError({"starts_at": _("Choose a free time from the list.")}) from None
+            doctors = {d.pk: d for d in selectors.bookable_doctors(clinic=visit.clinic, service=visit.service)}
+            doctor = doctors.get(int(request.POST["doctor"])) if request.POST.get("doctor", "").isdigit() else visit.doctor
+            if doctor is None:
+                raise ValidationError({"doctor": _("This doctor does not provide this service.")})
+            moved = services.visit_reschedule(actor=user, visit=visit, starts_at=moment, doctor=doctor)
+            messages.success(request, _("The visit is moved to %(when)s.") % {"when": services.when(visit.clinic, moved.starts_at)})
+            return moved
+        else:
+            raise ValidationError(_("Unknown action."))
+    except REFUSALS as exc:
+        _refuse(request, exc)
+    return None
+
+
+# --- attendance -----------------------------------------------------------------------------------
+
+
+@require_GET
+def attendance(request: HttpRequest) -> HttpResponse:
+    """Where patients are lost, per doctor and period (owners and managers; others get 403)."""
+    clinics = list(selectors.attendance_clinics(user=request.user))
+    if not clinics:
+        raise PermissionDenied(_("Only the clinic's owner or manager sees attendance."))
+    wanted = _int(request, "clinic")
+    clinic = next((c for c in clinics if c.pk == wanted), clinics[0])
+    today = _today(clinic)
+    date_to = _date(request, "date_to", today)
+    date_from = _date(request, "date_from", date_to - timedelta(days=29))
+    if date_from > date_to:
+        messages.error(request, _("The start date must not be after the end date: showing the 30 days up to the end date."))
+        date_from = date_to - timedelta(days=29)
+    if (date_to - date_from).days > 366:
+        messages.error(request, _("Choose at most a year: showing the year up to the end date."))
+        date_from = date_to - timedelta(days=365)
+    rows = selectors.attendance(user=request.user, clinic=clinic, date_from=date_from, date_to=date_to)
+    context = _page(
+        request,
+        clinic,
+        _("Attendance"),
+        view="attendance",
+        clinics=clinics if len(clinics) > 1 else [],
+        rows=rows,
+        totals=selectors.attendance_totals(rows),
+        date_from=date_from,
+        date_to=date_to,
+    )
+    return _render(request, clinic, "attendance.html", context)
+
+
+# --- times offered in a conversation -------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """Pick a service (and a doctor), tick up to six of the next free times and send them into the thread."""
+    from messaging import selectors as messaging_selectors
+    from messaging.models import Thread
+
+    if not is_staff_member(request.user):
+        raise PermissionDenied(_("Only the clinic offers times."))
+    try:
+        thread = messaging_selectors.thread_for(user=request.user, thread_id=thread_id)
+    except Thread.DoesNotExist:
+        raise Http404(_("No such conversation.")) from None
+    clinic = thread.clinic
+    service_choices = list(selectors.bookable_services(clinic=clinic))
+    service = next((s for s in service_choices if s.pk == _int(request, "service")), None)
+    doctors = list(selectors.bookable_doctors(clinic=clinic, service=service)) if service else []
+    doctor = next((d for d in doctors if d.pk == _int(request, "doctor")), None)
+    sent = request.method == "POST" and "send" in request.POST and _send_offer(request, thread, service, {d.pk: d for d in doctors})
+    if sent:
+        return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
+    slots = []
+    if service is not None:
+        names = {d.pk: d.full_name for d in doctors}
+        found = selectors.free_slots(
+            clinic=clinic, date_from=_today(clinic), days=14, service=service, doctor_ids=[doctor.pk] if doctor else None, for_patient=True
+        )
+        slots = [
+            {
+                "value": f"{s.doctor_id}|{_local(clinic, s.starts_at).isoformat()}",
+                "label": date_format(_local(clinic, s.starts_at), "D j M, H:i"),
+                "doctor": names.get(s.doctor_id, ""),
+            }
+            for s in found[:OFFER_SHOWN]
+        ]
+    context = _page(
+        request,
+        clinic,
+        _("Offer times"),
+        thread=thread,
+        services=service_choices,
+        service=service,
+        doctors=doctors,
+        doctor=doctor,
+        slots=slots,
+        chosen=set(request.POST.getlist("slot")),
+        text=request.POST.get("text", ""),
+        offer_max=OFFER_MAX,
+        back_url=reverse("inbox:thread", args=[thread.pk]),
+    )
+    return _render(request, clinic, "offer.html", context)
+
+
+def _send_offer(request: HttpRequest, thread, service, doctors: dict[int, Doctor]) -> bool:
+    chosen = request.POST.getlist("slot")
+    if service is None or not chosen:
+        messages.error(request, _("Choose a service and at least one time."))
+        return False
+    if len(chosen) > OFFER_MAX:
+        messages.error(request, _("Offer at most %(count)s times.") % {"count": OFFER_MAX})
+        return False
+    slots = []
+    for value in chosen:
+        doctor_id, _sep, moment = value.partition("|")
+        doctor = doctors.get(int(doctor_id)) if doctor_id.isdigit() else None
+        try:
+            starts_at = datetime.fromisoformat(moment)
+        except ValueError:
+            starts_at = None
+        if doctor is None or starts_at is None:
+            messages.error(request, _("Choose the times from the list."))
+            return False
+        slots.append((doctor, service, starts_at))
+    try:
+        services.slots_propose(actor=request.user, thread=thread, slots=slots, text=request.POST.get("text", "")[:500])
+    except REFUSALS as exc:
+        _refuse(request, exc)
+        return False
+    messages.success(request, _("The times are sent: the patient books one with a tap."))
+    return True
+
+
+app_name = "booking"
+urlpatterns = [
+    path("", admin.site.admin_view(calendar_day), name="day"),
+    path("week/", admin.site.admin_view(calendar_week), name="week"),
+    path("new/", admin.site.admin_view(visit_new), name="new"),
+    path("visit/<int:visit_id>/", admin.site.admin_view(visit_page), name="visit"),
+    path("attendance/", admin.site.admin_view(attendance), name="attendance"),
+    path("offer/<int:thread_id>/", admin.site.admin_view(offer_times), name="offer"),
+]

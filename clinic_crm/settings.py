@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "notifications",
     "messaging",
     "appointments",
+    "promotions",
     "analytics",
 ]
 

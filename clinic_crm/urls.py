@@ -69,6 +69,7 @@ urlpatterns = [
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),
     path("notifications/", include("notifications.urls")),
+    path("", include("promotions.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
     path("", include("appointments.urls")),

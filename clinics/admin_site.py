@@ -85,6 +85,8 @@ def sidebar_navigation(request) -> list[dict]:
                 _model_item(_("Teams"), "groups", "messaging", "team", "messaging.Team"),
                 _model_item(_("Access log"), "visibility", "messaging", "threadaccess", "messaging.ThreadAccess"),
                 _model_item(_("Notifications"), "notifications", "notifications", "notification", "notifications.Notification"),
+                _model_item(_("Deliveries"), "outgoing_mail", "notifications", "delivery", "notifications.Delivery"),
+                _model_item(_("Promotions"), "campaign", "promotions", "promotion", "promotions.Promotion"),
             ],
         },
         {

@@ -20,6 +20,7 @@ class Notification(models.Model):
         MENTION = "mention", _("Mention in a note")
         CONFIRM = "confirm", _("Visit: please confirm")
         REMINDER = "reminder", _("Visit reminder")
+        PROMOTION = "promotion", _("Promotion")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -33,6 +34,7 @@ class Notification(models.Model):
         READ = "read", _("Read in time")
         NO_CHANNEL = "no_channel", _("No phone or e-mail to send to")
         VISIT_CHANGED = "visit_gone", _("The visit was cancelled, moved or has begun")
+        ENDED = "ended", _("The promotion has ended")
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic"))
     recipient = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient"))
@@ -40,6 +42,7 @@ class Notification(models.Model):
     thread = models.ForeignKey("messaging.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     visit = models.ForeignKey("appointments.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    promotion = models.ForeignKey("promotions.Promotion", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     # What makes it unique, for notices created by sweeps ("confirm:<visit>"): a second sweep adds nothing.
     key = models.CharField(_("key"), max_length=80, null=True, blank=True, unique=True)
     reason = models.CharField(_("reason"), max_length=32, default="offline")
@@ -145,6 +148,7 @@ class Preference(models.Model):
     user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="notification_preference", verbose_name=_("user"))
     sms = models.BooleanField(_("by SMS"), default=True)
     email = models.BooleanField(_("by e-mail"), default=True)
+    promotions = models.BooleanField(_("clinics' promotions"), default=True)
     opted_out = models.BooleanField(_("nothing at all"), default=False)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
 

@@ -105,6 +105,10 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
     with translation.override(settings.LANGUAGE_CODE):
         if notification.visit_id:
             return _visit_text(notification)
+        if notification.promotion_id:
+            promotion = notification.promotion
+            link = settings.SITE_URL + reverse("promotions:promotion", args=[promotion.pk])
+            return promotion.title, f"{clinic.name}: {promotion.title}. {link}"
         if for_patient:
             link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
             subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
@@ -131,7 +135,7 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(of=("self",))
-            .select_related("clinic", "recipient", "thread", "message")
+            .select_related("clinic", "recipient", "thread", "message", "visit", "promotion")
             .get(pk=notification_id)
         )
         if notification.status != Notification.Status.PENDING or (notification.not_before and notification.not_before > now):
@@ -148,6 +152,10 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
             skip = Notification.Skip.READ
         elif notification.visit_id and not _visit_still_ahead(notification.visit, now):
             skip = Notification.Skip.VISIT_CHANGED
+        elif notification.promotion_id and not preference.promotions:
+            skip = Notification.Skip.OPTED_OUT
+        elif notification.promotion_id and notification.promotion.valid_until < timezone.localtime(now, notification.clinic.tz).date():
+            skip = Notification.Skip.ENDED
         if skip is None and not notification.urgent:
             later = quiet_until(clinic=notification.clinic, now=now)
             if later is not None:
@@ -161,6 +169,13 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
             email = patient.email if patient is not None else user.email
             if email and preference.email:
                 routes.append((Delivery.Channel.EMAIL, email))
+            if notification.promotion_id:  # only the channels the manager chose for this promotion
+                promotion = notification.promotion
+                routes = [
+                    r
+                    for r in routes
+                    if (r[0] == Delivery.Channel.SMS and promotion.by_sms) or (r[0] == Delivery.Channel.EMAIL and promotion.by_email)
+                ]
             if not routes:
                 skip = Notification.Skip.NO_CHANNEL
         if skip is not None:

@@ -25,6 +25,7 @@ from clinics.selectors import clinic_get_public
 from messaging import selectors as message_selectors
 from patients import selectors, services
 from patients.forms import CodeForm, ConsentForm, DependantForm, DestinationForm, ProfileForm
+from promotions.selectors import unopened_by_clinic
 
 SESSION_DESTINATION = "portal_code_destination"
 SESSION_CHANGE = "portal_contact_change"
@@ -147,6 +148,7 @@ class ClinicCard:
     clinic_thread: Any = None  # the holder's thread with the clinic
     doctors: list[tuple[Any, Any]] = field(default_factory=list)  # (doctor, the holder's thread with them or None)
     other_threads: list[Any] = field(default_factory=list)  # dependants' threads, threads with doctors no longer listed
+    promotion: Any = None  # a running promotion not opened yet: the card stays highlighted until it is
 
 
 def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
@@ -157,12 +159,15 @@ def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
         if contact.patient_id == holder.pk:
             card.contact = contact
     threads = [t for t in message_selectors.patient_threads(user=request.user) if t.clinic_id in cards]
+    unopened = unopened_by_clinic(patient=holder)
     for card in cards.values():
         mine = {t.doctor_id: t for t in threads if t.clinic_id == card.clinic.pk and t.patient_id == holder.pk}
         card.clinic_thread = mine.pop(None, None)
         card.doctors = [(doctor, mine.pop(doctor.pk, None)) for doctor in message_selectors.portal_doctors_to_write(clinic=card.clinic)]
         card.other_threads = [t for t in threads if t.clinic_id == card.clinic.pk and (t.patient_id != holder.pk or t.doctor_id in mine)]
-    return list(cards.values())
+        card.promotion = unopened.get(card.clinic.pk)
+    # Clinics with news come first, as in the messengers patients know.
+    return sorted(cards.values(), key=lambda card: card.promotion is None)
 
 
 @patient_required

@@ -1,31 +1,9 @@
-import httpx
 import pytest
-import respx
 
 from messaging.services import send_message
 from notifications.models import Notification
 from tests import factories as f
 from tests.appointments.conftest import checkup, day  # noqa: F401 - the bookable clinic, for reminder tests
-
-
-@pytest.fixture
-def smsru(settings):
-    """SMS.ru at the HTTP boundary: every request is recorded, each answered with a fresh message id."""
-    settings.SMS_PROVIDER = "smsru"
-    settings.SMSRU_API_ID = "test-api-id"
-    counter = iter(range(1, 10_000))
-
-    def accept(request):
-        sms_id = f"2026-{next(counter)}"
-        return httpx.Response(
-            200, json={"status": "OK", "status_code": 100, "sms": {"79160000001": {"status": "OK", "status_code": 100, "sms_id": sms_id}}}
-        )
-
-    with respx.mock(assert_all_called=False) as mock:
-        route = mock.post("https://sms.ru/sms/send").mock(side_effect=accept)
-        mock.route(host="127.0.0.1").pass_through()
-        mock.route(host="localhost").pass_through()
-        yield route
 
 
 @pytest.fixture

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from promotions import views
+
+app_name = "promotions"
+
+urlpatterns = [
+    path("portal/promotions/<int:pk>/", views.promotion, name="promotion"),
+]

@@ -1,0 +1,102 @@
+"""Promotions: the audience is reached once, the portal highlights the clinic until opened, the manager sees reach."""
+
+from datetime import datetime, time, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+from django.test import TestCase
+from django.utils import timezone
+
+from notifications import services as outbox
+from notifications.models import Notification, Preference
+from promotions.models import Promotion, Receipt
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(alpha):
+    """Three contacts of Alpha with consent: Vera and Gleb tagged 'implants', Dina not; Boris is Beta's."""
+    implants = f.TagFactory(clinic=alpha.clinic, name="implants")
+    found = {}
+    for name, phone, tagged in (("Vera", "+79160001001", True), ("Gleb", "+79160001002", True), ("Dina", "+79160001003", False)):
+        patient = f.PatientFactory(full_name=name, phone=phone)
+        thread = f.ThreadFactory(clinic=alpha.clinic, patient=patient)
+        if tagged:
+            thread.contact.tags.add(implants)
+        found[name] = patient
+    found["tag"] = implants
+    return found
+
+
+@pytest.fixture
+def promotion(alpha, people):
+    today = timezone.localdate()
+    promotion = Promotion.objects.create(
+        clinic=alpha.clinic, title="Implants −20%", text="Until the end of the month.", valid_from=today, valid_until=today + timedelta(days=30),
+        by_sms=True,
+    )  # fmt: skip
+    promotion.tags.add(people["tag"])
+    return promotion
+
+
+def _launch(web, user, promotion):
+    web.force_login(user)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return web.post("/admin/promotions/promotion/", {"action": "launch", "_selected_action": [promotion.pk]}, follow=True)
+
+
+def test_the_manager_launches_and_the_tagged_audience_is_reached_once(web, alpha, people, promotion):
+    response = _launch(web, alpha.manager, promotion)
+    assert "Implants −20%: 2 people reached." in response.content.decode()
+    assert set(Receipt.objects.values_list("patient__full_name", flat=True)) == {"Vera", "Gleb"}
+    assert Notification.objects.filter(promotion=promotion, kind="promotion").count() == 2
+    again = _launch(web, alpha.manager, promotion)
+    assert "launched already" in again.content.decode()
+    assert Receipt.objects.count() == 2
+
+
+def test_only_owners_and_managers_launch(web, alpha, beta, promotion):
+    web.force_login(alpha.operator)
+    assert web.get("/admin/promotions/promotion/").status_code == 403
+    web.force_login(beta.manager)
+    assert web.get(f"/admin/promotions/promotion/{promotion.pk}/change/").status_code in (302, 404)
+    _launch(web, beta.manager, promotion)
+    assert not Receipt.objects.exists()
+
+
+def test_the_portal_highlights_the_clinic_until_the_promotion_is_opened(web, alpha, people, promotion):
+    _launch(web, alpha.manager, promotion)
+    other = f.ClinicFactory(name="Another Clinic")
+    f.ThreadFactory(clinic=other, patient=people["Vera"])
+    web.force_login(people["Vera"].user)
+    home = web.get("/portal/").content.decode()
+    assert "has-promotion" in home and "Implants −20%" in home
+    assert home.index("Alpha Dental") < home.index("Another Clinic")  # the clinic with news comes first
+
+    page = web.get(f"/portal/promotions/{promotion.pk}/")
+    assert page.status_code == 200 and "Until the end of the month." in page.content.decode()
+    assert "has-promotion" not in web.get("/portal/").content.decode()
+
+    web.force_login(people["Dina"].user)  # not in the audience
+    assert web.get(f"/portal/promotions/{promotion.pk}/").status_code == 404
+
+
+def test_sms_go_out_in_the_day_and_reach_counts_what_happened(web, alpha, people, promotion, smsru):
+    _launch(web, alpha.manager, promotion)
+    Preference.objects.create(user=people["Gleb"].user, promotions=False)
+    noon = datetime.combine(timezone.localdate(), time(12), tzinfo=alpha.clinic.tz) + timedelta(days=1)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outbox.notifications_dispatch_due(now=noon)
+    texts = [parse_qs(c.request.content.decode())["msg"][0] for c in smsru.calls]
+    assert len(texts) == 1 and "Implants −20%" in texts[0] and f"/portal/promotions/{promotion.pk}/" in texts[0]
+    assert Notification.objects.get(recipient=people["Gleb"].user).skip_reason == "opted_out"
+
+    web.force_login(people["Vera"].user)
+    web.get(f"/portal/promotions/{promotion.pk}/")
+    f.VisitFactory(doctor=alpha.doctor, patient=people["Vera"], starts_at=timezone.now() + timedelta(days=3))
+    web.force_login(alpha.manager)
+    page = web.get(f"/admin/promotions/promotion/{promotion.pk}/change/").content.decode()
+    for figure in ("reached: <b>2</b>", "SMS/e-mail sent: <b>1</b>", "opened in the portal: <b>1</b>", "booked a visit after: <b>1</b>"):
+        assert figure in page

@@ -160,6 +160,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-unsent-attachments": {"task": "messaging.tasks.purge_unsent_attachments", "schedule": 60 * 60},
     "dispatch-due-notifications": {"task": "notifications.tasks.dispatch_due_notifications", "schedule": 30},
     "queue-visit-reminders": {"task": "notifications.tasks.queue_visit_reminders", "schedule": 60},
+    "queue-personal-reminders": {"task": "notifications.tasks.queue_personal_reminders", "schedule": 60},
 }
 
 # --- Auth -------------------------------------------------------------------

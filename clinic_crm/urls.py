@@ -8,6 +8,7 @@ from appointments import api as appointments_api
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
 from messaging import api as messaging_api
+from notifications import views as notification_views
 from patients import api as portal_api
 from patients import staff_api
 
@@ -70,6 +71,7 @@ urlpatterns = [
     path("health/", health_view, name="health"),
     path("notifications/", include("notifications.urls")),
     path("", include("promotions.urls")),
+    path("portal/notifications/", notification_views.preferences, name="portal-notifications"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
     path("", include("appointments.urls")),

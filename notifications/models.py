@@ -21,6 +21,7 @@ class Notification(models.Model):
         CONFIRM = "confirm", _("Visit: please confirm")
         REMINDER = "reminder", _("Visit reminder")
         PROMOTION = "promotion", _("Promotion")
+        PERSONAL = "personal", _("Personal reminder")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -42,6 +43,9 @@ class Notification(models.Model):
     thread = models.ForeignKey("messaging.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     visit = models.ForeignKey("appointments.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    personal_reminder = models.ForeignKey(
+        "notifications.PersonalReminder", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     promotion = models.ForeignKey("promotions.Promotion", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     # What makes it unique, for notices created by sweeps ("confirm:<visit>"): a second sweep adds nothing.
     key = models.CharField(_("key"), max_length=80, null=True, blank=True, unique=True)
@@ -158,3 +162,30 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+class PersonalReminder(models.Model):
+    """A reminder a patient sets for themselves: "take the medicine", "book a check-up in six months"."""
+
+    class Repeat(models.TextChoices):
+        ONCE = "once", _("Once")
+        DAILY = "daily", _("Every day")
+        WEEKLY = "weekly", _("Every week")
+
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="personal_reminders", verbose_name=_("for"))
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic"))
+    text = models.CharField(_("what to remind"), max_length=200)
+    next_at = models.DateTimeField(_("next time"))
+    repeat = models.CharField(_("repeat"), max_length=8, choices=Repeat.choices, default=Repeat.ONCE)
+    repeat_until = models.DateField(_("repeat until"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("personal reminder")
+        verbose_name_plural = _("personal reminders")
+        ordering = ["next_at"]
+        indexes = [models.Index(fields=["is_active", "next_at"])]
+
+    def __str__(self) -> str:
+        return self.text

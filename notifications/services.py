@@ -20,7 +20,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from messaging.text import preview
-from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
+from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 from notifications.providers import provider_for
 from notifications.sms import SmsError
 
@@ -105,6 +105,10 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
     with translation.override(settings.LANGUAGE_CODE):
         if notification.visit_id:
             return _visit_text(notification)
+        if notification.personal_reminder_id:
+            subject = _("Reminder")
+            link = settings.SITE_URL + reverse("portal-notifications")
+            return subject, f"{subject}: {notification.personal_reminder.text}\n{link}"
         if notification.promotion_id:
             promotion = notification.promotion
             link = settings.SITE_URL + reverse("promotions:promotion", args=[promotion.pk])
@@ -135,7 +139,7 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(of=("self",))
-            .select_related("clinic", "recipient", "thread", "message", "visit", "promotion")
+            .select_related("clinic", "recipient", "thread", "message", "visit", "promotion", "personal_reminder")
             .get(pk=notification_id)
         )
         if notification.status != Notification.Status.PENDING or (notification.not_before and notification.not_before > now):
@@ -350,3 +354,92 @@ def visit_reminders_queue(*, now: datetime | None = None) -> int:
 def visit_notifications_cancel(*, visit_id: int) -> int:
     """A visit was cancelled or moved: its reminders still waiting are dropped (dispatch would skip them anyway)."""
     return Notification.objects.filter(visit_id=visit_id, status=Notification.Status.PENDING).update(status=Notification.Status.CANCELLED)
+
+
+# --- the patient's own settings and reminders ------------------------------------------------------
+
+
+def preference_update(*, user: Any, sms: bool, email: bool, promotions: bool, opted_out: bool) -> Preference:
+    """How the person wants to be reached; nothing at all wins over the rest."""
+    preference, _created = Preference.objects.update_or_create(
+        user=user, defaults={"sms": sms, "email": email, "promotions": promotions, "opted_out": opted_out}
+    )
+    return preference
+
+
+def personal_reminder_add(
+    *, actor: Any, patient: Any, clinic: Any, text: str, next_at: datetime, repeat: str, repeat_until: Any = None
+) -> PersonalReminder:
+    """A reminder the patient sets for themselves or a dependant, sent as the clinic's notice at that time."""
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from clinics.tenancy import portal_holder_id
+    from patients.services import consent_require
+
+    if portal_holder_id(actor) != patient.account_holder.pk:
+        raise PermissionDenied(_("You can set reminders only for yourself and your family."))
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationError({"text": _("Write what to remind about.")})
+    if next_at <= timezone.now():
+        raise ValidationError({"next_at": _("Choose a time in the future.")})
+    if repeat != PersonalReminder.Repeat.ONCE and repeat_until and repeat_until < timezone.localtime(next_at, clinic.tz).date():
+        raise ValidationError({"repeat_until": _("The last day must not be before the first reminder.")})
+    consent_require(patient=patient, clinic=clinic)
+    return PersonalReminder.objects.create(
+        patient=patient, clinic=clinic, text=text[:200], next_at=next_at, repeat=repeat, repeat_until=repeat_until
+    )
+
+
+def personal_reminder_cancel(*, actor: Any, reminder: PersonalReminder) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from clinics.tenancy import portal_holder_id
+
+    if portal_holder_id(actor) != reminder.patient.account_holder.pk:
+        raise PermissionDenied(_("This reminder is not yours."))
+    with transaction.atomic():
+        PersonalReminder.objects.filter(pk=reminder.pk).update(is_active=False)
+        Notification.objects.filter(personal_reminder=reminder, status=Notification.Status.PENDING).update(
+            status=Notification.Status.CANCELLED
+        )
+
+
+REPEAT_STEP = {PersonalReminder.Repeat.DAILY: timedelta(days=1), PersonalReminder.Repeat.WEEKLY: timedelta(days=7)}
+
+
+def personal_reminders_queue(*, now: datetime | None = None) -> int:
+    """The beat sweep for patients' own reminders: one notice per due time, then the next time or the end."""
+    now = now or timezone.now()
+    queued = 0
+    with transaction.atomic():
+        due = list(
+            PersonalReminder.objects.select_for_update(skip_locked=True)
+            .filter(is_active=True, next_at__lte=now)
+            .select_related("patient__guardian", "patient", "clinic")[:500]
+        )
+        for reminder in due:
+            holder = reminder.patient.guardian if reminder.patient.guardian_id else reminder.patient
+            if holder.user_id:
+                _n, created = Notification.objects.get_or_create(
+                    key=f"personal:{reminder.pk}:{int(reminder.next_at.timestamp())}",
+                    defaults={
+                        "clinic": reminder.clinic,
+                        "recipient_id": holder.user_id,
+                        "kind": Notification.Kind.PERSONAL,
+                        "personal_reminder": reminder,
+                        "reason": "personal",
+                    },
+                )
+                queued += created
+            step = REPEAT_STEP.get(reminder.repeat)
+            following = reminder.next_at + step if step else None
+            while following is not None and following <= now:  # the sweep was down for a while: do not send a backlog
+                following += step
+            ends = reminder.repeat_until
+            if following is None or (ends and timezone.localtime(following, reminder.clinic.tz).date() > ends):
+                reminder.is_active = False
+            else:
+                reminder.next_at = following
+            reminder.save(update_fields=["is_active", "next_at"])
+    return queued

@@ -54,3 +54,8 @@ def dispatch_due_notifications() -> int:
 @shared_task(ignore_result=True)
 def queue_visit_reminders() -> int:
     return services.visit_reminders_queue()
+
+
+@shared_task(ignore_result=True)
+def queue_personal_reminders() -> int:
+    return services.personal_reminders_queue()

@@ -1,4 +1,7 @@
-"""Delivery reports from SMS providers. A report we cannot verify, or about a message we never sent, is 403."""
+"""Delivery reports from SMS providers, and the portal page where a patient chooses how to be reached.
+
+A report we cannot verify, or about a message we never sent, is 403.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from notifications import services
+from notifications.forms import PreferenceForm, ReminderForm
+from patients.views import patient_required
 
 # SMS.ru status codes: 103 delivered; 104–108 and 150 final failures (expired, rejected, unreachable…).
 SMSRU_DELIVERED = {"103"}
@@ -71,3 +76,68 @@ def twilio_report(request: HttpRequest) -> HttpResponse:
     if delivery is None:
         return HttpResponseForbidden("unknown message")
     return HttpResponse(status=204)
+
+
+# --- the portal: how to reach me, and my own reminders ---------------------------------------------
+
+
+@patient_required
+def preferences(request: HttpRequest) -> HttpResponse:
+    from datetime import datetime
+
+    from django.contrib import messages
+    from django.core.exceptions import PermissionDenied, ValidationError
+    from django.shortcuts import redirect, render
+    from django.utils.translation import gettext as _
+
+    from notifications import selectors
+    from patients.services import ConsentRequired
+
+    patient = request.patient
+    clinics = selectors.reminder_clinics(patient=patient)
+    family = selectors.reminder_family(patient=patient)
+    current = selectors.preference_for(user=request.user)
+    preference_form = PreferenceForm(
+        request.POST if request.POST.get("form") == "preferences" else None,
+        initial={"sms": current.sms, "email": current.email, "promotions": current.promotions, "opted_out": current.opted_out},
+    )
+    reminder_form = ReminderForm(request.POST if request.POST.get("form") == "reminder" else None, clinics=clinics, family=family)
+    if request.method == "POST":
+        if request.POST.get("form") == "preferences" and preference_form.is_valid():
+            services.preference_update(user=request.user, **preference_form.cleaned_data)
+            messages.success(request, _("Saved."))
+            return redirect("portal-notifications")
+        if request.POST.get("form") == "cancel":
+            reminder = selectors.reminder_of(patient=patient, reminder_id=request.POST.get("reminder", ""))
+            if reminder is not None:
+                services.personal_reminder_cancel(actor=request.user, reminder=reminder)
+                messages.success(request, _("Reminder removed."))
+            return redirect("portal-notifications")
+        if request.POST.get("form") == "reminder" and reminder_form.is_valid():
+            data = reminder_form.cleaned_data
+            clinic = next(c for c in clinics if str(c.pk) == data["clinic"])
+            person = next(p for p in family if str(p.pk) == data["patient"])
+            try:
+                services.personal_reminder_add(
+                    actor=request.user, patient=person, clinic=clinic, text=data["text"],
+                    next_at=datetime.combine(data["day"], data["at"], tzinfo=clinic.tz), repeat=data["repeat"],
+                    repeat_until=data["repeat_until"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    reminder_form.add_error(field if field in reminder_form.fields else None, errors)
+            except (PermissionDenied, ConsentRequired) as exc:
+                reminder_form.add_error(None, str(exc))
+            else:
+                messages.success(request, _("Reminder set."))
+                return redirect("portal-notifications")
+    return render(
+        request,
+        "notifications/preferences.html",
+        {
+            "patient": patient,
+            "preference_form": preference_form,
+            "reminder_form": reminder_form,
+            "reminders": selectors.reminders_of(patient=patient),
+        },
+    )

@@ -51,9 +51,10 @@ class Notification(models.Model):
     key = models.CharField(_("key"), max_length=80, null=True, blank=True, unique=True)
     reason = models.CharField(_("reason"), max_length=32, default="offline")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    skip_reason = models.CharField(_("skipped because"), max_length=12, choices=Skip.choices, blank=True)
+    # Database defaults too: messaging's one-statement send inserts outbox rows in SQL.
+    skip_reason = models.CharField(_("skipped because"), max_length=12, choices=Skip.choices, blank=True, default="", db_default="")
     # Urgent notices (sign-in codes) ignore quiet hours; the rest wait for the morning.
-    urgent = models.BooleanField(_("urgent"), default=False)
+    urgent = models.BooleanField(_("urgent"), default=False, db_default=False)
     not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "messaging",
     "appointments",
     "promotions",
+    "anymail",
     "analytics",
 ]
 
@@ -236,6 +237,12 @@ SOCKET_HEARTBEAT_SECONDS = env.int("SOCKET_HEARTBEAT_SECONDS", default=25)
 # --- Notifications (e-mail / SMS providers) ---------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# A real e-mail provider through django-anymail: EMAIL_BACKEND=anymail.backends.postmark.EmailBackend (or mailgun,
+# sendgrid, …) with its credentials as ANYMAIL_<NAME> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=…). Delivery reports
+# arrive at /anymail/<provider>/tracking/ behind HTTP basic auth ANYMAIL_WEBHOOK_SECRET="user:password".
+if env.str("EMAIL_BACKEND", default=""):
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND")
+ANYMAIL = {key.removeprefix("ANYMAIL_"): value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Clinic CRM <noreply@clinic-crm.local>")
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="console")  # console | smsru | twilio
 SMSRU_API_ID = env.str("SMSRU_API_ID", default="")

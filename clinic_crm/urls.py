@@ -70,6 +70,7 @@ urlpatterns = [
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),
     path("notifications/", include("notifications.urls")),
+    path("anymail/", include("anymail.urls")),  # e-mail providers' delivery reports (notifications.apps connects the signal)
     path("", include("promotions.urls")),
     path("portal/notifications/", notification_views.preferences, name="portal-notifications"),
     path("i18n/", include("django.conf.urls.i18n")),

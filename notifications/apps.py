@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = _("Notifications")
+
+    def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from notifications.receivers import email_tracked
+
+        tracking.connect(email_tracked, dispatch_uid="notifications.email_tracked")

@@ -1,8 +1,13 @@
 """Delivery reports from providers: verified ones update the status; unknown or forged ones are 403 and change nothing."""
 
-import pytest
+import base64
+import json
 
-from notifications.models import Delivery
+import pytest
+from django.test import TestCase
+
+from notifications import services
+from notifications.models import Delivery, Preference
 from notifications.views import twilio_signature
 from tests import factories as f
 
@@ -68,5 +73,36 @@ def test_twilio_signed_report_marks_delivered_and_forged_ones_are_refused(web, s
 
     response = web.post(url, params, HTTP_X_TWILIO_SIGNATURE=twilio_signature(url, params, "twilio-token"))
     assert response.status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+
+
+def test_email_delivery_report_through_anymail_with_basic_auth(web, settings, alpha, offline_reply):
+    """E-mail sent through an anymail backend; the provider's webhook (Postmark's shape) marks it delivered."""
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "postmark:hook-secret"}
+    notification = offline_reply()
+    Preference.objects.create(user=notification.recipient, sms=False)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.notification_dispatch(notification_id=notification.pk, now=alpha.clinic.local(notification.created_at).replace(hour=12))
+    delivery = Delivery.objects.get(notification=notification, channel="email")
+    assert delivery.status == "sent" and delivery.provider_message_id
+
+    body = json.dumps(
+        {
+            "RecordType": "Delivery",
+            "MessageID": delivery.provider_message_id,
+            "Recipient": "anna@example.ru",
+            "DeliveredAt": "2026-11-29T10:00:00Z",
+        }
+    )
+    forged = web.post("/anymail/postmark/tracking/", body, content_type="application/json")
+    assert forged.status_code in (400, 403)
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+
+    auth = "Basic " + base64.b64encode(b"postmark:hook-secret").decode()
+    response = web.post("/anymail/postmark/tracking/", body, content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "delivered"

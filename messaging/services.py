@@ -420,6 +420,11 @@ def thread_assign(*, actor: Any, thread: Thread, assignee: Any | None) -> Thread
         locked.assigned_to = assignee
         locked.save(update_fields=["assigned_to"])
         _event(thread=locked, actor=actor, event="assigned", assignee=getattr(assignee, "pk", None), assignee_name=_name(assignee))
+        if assignee is not None and assignee.pk != getattr(actor, "pk", None):
+            # Someone else gave it to them: they learn by e-mail if they are not looking (notifications dispatch).
+            Notification.objects.create(
+                clinic_id=locked.clinic_id, recipient=assignee, kind=Notification.Kind.ASSIGNED, thread=locked, reason="assigned"
+            )
         return _changed(locked, actor, "assigned", {"assignee": getattr(assignee, "pk", None)})
 
 

@@ -22,6 +22,7 @@ class Notification(models.Model):
         REMINDER = "reminder", _("Visit reminder")
         PROMOTION = "promotion", _("Promotion")
         PERSONAL = "personal", _("Personal reminder")
+        ASSIGNED = "assigned", _("Thread assigned")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

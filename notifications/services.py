@@ -118,9 +118,10 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
             subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
         else:
             link = settings.SITE_URL + reverse("inbox:thread", args=[thread.pk]) if thread else settings.SITE_URL
-            subject = (
-                _("You were mentioned in a note") if notification.kind == Notification.Kind.MENTION else _("New message in your thread")
-            )
+            subject = {
+                Notification.Kind.MENTION: _("You were mentioned in a note"),
+                Notification.Kind.ASSIGNED: _("A conversation was assigned to you"),
+            }.get(notification.kind, _("New message in your thread"))
         words = notification.message.text if notification.message_id and not (thread and thread.sensitive) else ""
         body = f"{subject}: «{preview(words, 80)}»" if words else subject
         return subject, f"{body}\n{link}"

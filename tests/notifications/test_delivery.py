@@ -215,3 +215,18 @@ def test_staff_get_email_not_sms(alpha, anna_thread, smsru):
     assert smsru.call_count == 0
     assert mail.outbox[0].to == ["olga@alpha.ru"] and f"/admin/inbox/{anna_thread.pk}/" in mail.outbox[0].body
     assert f.PatientFactory  # factories stay importable here for the next tests
+
+
+def test_an_operator_learns_by_email_that_a_thread_was_given_to_them(alpha, anna_thread, smsru):
+    from messaging.services import thread_assign
+
+    alpha.operator.email = "olga@alpha.ru"
+    alpha.operator.save()
+    thread_assign(actor=alpha.manager, thread=anna_thread, assignee=alpha.operator)
+    thread_assign(actor=alpha.operator, thread=anna_thread, assignee=None)
+    thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)  # taking it oneself: no e-mail
+    notification = Notification.objects.get(kind="assigned")
+    assert notification.recipient == alpha.operator
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    assert [m.to for m in mail.outbox] == [["olga@alpha.ru"]]
+    assert f"/admin/inbox/{anna_thread.pk}/" in mail.outbox[0].body

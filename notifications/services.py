@@ -207,15 +207,21 @@ def _queue(delivery_ids: list[int]) -> None:
         deliver.delay(delivery_id)
 
 
-def notifications_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """The beat sweep: dispatch pending notifications whose time has come. Returns how many were looked at."""
+def due_notification_ids(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
+    """Pending notifications whose time has come, oldest first."""
     now = now or timezone.now()
-    due = list(
+    return list(
         Notification.objects.filter(status=Notification.Status.PENDING)
         .exclude(not_before__gt=now)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def notifications_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Dispatch, in this process, every notification due at `now` (tests and one-off runs; beat fans out instead)."""
+    now = now or timezone.now()
+    due = due_notification_ids(now=now, limit=limit)
     for notification_id in due:
         notification_dispatch(notification_id=notification_id, now=now)
     return len(due)

@@ -48,7 +48,16 @@ def deliver(self, delivery_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def dispatch_due_notifications() -> int:
-    return services.notifications_dispatch_due()
+    """The beat sweep fans out: one dispatch task per due notification, so workers share a backlog."""
+    due = services.due_notification_ids()
+    for notification_id in due:
+        dispatch_notification.delay(notification_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def dispatch_notification(notification_id: int) -> None:
+    services.notification_dispatch(notification_id=notification_id)
 
 
 @shared_task(ignore_result=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import transaction
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -28,6 +29,8 @@ VISIT_LINK_SALT = "appointments.visit-link"
 QUIET_STARTS = time(21)
 QUIET_ENDS = time(9)
 MAX_ATTEMPTS = 5
+# How long the "in flight" / "handed to the provider" marks of a delivery live (longer than any redelivery delay).
+STAGE_MARK_SECONDS = 2 * 24 * 3600
 
 
 class TryAgain(Exception):
@@ -45,12 +48,6 @@ def quiet_until(*, clinic: Any, now: datetime) -> datetime | None:
         return None
     day = local.date() if local.time() < QUIET_ENDS else local.date() + timedelta(days=1)
     return datetime.combine(day, QUIET_ENDS, tzinfo=clinic.tz)
-
-
-def _patient_of(user: Any) -> Any:
-    from patients.models import Patient
-
-    return Patient.objects.filter(user=user).first()
 
 
 def _already_read(notification: Notification, patient: Any) -> bool:
@@ -128,83 +125,111 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
 
 
 def notification_dispatch(*, notification_id: int, now: datetime | None = None) -> Notification:
-    """Decide whether and where a pending notification goes, and queue one delivery per channel.
+    """Decide whether and where one pending notification goes (see notifications_dispatch_batch)."""
+    notifications_dispatch_batch(notification_ids=[notification_id], now=now)
+    return Notification.objects.get(pk=notification_id)
+
+
+def _decision(notification: Notification, *, patient: Any, preference: Preference, consented: bool, now: datetime) -> str | None:
+    """Why this notification must not go out, or None."""
+    if preference.opted_out:
+        return Notification.Skip.OPTED_OUT
+    if patient is not None and not consented:
+        return Notification.Skip.NO_CONSENT
+    if _already_read(notification, patient):
+        return Notification.Skip.READ
+    if notification.visit_id and not _visit_still_ahead(notification.visit, now):
+        return Notification.Skip.VISIT_CHANGED
+    if notification.promotion_id and not preference.promotions:
+        return Notification.Skip.OPTED_OUT
+    if notification.promotion_id and notification.promotion.valid_until < timezone.localtime(now, notification.clinic.tz).date():
+        return Notification.Skip.ENDED
+    return None
+
+
+def _routes(notification: Notification, *, patient: Any, preference: Preference) -> list[tuple[str, str]]:
+    routes = []
+    if patient is not None and patient.phone and preference.sms:
+        routes.append((Delivery.Channel.SMS, patient.phone.as_e164))
+    email = patient.email if patient is not None else notification.recipient.email
+    if email and preference.email:
+        routes.append((Delivery.Channel.EMAIL, email))
+    if notification.promotion_id:  # only the channels the manager chose for this promotion
+        promotion = notification.promotion
+        chosen = {Delivery.Channel.SMS: promotion.by_sms, Delivery.Channel.EMAIL: promotion.by_email}
+        routes = [route for route in routes if chosen[route[0]]]
+    return routes
+
+
+def notifications_dispatch_batch(*, notification_ids: list[int], now: datetime | None = None) -> list[int]:
+    """Decide whether and where pending notifications go, and queue one delivery per channel. Returns the deliveries.
 
     Skipped (with the reason kept) when the person opted out, withdrew consent or
     read the message meanwhile; postponed to 09:00 in the clinic's zone at night
-    unless urgent.
+    unless urgent. A batch costs a fixed number of queries: the beat sweep hands
+    out hundreds at a time.
     """
-    from patients.selectors import consent_is_given
+    from patients.models import Patient
+    from patients.selectors import consent_given_pairs
 
     now = now or timezone.now()
     with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(of=("self",))
-            .select_related("clinic", "recipient", "thread", "message", "visit", "promotion", "personal_reminder")
-            .get(pk=notification_id)
+        rows = list(
+            Notification.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(pk__in=notification_ids, status=Notification.Status.PENDING)
+            .exclude(not_before__gt=now)
+            .select_related("clinic", "recipient", "thread", "message", "visit__branch", "promotion", "personal_reminder")
         )
-        if notification.status != Notification.Status.PENDING or (notification.not_before and notification.not_before > now):
-            return notification
-        user = notification.recipient
-        patient = _patient_of(user)
-        preference = Preference.objects.filter(user=user).first() or Preference(user=user)
-        skip = None
-        if preference.opted_out:
-            skip = Notification.Skip.OPTED_OUT
-        elif patient is not None and not consent_is_given(patient=patient, clinic=notification.clinic):
-            skip = Notification.Skip.NO_CONSENT
-        elif _already_read(notification, patient):
-            skip = Notification.Skip.READ
-        elif notification.visit_id and not _visit_still_ahead(notification.visit, now):
-            skip = Notification.Skip.VISIT_CHANGED
-        elif notification.promotion_id and not preference.promotions:
-            skip = Notification.Skip.OPTED_OUT
-        elif notification.promotion_id and notification.promotion.valid_until < timezone.localtime(now, notification.clinic.tz).date():
-            skip = Notification.Skip.ENDED
-        if skip is None and not notification.urgent:
-            later = quiet_until(clinic=notification.clinic, now=now)
-            if later is not None:
-                notification.not_before = later
-                notification.save(update_fields=["not_before"])
-                return notification
-        routes = []
-        if skip is None:
-            if patient is not None and patient.phone and preference.sms:
-                routes.append((Delivery.Channel.SMS, patient.phone.as_e164))
-            email = patient.email if patient is not None else user.email
-            if email and preference.email:
-                routes.append((Delivery.Channel.EMAIL, email))
-            if notification.promotion_id:  # only the channels the manager chose for this promotion
-                promotion = notification.promotion
-                routes = [
-                    r
-                    for r in routes
-                    if (r[0] == Delivery.Channel.SMS and promotion.by_sms) or (r[0] == Delivery.Channel.EMAIL and promotion.by_email)
-                ]
-            if not routes:
+        if not rows:
+            return []
+        users = {n.recipient_id for n in rows}
+        patients = {p.user_id: p for p in Patient.objects.filter(user_id__in=users)}
+        preferences = {p.user_id: p for p in Preference.objects.filter(user_id__in=users)}
+        consented = consent_given_pairs(pairs={(patients[n.recipient_id].pk, n.clinic_id) for n in rows if n.recipient_id in patients})
+        deliveries: list[Delivery] = []
+        changed: list[Notification] = []
+        for notification in rows:
+            patient = patients.get(notification.recipient_id)
+            preference = preferences.get(notification.recipient_id) or Preference(user_id=notification.recipient_id)
+            is_consented = patient is not None and (patient.pk, notification.clinic_id) in consented
+            skip = _decision(notification, patient=patient, preference=preference, consented=is_consented, now=now)
+            if skip is None and not notification.urgent:
+                later = quiet_until(clinic=notification.clinic, now=now)
+                if later is not None:
+                    notification.not_before = later
+                    changed.append(notification)
+                    continue
+            routes = _routes(notification, patient=patient, preference=preference) if skip is None else []
+            if skip is None and not routes:
                 skip = Notification.Skip.NO_CHANNEL
-        if skip is not None:
-            notification.status = Notification.Status.SKIPPED
-            notification.skip_reason = skip
-            notification.save(update_fields=["status", "skip_reason"])
-            return notification
-        subject, text = _text(notification, for_patient=patient is not None)
-        deliveries = [
-            Delivery.objects.create(notification=notification, channel=channel, destination=to, subject=subject, text=text)
-            for channel, to in routes
-        ]
-        notification.status = Notification.Status.DISPATCHED
-        notification.dispatched_at = now
-        notification.save(update_fields=["status", "dispatched_at"])
-        transaction.on_commit(lambda: _queue([d.pk for d in deliveries]))
-    return notification
+            if skip is not None:
+                notification.status, notification.skip_reason = Notification.Status.SKIPPED, skip
+                changed.append(notification)
+                continue
+            subject, text = _text(notification, for_patient=patient is not None)
+            deliveries += [Delivery(notification=notification, channel=c, destination=to, subject=subject, text=text) for c, to in routes]
+            notification.status, notification.dispatched_at = Notification.Status.DISPATCHED, now
+            changed.append(notification)
+        Notification.objects.bulk_update(changed, ["status", "skip_reason", "not_before", "dispatched_at"])
+        created = Delivery.objects.bulk_create(deliveries)
+        delivery_ids = [d.pk for d in created]
+        transaction.on_commit(lambda: _queue(delivery_ids))
+    return delivery_ids
+
+
+DELIVERY_BATCH = 50
 
 
 def _queue(delivery_ids: list[int]) -> None:
-    from notifications.tasks import deliver
+    """Deliveries go to the workers in batches: one task claims and records many at a fixed cost."""
+    from notifications.tasks import deliver, deliver_batch
 
-    for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
+    if len(delivery_ids) <= 2:
+        for delivery_id in delivery_ids:
+            deliver.delay(delivery_id)
+        return
+    for start in range(0, len(delivery_ids), DELIVERY_BATCH):
+        deliver_batch.delay(delivery_ids[start : start + DELIVERY_BATCH])
 
 
 def due_notification_ids(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
@@ -227,70 +252,108 @@ def notifications_dispatch_due(*, now: datetime | None = None, limit: int = 500)
     return len(due)
 
 
-def _claim(delivery_id: int) -> tuple[Delivery | None, DeliveryAttempt | None]:
-    """Mark the delivery `sending` and open an attempt, committed before the provider is called."""
+def _stage_key(delivery_id: int, stage: str) -> str:
+    return f"delivery:{stage}:{delivery_id}"
+
+
+def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, DeliveryAttempt]]:
+    """Mark deliveries `sending` and open their attempts, committed before any provider is called.
+
+    A delivery found still `sending` belongs to a worker that died. Two marks in
+    the cache, set around each provider call, tell what happened to it: handed to
+    the provider (it counts as sent), in flight (unknown: failed, never re-sent),
+    or not reached yet (sent now, normally).
+    """
+    claimed: list[tuple[Delivery, DeliveryAttempt]] = []
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
-        if delivery.status == Delivery.Status.SENDING:
-            # A worker died mid-send: the provider may have the message. Never send it twice.
-            DeliveryAttempt.objects.filter(delivery=delivery, outcome=DeliveryAttempt.Outcome.IN_PROGRESS).update(
-                outcome=DeliveryAttempt.Outcome.INTERRUPTED, finished_at=timezone.now()
-            )
-            delivery.status = Delivery.Status.FAILED
-            delivery.last_error = _("The sending worker stopped mid-send; not sent again to avoid a duplicate.")
-            delivery.save(update_fields=["status", "last_error"])
-            return None, None
-        if delivery.status != Delivery.Status.PENDING:
-            return None, None  # already sent, delivered or failed: a duplicate task does nothing
-        visit = delivery.notification.visit
-        if visit is not None and not _visit_still_ahead(visit, timezone.now()):
-            delivery.status = Delivery.Status.FAILED
-            delivery.last_error = _("Not sent: the visit was cancelled, moved or has begun.")
-            delivery.save(update_fields=["status", "last_error"])
-            return None, None
-        delivery.status = Delivery.Status.SENDING
-        delivery.attempts += 1
-        delivery.save(update_fields=["status", "attempts"])
-        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts)
-    return delivery, attempt
-
-
-def delivery_send(*, delivery_id: int) -> Delivery | None:
-    """Hand one delivery to its provider. TryAgain on a temporary error while attempts remain."""
-    delivery, attempt = _claim(delivery_id)
-    if delivery is None:
-        return None
-    provider = provider_for(delivery.channel)
-    try:
-        message_id = provider.send(
-            destination=delivery.destination, subject=delivery.subject, text=delivery.text, key=delivery.idempotency_key
+        rows = list(
+            Delivery.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(pk__in=delivery_ids)
+            .select_related("notification__visit")
+            .order_by("pk")
         )
-    except SmsError as exc:
-        retry = exc.retryable and delivery.attempts < MAX_ATTEMPTS
-        with transaction.atomic():
-            attempt.outcome = DeliveryAttempt.Outcome.RETRY if retry else DeliveryAttempt.Outcome.FAILED
-            attempt.error = str(exc)[:500]
-            attempt.finished_at = timezone.now()
-            attempt.save(update_fields=["outcome", "error", "finished_at"])
-            delivery.status = Delivery.Status.PENDING if retry else Delivery.Status.FAILED
-            delivery.last_error = str(exc)[:500]
-            delivery.provider = provider.name
-            delivery.save(update_fields=["status", "last_error", "provider"])
-        if retry:
-            raise TryAgain(str(exc), delivery.attempts) from exc
-        return delivery
+        stuck = [d for d in rows if d.status == Delivery.Status.SENDING]
+        open_attempts = {a.delivery_id: a for a in DeliveryAttempt.objects.filter(delivery__in=stuck, outcome=DeliveryAttempt.Outcome.IN_PROGRESS)}
+        closed: list[DeliveryAttempt] = []
+        for delivery in stuck:
+            attempt = open_attempts.get(delivery.pk) or DeliveryAttempt(delivery=delivery, number=delivery.attempts)
+            attempt.finished_at = now
+            if cache.get(_stage_key(delivery.pk, "handed")):
+                attempt.outcome = DeliveryAttempt.Outcome.SENT
+                delivery.status, delivery.sent_at = Delivery.Status.SENT, now
+            elif cache.get(_stage_key(delivery.pk, "in-flight")):
+                attempt.outcome = DeliveryAttempt.Outcome.INTERRUPTED
+                delivery.status = Delivery.Status.FAILED
+                delivery.last_error = _("The sending worker stopped mid-send; not sent again to avoid a duplicate.")
+            else:  # the worker died before reaching this one: it may go now
+                attempt.outcome, attempt.error = DeliveryAttempt.Outcome.INTERRUPTED, "not reached before the worker stopped"
+                delivery.status = Delivery.Status.PENDING
+            if attempt.pk:
+                closed.append(attempt)
+        DeliveryAttempt.objects.bulk_update(closed, ["outcome", "error", "finished_at"])
+        fresh: list[DeliveryAttempt] = []
+        for delivery in rows:
+            if delivery.status != Delivery.Status.PENDING:
+                continue  # sent, delivered or failed: a duplicate task does nothing
+            visit = delivery.notification.visit
+            if visit is not None and not _visit_still_ahead(visit, now):
+                delivery.status = Delivery.Status.FAILED
+                delivery.last_error = _("Not sent: the visit was cancelled, moved or has begun.")
+                continue
+            delivery.status = Delivery.Status.SENDING
+            delivery.attempts += 1
+            attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts, started_at=now)
+            fresh.append(attempt)
+            claimed.append((delivery, attempt))
+        Delivery.objects.bulk_update(rows, ["status", "attempts", "last_error", "sent_at"])
+        DeliveryAttempt.objects.bulk_create(fresh)
+    return claimed
+
+
+def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
+    """Hand deliveries to their providers, at most once each. Returns (id, attempts, error) of those to retry later."""
+    now = timezone.now()
+    claimed = _claim(delivery_ids, now)
+    providers: dict[str, Any] = {}
+    outcomes = []
+    for delivery, attempt in claimed:
+        provider = providers.setdefault(delivery.channel, provider_for(delivery.channel))
+        cache.set(_stage_key(delivery.pk, "in-flight"), 1, timeout=STAGE_MARK_SECONDS)
+        try:
+            message_id = provider.send(
+                destination=delivery.destination, subject=delivery.subject, text=delivery.text, key=delivery.idempotency_key
+            )
+        except SmsError as exc:
+            outcomes.append((delivery, attempt, provider.name, None, exc))
+            continue
+        cache.set(_stage_key(delivery.pk, "handed"), 1, timeout=STAGE_MARK_SECONDS)
+        outcomes.append((delivery, attempt, provider.name, message_id, None))
+    retry = []
+    finished = timezone.now()
+    for delivery, attempt, provider_name, message_id, error in outcomes:
+        delivery.provider = provider_name
+        attempt.finished_at = finished
+        if error is None:
+            attempt.outcome = DeliveryAttempt.Outcome.SENT
+            delivery.status, delivery.sent_at, delivery.last_error = Delivery.Status.SENT, finished, ""
+            delivery.provider_message_id = (message_id or "")[:100]
+            continue
+        again = error.retryable and delivery.attempts < MAX_ATTEMPTS
+        attempt.outcome = DeliveryAttempt.Outcome.RETRY if again else DeliveryAttempt.Outcome.FAILED
+        attempt.error = delivery.last_error = str(error)[:500]
+        delivery.status = Delivery.Status.PENDING if again else Delivery.Status.FAILED
+        if again:
+            retry.append((delivery.pk, delivery.attempts, str(error)))
     with transaction.atomic():
-        now = timezone.now()
-        attempt.outcome = DeliveryAttempt.Outcome.SENT
-        attempt.finished_at = now
-        attempt.save(update_fields=["outcome", "finished_at"])
-        delivery.status = Delivery.Status.SENT
-        delivery.provider = provider.name
-        delivery.provider_message_id = message_id[:100]
-        delivery.sent_at = now
-        delivery.last_error = ""
-        delivery.save(update_fields=["status", "provider", "provider_message_id", "sent_at", "last_error"])
-    return delivery
+        Delivery.objects.bulk_update([o[0] for o in outcomes], ["status", "provider", "provider_message_id", "sent_at", "last_error"])
+        DeliveryAttempt.objects.bulk_update([o[1] for o in outcomes], ["outcome", "error", "finished_at"])
+    return retry
+
+
+def delivery_send(*, delivery_id: int) -> None:
+    """Hand one delivery to its provider. TryAgain on a temporary error while attempts remain."""
+    for _delivery_id, attempts, error in deliveries_send(delivery_ids=[delivery_id]):
+        raise TryAgain(error, attempts)
 
 
 def delivery_report(*, provider: str, provider_message_id: str, delivered: bool, error: str = "") -> Delivery | None:
@@ -421,7 +484,7 @@ def personal_reminders_queue(*, now: datetime | None = None) -> int:
     queued = 0
     with transaction.atomic():
         due = list(
-            PersonalReminder.objects.select_for_update(skip_locked=True)
+            PersonalReminder.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(is_active=True, next_at__lte=now)
             .select_related("patient__guardian", "patient", "clinic")[:500]
         )

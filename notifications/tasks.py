@@ -46,18 +46,28 @@ def deliver(self, delivery_id: int) -> None:
         raise self.retry(countdown=min(15 * 2 ** (exc.attempts - 1), 900)) from exc
 
 
+DISPATCH_BATCH = 200
+
+
 @shared_task(ignore_result=True)
 def dispatch_due_notifications() -> int:
-    """The beat sweep fans out: one dispatch task per due notification, so workers share a backlog."""
+    """The beat sweep fans out: batches of due notifications, so workers share a backlog."""
     due = services.due_notification_ids()
-    for notification_id in due:
-        dispatch_notification.delay(notification_id)
+    for start in range(0, len(due), DISPATCH_BATCH):
+        dispatch_notifications.delay(due[start : start + DISPATCH_BATCH])
     return len(due)
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def dispatch_notification(notification_id: int) -> None:
-    services.notification_dispatch(notification_id=notification_id)
+def dispatch_notifications(notification_ids: list[int]) -> None:
+    services.notifications_dispatch_batch(notification_ids=notification_ids)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_batch(self, delivery_ids: list[int]) -> None:
+    """Send a batch; those with a temporary error go on alone, each with its own backoff."""
+    for delivery_id, attempts, _error in services.deliveries_send(delivery_ids=delivery_ids):
+        deliver.apply_async((delivery_id,), countdown=min(15 * 2 ** (attempts - 1), 900))
 
 
 @shared_task(ignore_result=True)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
-from notifications.tasks import deliver, dispatch_due_notifications
+from notifications.tasks import deliver, deliver_batch, dispatch_due_notifications
 from patients.services import consent_withdraw
 from tests import factories as f
 
@@ -230,3 +230,41 @@ def test_an_operator_learns_by_email_that_a_thread_was_given_to_them(alpha, anna
     _dispatch(notification, now=_daytime(alpha.clinic))
     assert [m.to for m in mail.outbox] == [["olga@alpha.ru"]]
     assert f"/admin/inbox/{anna_thread.pk}/" in mail.outbox[0].body
+
+
+def test_a_worker_killed_mid_batch_resends_only_what_never_reached_the_provider(alpha, anna_thread, offline_reply, smsru):
+    """Batch of three: the first is accepted, the worker dies inside the second call, the third was never tried."""
+    from messaging.services import send_message
+
+    Preference.objects.create(user=anna_thread.patient.user, email=False)
+    for text in ("one", "two", "three"):
+        send_message(thread=anna_thread, sender=alpha.operator, text=text)
+    ids = services.notifications_dispatch_batch(
+        notification_ids=list(Notification.objects.values_list("pk", flat=True)), now=_daytime(alpha.clinic)
+    )  # on-commit queueing not run: this test hands the batch over itself
+    assert len(ids) == 3
+
+    class WorkerKilled(BaseException):
+        pass
+
+    received = []
+
+    def accept_once_then_die(request):
+        received.append(request)
+        if len(received) == 2:
+            raise WorkerKilled
+        return httpx.Response(
+            200,
+            json={"status": "OK", "status_code": 100, "sms": {"x": {"status": "OK", "status_code": 100, "sms_id": f"id-{len(received)}"}}},
+        )
+
+    smsru.side_effect = accept_once_then_die
+    with pytest.raises(WorkerKilled):
+        services.deliveries_send(delivery_ids=ids)
+    assert list(Delivery.objects.filter(pk__in=ids).order_by("pk").values_list("status", flat=True)) == ["sending"] * 3
+
+    deliver_batch.delay(ids)  # redelivered to another worker
+    first, second, third = Delivery.objects.filter(pk__in=ids).order_by("pk")
+    assert (first.status, second.status, third.status) == ("sent", "failed", "sent")
+    assert len(received) == 3  # the first was not sent again, the second not retried, the third sent once
+    assert [a.outcome for a in third.history.all()] == ["interrupted", "sent"]

@@ -116,6 +116,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Statements sent with server-side binding (messaging.sql: the message send) are prepared after
+    # this many runs on a connection, saving PostgreSQL the planning; the ORM binds client-side and
+    # never prepares. "none" behind a pooler that cannot keep them (PgBouncer in transaction mode < 1.21).
+    _prepare = env.str("PG_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker --------------------------------

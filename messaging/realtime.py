@@ -64,21 +64,29 @@ def patient_groups(thread: Any) -> list[str]:
 
 def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
     """Fire and forget: a failure here must never undo or fail the committed change."""
+    send_events([(groups, payload)])
+
+
+def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast."""
     layer = get_channel_layer()
     if layer is None:
         return
     if _RedisGroupSender.serves(layer):
-        _RedisGroupSender.send(layer, groups, {"type": "user.event", "payload": payload})
+        _RedisGroupSender.send(
+            layer, [(group, {"type": "user.event", "payload": payload}) for groups, payload in events for group in groups]
+        )
     else:
-        async_to_sync(_send_all)(layer, groups, payload)
+        async_to_sync(_send_all)(layer, events)
 
 
-async def _send_all(layer: Any, groups: list[str], payload: dict[str, Any]) -> None:
-    for group in groups:
-        try:
-            await layer.group_send(group, {"type": "user.event", "payload": payload})
-        except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s to %s", payload.get("type"), group)
+async def _send_all(layer: Any, events: list[tuple[list[str], dict[str, Any]]]) -> None:
+    for groups, payload in events:
+        for group in groups:
+            try:
+                await layer.group_send(group, {"type": "user.event", "payload": payload})
+            except Exception:  # the database already holds the truth; clients re-fetch
+                logger.exception("realtime: could not send %s to %s", payload.get("type"), group)
 
 
 # Per channel key (one per daphne process): drop expired messages, then add the new one unless the
@@ -142,16 +150,16 @@ class _RedisGroupSender:
         return found
 
     @classmethod
-    def send(cls, layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+    def send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
         try:
-            cls._send(layer, groups, message)
+            cls._send(layer, sends)
         except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s to %s", message["payload"].get("type"), groups)
+            logger.exception("realtime: could not send %s", [(group, message["payload"].get("type")) for group, message in sends])
 
     @classmethod
-    def _send(cls, layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+    def _send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
         by_host: dict[int, list[str]] = {}
-        for group in groups:
+        for group in dict.fromkeys(group for group, _message in sends):
             assert layer.require_valid_group_name(group), "Group name not valid"
             by_host.setdefault(layer.consistent_hash(group), []).append(group)
         now = time.time()
@@ -167,7 +175,9 @@ class _RedisGroupSender:
                 members[group] = [name.decode("utf8") for name in names]
         # One message per group and channel key (a daphne process), as channels_redis sends it.
         queued: dict[int, list[tuple[str, bytes, int]]] = {}
-        for group in groups:
+        for group, message in sends:
+            if not members[group]:
+                continue
             to_host, messages, capacities = layer._map_channel_keys_to_connection(members[group], message)
             for index, channel_keys in to_host.items():
                 queued.setdefault(index, []).extend((key, messages[key], capacities[key]) for key in channel_keys)
@@ -177,7 +187,7 @@ class _RedisGroupSender:
             args += [int(now) - int(layer.expiry), now, layer.expiry]
             over = cls._client(layer, index)[1](keys=keys, args=args)
             if over:
-                logger.info("realtime: %s of %s channels over capacity for %s", over, len(items), groups)
+                logger.info("realtime: %s of %s channels over capacity", over, len(items))
 
 
 def _blocking_pool(host: dict[str, Any]) -> Any:
@@ -195,5 +205,7 @@ def _blocking_pool(host: dict[str, Any]) -> Any:
     if master_name is not None:
         sentinels = host.pop("sentinels")
         sentinel_kwargs = host.pop("sentinel_kwargs", None)
-        return redis.sentinel.SentinelConnectionPool(master_name, redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs), **host)
+        return redis.sentinel.SentinelConnectionPool(
+            master_name, redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs), **host
+        )
     return redis.ConnectionPool(**host)

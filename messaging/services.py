@@ -292,6 +292,7 @@ def _store(new: _NewMessage) -> tuple[Message, bool]:
     elif new.is_public:  # system and bot messages the patient should read
         changes["patient_unread"] = F("patient_unread") + 1
     Thread.objects.filter(pk=locked.pk).update(**changes)
+    locked.refresh_from_db(fields=list(changes))  # the row as written, as the PostgreSQL store returns it
     _note_offline_recipients(message=message, thread=locked)
     _finish(message, new)
     return message, True

@@ -13,6 +13,7 @@ every event carries what a client needs to notice a gap (`seq`) and re-fetch.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -68,25 +69,31 @@ def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
 
 
 def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
-    """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast."""
+    """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast.
+
+    The payload travels as JSON text, encoded once here: a socket server relays it as it is
+    instead of encoding it again for every socket (messaging.consumers.user_event).
+    """
     layer = get_channel_layer()
     if layer is None:
         return
+    sends = [(group, _event(payload)) for groups, payload in events for group in groups]
     if _RedisGroupSender.serves(layer):
-        _RedisGroupSender.send(
-            layer, [(group, {"type": "user.event", "payload": payload}) for groups, payload in events for group in groups]
-        )
+        _RedisGroupSender.send(layer, sends)
     else:
-        async_to_sync(_send_all)(layer, events)
+        async_to_sync(_send_all)(layer, sends)
 
 
-async def _send_all(layer: Any, events: list[tuple[list[str], dict[str, Any]]]) -> None:
-    for groups, payload in events:
-        for group in groups:
-            try:
-                await layer.group_send(group, {"type": "user.event", "payload": payload})
-            except Exception:  # the database already holds the truth; clients re-fetch
-                logger.exception("realtime: could not send %s to %s", payload.get("type"), group)
+def _event(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "user.event", "text": json.dumps(payload), "event": payload.get("type")}
+
+
+async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    for group, message in sends:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # the database already holds the truth; clients re-fetch
+            logger.exception("realtime: could not send %s to %s", message["event"], group)
 
 
 # Per channel key (one per daphne process): drop expired messages, then add the new one unless the
@@ -154,7 +161,7 @@ class _RedisGroupSender:
         try:
             cls._send(layer, sends)
         except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s", [(group, message["payload"].get("type")) for group, message in sends])
+            logger.exception("realtime: could not send %s", [(group, message["event"]) for group, message in sends])
 
     @classmethod
     def _send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:

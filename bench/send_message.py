@@ -212,7 +212,7 @@ PHASES = [
     ("  of which sql.send (the statement)", "sql", "send", "_store_postgresql"),
     ("  of which _throttle (Redis SET NX + INCR)", "services", "_throttle", "_store_postgresql"),
     ("_announce after commit: payloads + broadcast", "services", "_announce", None),
-    ("  of which send_to_groups (channels_redis)", "realtime", "send_to_groups", "_announce"),
+    ("  of which send_events (channels_redis)", "realtime", "send_events", "_announce"),
 ]
 
 

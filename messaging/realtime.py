@@ -96,6 +96,16 @@ async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None
             logger.exception("realtime: could not send %s to %s", message["event"], group)
 
 
+# Per group: drop memberships older than the group expiry, then list the channels.
+_MEMBERS = """
+local members = {}
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, ARGV[1])
+    members[i] = redis.call('ZRANGE', KEYS[i], 0, -1)
+end
+return members
+"""
+
 # Per channel key (one per daphne process): drop expired messages, then add the new one unless the
 # channel is at capacity; the same steps as channels_redis' group_send, for all groups of an event at once.
 _DELIVER = """
@@ -118,12 +128,12 @@ return over_capacity
 
 
 class _RedisGroupSender:
-    """channels_redis' group_send done synchronously, in two Redis round trips per event.
+    """channels_redis' group_send done synchronously: two Redis round trips per event (one if no socket listens).
 
     Services broadcast from synchronous code after commit. Through the layer's own
     `group_send` that means handing a coroutine to an event loop thread and four round
     trips per group (about 0.9 ms a group on a quiet machine, most of a message send).
-    Here the members of all the event's groups are read in one pipelined round trip and
+    Here the members of all the event's groups are read with one script and
     the messages are queued with one script, from the calling thread, on a blocking
     connection pool per process. The keys, the serialized messages (the layer's own
     serializer, `__asgi_channel__` per process-local channel) and the expiry and capacity
@@ -132,7 +142,7 @@ class _RedisGroupSender:
     """
 
     _lock = threading.Lock()
-    _clients: dict[tuple[int, int, int], tuple[Any, Any]] = {}  # (pid, id(layer), host index) -> (client, script)
+    _clients: dict[tuple[int, int, int], tuple[Any, Any, Any]] = {}  # (pid, id(layer), host) -> (client, members, deliver)
 
     @staticmethod
     def serves(layer: Any) -> bool:
@@ -145,7 +155,7 @@ class _RedisGroupSender:
         return False  # called from async code: let async_to_sync refuse as it always has
 
     @classmethod
-    def _client(cls, layer: Any, index: int) -> tuple[Any, Any]:
+    def _client(cls, layer: Any, index: int) -> tuple[Any, Any, Any]:
         key = (os.getpid(), id(layer), index)  # a forked worker opens its own connections
         found = cls._clients.get(key)
         if found is None:
@@ -153,7 +163,7 @@ class _RedisGroupSender:
                 found = cls._clients.get(key)
                 if found is None:
                     client = redis.Redis(connection_pool=_blocking_pool(layer.hosts[index]))
-                    found = cls._clients[key] = (client, client.register_script(_DELIVER))
+                    found = cls._clients[key] = (client, client.register_script(_MEMBERS), client.register_script(_DELIVER))
         return found
 
     @classmethod
@@ -173,12 +183,8 @@ class _RedisGroupSender:
         # Who is in each group (expired memberships dropped first), one round trip per Redis host.
         members: dict[str, list[str]] = {}
         for index, host_groups in by_host.items():
-            pipe = cls._client(layer, index)[0].pipeline(transaction=False)
-            for group in host_groups:
-                pipe.zremrangebyscore(layer._group_key(group), min=0, max=int(now) - layer.group_expiry)
-                pipe.zrange(layer._group_key(group), 0, -1)
-            replies = pipe.execute()
-            for group, names in zip(host_groups, replies[1::2], strict=True):
+            replies = cls._client(layer, index)[1](keys=[layer._group_key(g) for g in host_groups], args=[int(now) - layer.group_expiry])
+            for group, names in zip(host_groups, replies, strict=True):
                 members[group] = [name.decode("utf8") for name in names]
         # One message per group and channel key (a daphne process), as channels_redis sends it.
         queued: dict[int, list[tuple[str, bytes, int]]] = {}
@@ -192,7 +198,7 @@ class _RedisGroupSender:
             keys = [key for key, _m, _c in items]
             args = [m for _k, m, _c in items] + [c for _k, _m, c in items]
             args += [int(now) - int(layer.expiry), now, layer.expiry]
-            over = cls._client(layer, index)[1](keys=keys, args=args)
+            over = cls._client(layer, index)[2](keys=keys, args=args)
             if over:
                 logger.info("realtime: %s of %s channels over capacity", over, len(items))
 

@@ -8,6 +8,7 @@ and the realtime broadcast happen the same way for each.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_
 from messaging.text import preview
 from notifications.models import Notification
 from patients.models import Patient, PatientInClinic
+from patients.selectors import consent_is_given
 from patients.services import Attribution, ConsentRequired, consent_require, contact_start
 
 SEND_LIMIT_PER_MINUTE = 30
@@ -66,31 +68,58 @@ def _side_of(user: Any, thread: Thread) -> str:
 
 def _throttle(user: Any) -> None:
     """Fixed one-minute window per user, counted in the shared cache (Redis in production)."""
-    now = int(timezone.now().timestamp())
-    count = _cache_count(f"msg-rate:{user.pk}:{now // 60}", timeout=90)
-    if count > SEND_LIMIT_PER_MINUTE:
-        raise SendingTooFast(retry_after=60 - now % 60 or 1)
+    window = _SendWindow.count(user)
+    if window.over:
+        raise SendingTooFast(retry_after=window.retry_after)
 
 
-_redis_clients: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+@dataclass(frozen=True)
+class _SendWindow:
+    """One user's message count in the current minute, after counting this attempt."""
+
+    key: str
+    value: int
+    retry_after: int
+
+    @classmethod
+    def count(cls, user: Any) -> _SendWindow:
+        now = int(timezone.now().timestamp())
+        key = f"msg-rate:{user.pk}:{now // 60}"
+        return cls(key=key, value=_cache_count(key, timeout=90), retry_after=60 - now % 60 or 1)
+
+    @property
+    def over(self) -> bool:
+        return self.value > SEND_LIMIT_PER_MINUTE
+
+    def uncount(self) -> None:
+        """The attempt turned out not to count (a resend, or refused for consent)."""
+        with suppress(ValueError):  # the window has passed
+            cache.decr(self.key)
+
+
+_COUNT = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 and ARGV[1] ~= '' then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return value
+"""
+_redis_counters: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
 
 
 def _cache_count(key: str, *, timeout: int | None) -> int:
     """Add one to a counter in the cache, creating it (with `timeout`) if missing; returns the new value.
 
-    On Redis one pipelined round trip (SET NX + INCR): the cache API's add + incr take three,
-    and this runs on every message. Values stay readable through `cache.get`.
+    On Redis one command (a script: INCR, and EXPIRE when it created the key): the cache
+    API's add + incr take three round trips, and this runs twice for every message.
+    Values stay readable through `cache.get`.
     """
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        redis_key = backend.make_and_validate_key(key)
-        client = _redis_clients.get(backend._cache)
-        if client is None:  # building a redis.Redis costs more than the round trip: keep one per cache client
-            client = _redis_clients[backend._cache] = backend._cache.get_client(redis_key, write=True)
-        pipe = client.pipeline(transaction=False)
-        pipe.set(redis_key, 0, ex=timeout, nx=True)
-        pipe.incr(redis_key)
-        return pipe.execute()[1]
+        script = _redis_counters.get(backend._cache)
+        if script is None:  # building a redis.Redis costs more than the round trip: one per cache client
+            script = _redis_counters[backend._cache] = backend._cache.get_client(write=True).register_script(_COUNT)
+        return script(keys=[backend.make_and_validate_key(key)], args=["" if timeout is None else timeout])
     backend.add(key, 0, timeout=timeout)
     try:
         return backend.incr(key)
@@ -198,9 +227,11 @@ def send_message(
         data=data or {},
     )
     try:
-        with transaction.atomic():
-            store = _store_postgresql if connection.vendor == "postgresql" else _store
-            message, created = store(new)
+        if connection.vendor == "postgresql":
+            message, created = _store_postgresql(new)
+        else:
+            with transaction.atomic():
+                message, created = _store(new)
     except IntegrityError:
         if new.client_msg_id:  # the same resend raced us: it won, return its row
             return Message.objects.get(thread=thread, sender=sender, client_msg_id=client_msg_id), False
@@ -244,10 +275,9 @@ class _NewMessage:
 def _store(new: _NewMessage) -> tuple[Message, bool]:
     """The portable store (SQLite, the embedded default): the ORM, step by step, in the caller's transaction."""
     thread = new.thread
-    if new.client_msg_id:
-        stored = Message.objects.filter(thread=thread, sender=new.sender, client_msg_id=new.client_msg_id).first()
-        if stored is not None:
-            return stored, False
+    stored = _stored_copy(new)
+    if stored is not None:
+        return stored, False
     if new.needs_consent:
         consent_require(patient=thread.patient, clinic=thread.clinic)
     if new.by_a_person:
@@ -320,26 +350,63 @@ def _attach(message: Message, new: _NewMessage) -> list[Attachment]:
 
 
 def _store_postgresql(new: _NewMessage) -> tuple[Message, bool]:
-    """The PostgreSQL store: one statement, then the Python-side rules.
+    """The PostgreSQL store: one statement, in one round trip where it can be.
 
     send_message is the hottest write of the product (every socket frame, every portal
     post). Through the ORM it took a query each for the resend lookup, the consent
     check, the row lock, the insert, the counters, the online check and the outbox, each
     compiled by Django: about 5 ms of CPU. Here one statement (messaging/sql.py) does
-    all of it, the thread's UPDATE taking the row lock that numbers the message. The
-    rules are the same as `_store`'s; the test suite runs on both.
+    all of it, the thread's UPDATE taking the row lock that numbers the message; the
+    rules are those of `_store`, and the test suite runs on both.
+
+    A single statement is atomic on its own, so a plain message outside a transaction
+    sends no BEGIN and COMMIT (two round trips of the four a send needs). Files and
+    mentions take more statements, and a caller's transaction needs a savepoint to survive
+    a racing resend: then it runs in `transaction.atomic()`. The throttle is counted first
+    (it must refuse before anything is written) and given back for resends and refusals
+    for consent, which the ORM store checks before counting.
     """
     thread = new.thread
-    row = sql.send(new, now=timezone.now(), alive_since=alive_since())
-    if row.stored_id is not None:
-        return Message.objects.get(pk=row.stored_id), False
-    if not row.consent_given:
+    window = _SendWindow.count(new.sender) if new.by_a_person else None
+    if window is not None and window.over:
+        stored = _stored_copy(new)  # a resend is answered even at the limit; consent refusal comes first too
+        if stored is not None or (new.needs_consent and not consent_is_given(patient=thread.patient, clinic=thread.clinic)):
+            window.uncount()
+            if stored is not None:
+                return stored, False
+            raise ConsentRequired(thread.clinic)
+        raise SendingTooFast(retry_after=window.retry_after)
+    more_statements = bool(new.attachment_ids) or (new.kind == Message.Kind.NOTE and MENTION.search(new.text))
+    try:
+        with transaction.atomic() if more_statements or connection.in_atomic_block else nullcontext():
+            row = sql.send(new, now=timezone.now(), alive_since=alive_since())
+            if row.message_id is not None:
+                message = _written(new, row)
+                _finish(message, new)
+    except IntegrityError:
+        if window is not None:
+            window.uncount()
+        raise
+    if row.stored_id is not None or not row.consent_given:
+        if window is not None:
+            window.uncount()
+        if row.stored_id is not None:
+            return Message.objects.get(pk=row.stored_id), False
         raise ConsentRequired(thread.clinic)
     if row.message_id is None:
         raise Thread.DoesNotExist("Thread matching query does not exist.")
-    if new.by_a_person:
-        _throttle(new.sender)  # over the limit: raises, and the transaction takes the message back
-    fresh = row.thread
+    return message, True
+
+
+def _stored_copy(new: _NewMessage) -> Message | None:
+    if not new.client_msg_id:
+        return None
+    return Message.objects.filter(thread=new.thread, sender=new.sender, client_msg_id=new.client_msg_id).first()
+
+
+def _written(new: _NewMessage, row: sql.Sent) -> Message:
+    """The Message the statement wrote, on the thread row as it updated it (relations kept from the caller's)."""
+    thread, fresh = new.thread, row.thread
     for name in ("clinic", "patient", "doctor", "contact", "assigned_to", "team"):
         field = Thread._meta.get_field(name)
         if field.is_cached(thread) and getattr(thread, field.attname) == getattr(fresh, field.attname):
@@ -357,8 +424,7 @@ def _store_postgresql(new: _NewMessage) -> tuple[Message, bool]:
         created_at=row.now,
     )
     message._state.adding, message._state.db = False, connection.alias
-    _finish(message, new)
-    return message, True
+    return message
 
 
 def _note_offline_recipients(*, message: Message, thread: Thread) -> bool:

@@ -261,3 +261,45 @@ def test_a_resend_after_withdrawal_returns_the_stored_message(alpha, anna, anna_
     assert not created and again.pk == message.pk
     anna_thread.refresh_from_db()
     assert anna_thread.last_seq == 1 and anna_thread.staff_unread == 1
+
+
+@pytest.mark.parametrize(
+    "committed",
+    [
+        pytest.param(False, id="in-a-transaction"),
+        # outside any transaction PostgreSQL sends a plain message as one statement, no BEGIN/COMMIT
+        pytest.param(True, id="autocommit", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(monkeypatch, alpha, anna, anna_thread, committed):
+    from datetime import datetime
+
+    from django.core.exceptions import PermissionDenied
+    from django.db import connection
+    from django.utils import timezone
+
+    from messaging import services
+    from patients.services import ConsentRequired, consent_withdraw
+
+    assert connection.in_atomic_block is not committed
+    moment = datetime(2026, 11, 30, 9, 0, 5, tzinfo=timezone.get_current_timezone())
+    monkeypatch.setattr(timezone, "now", lambda: moment)  # one throttle window for the whole test
+    monkeypatch.setattr(services, "SEND_LIMIT_PER_MINUTE", 3)
+
+    def send_as_anna(client_msg_id):
+        return services.send_message(thread=anna_thread, sender=anna.user, text=f"text {client_msg_id}", client_msg_id=client_msg_id)
+
+    first, created = send_as_anna("a")
+    assert created and [send_as_anna("a") for _ in range(4)] == [(first, False)] * 4
+    assert send_as_anna("b")[1] and send_as_anna("c")[1]  # the resends did not count: three new ones fit
+    with pytest.raises(services.SendingTooFast):
+        send_as_anna("d")
+    assert send_as_anna("c")[0].seq == 3  # a resend is answered even at the limit
+    consent_withdraw(patient=anna, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    with pytest.raises(ConsentRequired):  # at the limit, the reason the patient can act on comes first
+        send_as_anna("e")
+    with pytest.raises(PermissionDenied):
+        services.send_message(thread=anna_thread, sender=anna.user, text="note", kind=Message.Kind.NOTE)
+    assert list(Message.objects.order_by("seq").values_list("client_msg_id", flat=True)) == ["a", "b", "c"]
+    anna_thread.refresh_from_db()
+    assert (anna_thread.last_seq, anna_thread.staff_unread) == (3, 3)

@@ -208,9 +208,9 @@ def main() -> None:
 PHASES = [
     # (label, module, attribute, parent label): wrapped with a timer for the breakdown pass only.
     ("_side_of: who is writing (cached roles)", "services", "_side_of", None),
-    ("_store_postgresql: store in one statement", "services", "_store_postgresql", None),
+    ("_store_postgresql: counters, statement, outbox", "services", "_store_postgresql", None),
     ("  of which sql.send (the statement)", "sql", "send", "_store_postgresql"),
-    ("  of which _throttle (Redis SET NX + INCR)", "services", "_throttle", "_store_postgresql"),
+    ("  of which _cache_count (throttle, inbox version)", "services", "_cache_count", "_store_postgresql"),
     ("_announce after commit: payloads + broadcast", "services", "_announce", None),
     ("  of which send_events (channels_redis)", "realtime", "send_events", "_announce"),
 ]
@@ -255,7 +255,7 @@ def breakdown(side: DjangoSide, count: int) -> None:
         print(f"{label:<48} {spent.get(attribute, 0.0) * per:7.2f}")
         if parent is None:
             top += spent.get(attribute, 0.0)
-    print(f"{'rest: validation, BEGIN/COMMIT, inbox version':<48} {(total - top) * per:7.2f}")
+    print(f"{'rest: validation, dispatch':<48} {(total - top) * per:7.2f}")
 
 
 def profile(side: DjangoSide, count: int) -> None:

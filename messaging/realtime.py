@@ -27,8 +27,10 @@ from channels.layers import get_channel_layer
 
 try:
     from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+    from channels_redis.utils import _consistent_hash, decode_hosts
 except ImportError:  # pragma: no cover - channels_redis is in requirements.txt
-    RedisChannelLayer = None
+    RedisChannelLayer = RedisPubSubChannelLayer = None
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,9 @@ def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
     if layer is None:
         return
     sends = [(group, _event(payload)) for groups, payload in events for group in groups]
-    if _RedisGroupSender.serves(layer):
+    if _RedisPubSubSender.serves(layer):
+        _RedisPubSubSender.send(layer, sends)
+    elif _RedisGroupSender.serves(layer):
         _RedisGroupSender.send(layer, sends)
     else:
         async_to_sync(_send_all)(layer, sends)
@@ -148,6 +152,10 @@ class _RedisGroupSender:
     def serves(layer: Any) -> bool:
         if RedisChannelLayer is None or not isinstance(layer, RedisChannelLayer):
             return False
+        return _RedisGroupSender.serves_from_here()
+
+    @staticmethod
+    def serves_from_here() -> bool:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -201,6 +209,53 @@ class _RedisGroupSender:
             over = cls._client(layer, index)[2](keys=keys, args=args)
             if over:
                 logger.info("realtime: %s of %s channels over capacity", over, len(items))
+
+
+class _RedisPubSubSender:
+    """channels_redis' pub/sub layer's group_send, synchronously: one PUBLISH per group, pipelined.
+
+    With that layer (settings.REALTIME_LAYER, the default) each socket server subscribes to
+    the groups of its sockets and Redis pushes every event to it: no per-message polling
+    and queue keeping on the server, which under load was most of the time from commit to
+    screen. Channel names and serialization are the layer's own.
+    """
+
+    _lock = threading.Lock()
+    _clients: dict[tuple[int, int, int], Any] = {}  # (pid, id(layer), shard) -> redis.Redis
+
+    @staticmethod
+    def serves(layer: Any) -> bool:
+        if RedisPubSubChannelLayer is None or not isinstance(layer, RedisPubSubChannelLayer):
+            return False
+        return _RedisGroupSender.serves_from_here()
+
+    @classmethod
+    def send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            hosts = decode_hosts(layer._kwargs.get("hosts"))
+            prefix = layer._kwargs.get("prefix", "asgi")
+            pipes: dict[int, Any] = {}
+            for group, message in sends:
+                channel = f"{prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
+                index = _consistent_hash(channel, len(hosts))
+                if index not in pipes:
+                    pipes[index] = cls._client(hosts, id(layer), index).pipeline(transaction=False)
+                pipes[index].publish(channel, layer.serialize(message))
+            for pipe in pipes.values():
+                pipe.execute()
+        except Exception:  # the database already holds the truth; clients re-fetch
+            logger.exception("realtime: could not send %s", [(group, message["event"]) for group, message in sends])
+
+    @classmethod
+    def _client(cls, hosts: list[dict[str, Any]], layer_id: int, index: int) -> Any:
+        key = (os.getpid(), layer_id, index)  # a forked worker opens its own connections
+        client = cls._clients.get(key)
+        if client is None:
+            with cls._lock:
+                client = cls._clients.get(key)
+                if client is None:
+                    client = cls._clients[key] = redis.Redis(connection_pool=_blocking_pool(hosts[index]))
+        return client
 
 
 def _blocking_pool(host: dict[str, Any]) -> Any:

@@ -207,21 +207,20 @@ def main() -> None:
 
 PHASES = [
     # (label, module, attribute, parent label): wrapped with a timer for the breakdown pass only.
-    ("_side_of: who is writing (tenancy query)", "services", "_side_of", None),
-    ("consent_require (2 queries)", "services", "consent_require", None),
-    ("_throttle (Redis add + incr)", "services", "_throttle", None),
-    ("_store: lock, insert, counters, outbox", "services", "_store", None),
-    ("  of which user_is_online", "services", "user_is_online", "_store"),
-    ("_announce after commit: re-read + broadcast", "services", "_announce", None),
-    ("  of which send_to_groups (channels_redis)", "realtime", "send_to_groups", "_announce"),
+    ("_side_of: who is writing (cached roles)", "services", "_side_of", None),
+    ("_store_postgresql: counters, statement, outbox", "services", "_store_postgresql", None),
+    ("  of which sql.send (the statement)", "sql", "send", "_store_postgresql"),
+    ("  of which _cache_count (throttle, inbox version)", "services", "_cache_count", "_store_postgresql"),
+    ("_announce after commit: payloads + broadcast", "services", "_announce", None),
+    ("  of which send_events (channels_redis)", "realtime", "send_events", "_announce"),
 ]
 
 
 def breakdown(side: DjangoSide, count: int) -> None:
     """Where one send_message spends its time: the service's own steps wrapped with timers."""
-    from messaging import realtime, services
+    from messaging import realtime, services, sql
 
-    modules = {"services": services, "realtime": realtime}
+    modules = {"services": services, "realtime": realtime, "sql": sql}
     spent: dict[str, float] = {}
     originals = []
 
@@ -256,7 +255,7 @@ def breakdown(side: DjangoSide, count: int) -> None:
         print(f"{label:<48} {spent.get(attribute, 0.0) * per:7.2f}")
         if parent is None:
             top += spent.get(attribute, 0.0)
-    print(f"{'rest: idempotency lookup, BEGIN/COMMIT, checks':<48} {(total - top) * per:7.2f}")
+    print(f"{'rest: validation, dispatch':<48} {(total - top) * per:7.2f}")
 
 
 def profile(side: DjangoSide, count: int) -> None:

@@ -118,6 +118,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Statements sent with server-side binding (messaging.sql: the message send) are prepared after
+    # this many runs on a connection, saving PostgreSQL the planning; the ORM binds client-side and
+    # never prepares. "none" behind a pooler that cannot keep them (PgBouncer in transaction mode < 1.21).
+    _prepare = env.str("PG_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker --------------------------------
@@ -125,15 +130,26 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 gives every read a 5 s socket timeout by default; the layer's blocking pop
-            # (BZPOPMIN) also waits 5 s, so idle sockets were torn down (close 1011) every few
-            # seconds. Reads get room beyond the pop's own timeout (bench/ws_load.py shows it).
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
+    # "pubsub" (default): Redis pushes each event to the socket servers subscribed to its group;
+    # an event published while a server is reconnecting is lost, and clients catch up with
+    # `resume` as after any drop. "core": events wait in Redis lists (capacity, expiry) and each
+    # server polls for them, several round trips per event: p99 hundreds of ms at 200 msg/s on
+    # two cores (bench/ws_load.py), against milliseconds with pub/sub.
+    REALTIME_LAYER = env.str("REALTIME_LAYER", default="pubsub")
+    if REALTIME_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [{"address": REDIS_URL}]}}
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # redis-py 8 gives every read a 5 s socket timeout by default; the layer's blocking pop
+                # (BZPOPMIN) also waits 5 s, so idle sockets were torn down (close 1011) every few
+                # seconds. Reads get room beyond the pop's own timeout (bench/ws_load.py shows it).
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
+            }
+        }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -257,5 +257,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     # --- events from services ------------------------------------------------------------
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a service sent to one of this socket's groups."""
-        await self.send_json(event["payload"])
+        """Relay an event a service sent to one of this socket's groups: JSON already (realtime.send_events).
+
+        `payload` (a dict) is what senders put in events before; still relayed during a deploy.
+        """
+        if "text" in event:
+            await self.send(text_data=event["text"])
+        else:
+            await self.send_json(event["payload"])

@@ -360,6 +360,11 @@ def user_is_online(user_id: int) -> bool:
     return SocketConnection.objects.filter(user_id=user_id, seen_at__gte=alive_since()).exists()
 
 
+def users_online(user_ids: list[int]) -> set[int]:
+    """Which of these people have a live socket: one query for all recipients of a message."""
+    return set(SocketConnection.objects.filter(user_id__in=user_ids, seen_at__gte=alive_since()).values_list("user_id", flat=True))
+
+
 def viewers_key(thread_id: int) -> str:
     return f"thread-viewers:{thread_id}"
 

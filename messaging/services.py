@@ -8,28 +8,33 @@ and the realtime broadcast happen the same way for each.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Membership, Tag
-from clinics.tenancy import FRONT_DESK, Role, clinic_roles, portal_holder_id
-from messaging import realtime
+from clinics.tenancy import FRONT_DESK, Role, clinic_roles, portal_holder_id, staff_can_view
+from messaging import realtime, sql
 from messaging.files import inspect_upload
-from messaging.models import MAX_TEXT, Attachment, Message, SocketConnection, Team, Thread, ThreadAccess
+from messaging.models import MAX_TEXT, STAFF_ONLY_KINDS, Attachment, Message, SocketConnection, Team, Thread, ThreadAccess
 from messaging.payloads import event_text, message_payload, read_payload, thread_payload
-from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_key, user_is_online, viewers_key, viewers_of
+from messaging.selectors import REPLY_TTL, VIEW_TTL, alive_since, inbox_version_key, users_online, viewers_key, viewers_of
 from messaging.text import preview
 from notifications.models import Notification
 from patients.models import Patient, PatientInClinic
-from patients.services import Attribution, consent_require, contact_start
+from patients.selectors import consent_is_given
+from patients.services import Attribution, ConsentRequired, consent_require, contact_start
 
 SEND_LIMIT_PER_MINUTE = 30
 MENTION = re.compile(r"@([\w.+-]{2,150})")
@@ -47,30 +52,80 @@ class SendingTooFast(Exception):
 
 
 def _side_of(user: Any, thread: Thread) -> str:
-    """'patient' or 'staff' for a user acting in this thread, or PermissionDenied."""
+    """'patient' or 'staff' for a user acting in this thread, or PermissionDenied.
+
+    No query for staff: the thread's clinic (and doctor) against the roles cached on the user.
+    """
     holder_id = portal_holder_id(user)
     if holder_id is not None:
         if holder_id in (thread.patient_id, thread.patient.guardian_id):
             return Message.Author.PATIENT
         raise PermissionDenied(_("This conversation is not yours."))
-    if Thread.objects.visible_to(user).filter(pk=thread.pk).exists():
+    if staff_can_view(user, thread):
         return Message.Author.STAFF
     raise PermissionDenied(_("This conversation is not in your clinic."))
 
 
 def _throttle(user: Any) -> None:
     """Fixed one-minute window per user, counted in the shared cache (Redis in production)."""
-    now = int(timezone.now().timestamp())
-    window = now // 60
-    key = f"msg-rate:{user.pk}:{window}"
-    cache.add(key, 0, timeout=90)
+    window = _SendWindow.count(user)
+    if window.over:
+        raise SendingTooFast(retry_after=window.retry_after)
+
+
+@dataclass(frozen=True)
+class _SendWindow:
+    """One user's message count in the current minute, after counting this attempt."""
+
+    key: str
+    value: int
+    retry_after: int
+
+    @classmethod
+    def count(cls, user: Any) -> _SendWindow:
+        now = int(timezone.now().timestamp())
+        key = f"msg-rate:{user.pk}:{now // 60}"
+        return cls(key=key, value=_cache_count(key, timeout=90), retry_after=60 - now % 60 or 1)
+
+    @property
+    def over(self) -> bool:
+        return self.value > SEND_LIMIT_PER_MINUTE
+
+    def uncount(self) -> None:
+        """The attempt turned out not to count (a resend, or refused for consent)."""
+        with suppress(ValueError):  # the window has passed
+            cache.decr(self.key)
+
+
+_COUNT = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 and ARGV[1] ~= '' then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return value
+"""
+_redis_counters: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+
+def _cache_count(key: str, *, timeout: int | None) -> int:
+    """Add one to a counter in the cache, creating it (with `timeout`) if missing; returns the new value.
+
+    On Redis one command (a script: INCR, and EXPIRE when it created the key): the cache
+    API's add + incr take three round trips, and this runs twice for every message.
+    Values stay readable through `cache.get`.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        script = _redis_counters.get(backend._cache)
+        if script is None:  # building a redis.Redis costs more than the round trip: one per cache client
+            script = _redis_counters[backend._cache] = backend._cache.get_client(write=True).register_script(_COUNT)
+        return script(keys=[backend.make_and_validate_key(key)], args=["" if timeout is None else timeout])
+    backend.add(key, 0, timeout=timeout)
     try:
-        count = cache.incr(key)
+        return backend.incr(key)
     except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=90)
-        count = 1
-    if count > SEND_LIMIT_PER_MINUTE:
-        raise SendingTooFast(retry_after=60 - now % 60 or 1)
+        backend.set(key, 1, timeout=timeout)
+        return 1
 
 
 # --- threads -------------------------------------------------------------------------------
@@ -159,76 +214,97 @@ def send_message(
     attachment_ids = list(dict.fromkeys(int(pk) for pk in attachment_ids))
     if not text and not attachment_ids:
         raise ValidationError({"text": _("Write a message or attach a file.")}, code="empty")
+    if attachment_ids and not text and kind == Message.Kind.TEXT:
+        kind = Message.Kind.ATTACHMENT
 
-    if client_msg_id and sender is not None:
-        stored = Message.objects.filter(thread=thread, sender=sender, client_msg_id=client_msg_id).first()
-        if stored is not None:
-            return stored, False
-    if author in (Message.Author.PATIENT, Message.Author.STAFF):
-        # Withdrawn consent stops processing both ways; private notes are the clinic's own records.
-        if kind != Message.Kind.NOTE:
-            consent_require(patient=thread.patient, clinic=thread.clinic)
-        _throttle(sender)
-
+    new = _NewMessage(
+        thread=thread,
+        sender=sender,
+        author=author,
+        kind=kind,
+        text=text,
+        client_msg_id=client_msg_id if sender is not None else "",
+        attachment_ids=attachment_ids,
+        data=data or {},
+    )
     try:
-        with transaction.atomic():
-            message, offline = _store(
-                thread=thread,
-                sender=sender,
-                author=author,
-                kind=kind,
-                text=text,
-                client_msg_id=client_msg_id,
-                attachment_ids=attachment_ids,
-                data=data or {},
-            )
+        if connection.vendor == "postgresql":
+            message, created = _store_postgresql(new)
+        else:
+            with transaction.atomic():
+                message, created = _store(new)
     except IntegrityError:
-        if client_msg_id and sender is not None:  # the same resend raced us: it won, return its row
+        if new.client_msg_id:  # the same resend raced us: it won, return its row
             return Message.objects.get(thread=thread, sender=sender, client_msg_id=client_msg_id), False
         raise
-    transaction.on_commit(lambda: _announce(message, thread=message.thread, attachments=message._sent_attachments))
-    return message, True
+    if created:
+        transaction.on_commit(lambda: _announce(message, thread=message.thread, attachments=message._sent_attachments))
+    return message, created
 
 
-def _store(
-    *, thread: Thread, sender: Any, author: str, kind: str, text: str, client_msg_id: str, attachment_ids: list[int], data: dict
-) -> tuple[Message, bool]:
+@dataclass(frozen=True)
+class _NewMessage:
+    """A validated message on its way to the database; the rules every store applies follow from it."""
+
+    thread: Thread
+    sender: Any
+    author: str
+    kind: str
+    text: str
+    client_msg_id: str
+    attachment_ids: list[int]
+    data: dict[str, Any]
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind not in STAFF_ONLY_KINDS
+
+    @property
+    def by_a_person(self) -> bool:
+        return self.author in (Message.Author.PATIENT, Message.Author.STAFF)
+
+    @property
+    def needs_consent(self) -> bool:
+        """Withdrawn consent stops processing both ways; private notes are the clinic's own records."""
+        return self.by_a_person and self.kind != Message.Kind.NOTE
+
+    @property
+    def preview(self) -> str:
+        return preview(self.text or _("Attachment"))
+
+
+def _store(new: _NewMessage) -> tuple[Message, bool]:
+    """The portable store (SQLite, the embedded default): the ORM, step by step, in the caller's transaction."""
+    thread = new.thread
+    stored = _stored_copy(new)
+    if stored is not None:
+        return stored, False
+    if new.needs_consent:
+        consent_require(patient=thread.patient, clinic=thread.clinic)
+    if new.by_a_person:
+        _throttle(new.sender)
+
     locked = (
         Thread.objects.select_for_update(of=("self",)).select_related("patient", "patient__guardian", "doctor", "clinic").get(pk=thread.pk)
     )
     now = timezone.now()
-    attachments = (
-        list(Attachment.objects.select_for_update().filter(pk__in=attachment_ids, thread=locked, message__isnull=True))
-        if attachment_ids
-        else []
-    )
-    if len(attachments) != len(attachment_ids) or any(a.uploaded_by_id != getattr(sender, "pk", None) for a in attachments):
-        raise ValidationError({"attachments": _("A file is not available: upload it again.")}, code="attachment")
-    if attachments and not text:
-        kind = Message.Kind.ATTACHMENT if kind == Message.Kind.TEXT else kind
     seq = locked.last_seq + 1
     message = Message.objects.create(
         thread=locked,
         seq=seq,
-        author=author,
-        sender=sender,
-        kind=kind,
-        text=text,
-        data=data,
-        client_msg_id=client_msg_id if sender is not None else "",
+        author=new.author,
+        sender=new.sender,
+        kind=new.kind,
+        text=new.text,
+        data=new.data,
+        client_msg_id=new.client_msg_id,
         created_at=now,
     )
-    if attachments:
-        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
-    message._sent_attachments = attachments  # announced after commit without reading them again
-    if kind == Message.Kind.NOTE:
-        _mention(message=message, thread=locked)
-
     changes: dict[str, Any] = {"last_seq": seq, "last_activity_at": now}
-    if message.is_public:
+    if new.is_public:
         changes["last_public_seq"] = seq
-        changes["last_message_preview"] = "" if locked.sensitive else preview(text or _("Attachment"))
-    if author == Message.Author.PATIENT:
+        changes["last_message_preview"] = "" if locked.sensitive else new.preview
+    if new.author == Message.Author.PATIENT:
         changes.update(
             staff_unread=F("staff_unread") + 1,
             patient_read_seq=seq,
@@ -236,21 +312,120 @@ def _store(
             patient_unread=0,
             waiting_since=locked.waiting_since or now,
         )
-        if locked.status in (Thread.Status.RESOLVED, Thread.Status.SNOOZED):
+        if locked.status in sql.REOPENED_BY_PATIENT:
             changes.update(status=Thread.Status.OPEN, snoozed_until=None)  # the patient is back: the thread needs an answer
-    elif author == Message.Author.STAFF:
+    elif new.author == Message.Author.STAFF:
         changes.update(staff_read_seq=seq, staff_delivered_seq=seq, staff_unread=0, staff_read_at=now)
-        if message.is_public:
+        if new.is_public:
             changes.update(patient_unread=F("patient_unread") + 1, waiting_since=None)
             if locked.first_response_at is None:
                 changes["first_response_at"] = now
-    elif message.is_public:  # system and bot messages the patient should read
+    elif new.is_public:  # system and bot messages the patient should read
         changes["patient_unread"] = F("patient_unread") + 1
     Thread.objects.filter(pk=locked.pk).update(**changes)
-    _inbox_changed(locked.clinic_id)
+    locked.refresh_from_db(fields=list(changes))  # the row as written, as the PostgreSQL store returns it
+    _note_offline_recipients(message=message, thread=locked)
+    _finish(message, new)
+    return message, True
 
-    offline = _note_offline_recipients(message=message, thread=locked)
-    return message, offline
+
+def _finish(message: Message, new: _NewMessage) -> None:
+    """What every store does after the row exists: files, mentions, the inbox counts."""
+    message._sent_attachments = _attach(message, new) if new.attachment_ids else []  # announced without reading them again
+    if new.kind == Message.Kind.NOTE:
+        _mention(message=message, thread=message.thread)
+    _inbox_changed(message.thread.clinic_id)
+
+
+def _attach(message: Message, new: _NewMessage) -> list[Attachment]:
+    """Bind the uploaded files to the message: each must be the sender's, in this thread, not sent yet."""
+    attachments = list(
+        Attachment.objects.select_for_update().filter(pk__in=new.attachment_ids, thread_id=message.thread_id, message__isnull=True)
+    )
+    if len(attachments) != len(new.attachment_ids) or any(a.uploaded_by_id != getattr(new.sender, "pk", None) for a in attachments):
+        raise ValidationError({"attachments": _("A file is not available: upload it again.")}, code="attachment")
+    Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
+    for attachment in attachments:
+        attachment.message = message
+    return attachments
+
+
+def _store_postgresql(new: _NewMessage) -> tuple[Message, bool]:
+    """The PostgreSQL store: one statement, in one round trip where it can be.
+
+    send_message is the hottest write of the product (every socket frame, every portal
+    post). Through the ORM it took a query each for the resend lookup, the consent
+    check, the row lock, the insert, the counters, the online check and the outbox, each
+    compiled by Django: about 5 ms of CPU. Here one statement (messaging/sql.py) does
+    all of it, the thread's UPDATE taking the row lock that numbers the message; the
+    rules are those of `_store`, and the test suite runs on both.
+
+    A single statement is atomic on its own, so a plain message outside a transaction
+    sends no BEGIN and COMMIT (two round trips of the four a send needs). Files and
+    mentions take more statements, and a caller's transaction needs a savepoint to survive
+    a racing resend: then it runs in `transaction.atomic()`. The throttle is counted first
+    (it must refuse before anything is written) and given back for resends and refusals
+    for consent, which the ORM store checks before counting.
+    """
+    thread = new.thread
+    window = _SendWindow.count(new.sender) if new.by_a_person else None
+    if window is not None and window.over:
+        stored = _stored_copy(new)  # a resend is answered even at the limit; consent refusal comes first too
+        if stored is not None or (new.needs_consent and not consent_is_given(patient=thread.patient, clinic=thread.clinic)):
+            window.uncount()
+            if stored is not None:
+                return stored, False
+            raise ConsentRequired(thread.clinic)
+        raise SendingTooFast(retry_after=window.retry_after)
+    more_statements = bool(new.attachment_ids) or (new.kind == Message.Kind.NOTE and MENTION.search(new.text))
+    try:
+        with transaction.atomic() if more_statements or connection.in_atomic_block else nullcontext():
+            row = sql.send(new, now=timezone.now(), alive_since=alive_since())
+            if row.message_id is not None:
+                message = _written(new, row)
+                _finish(message, new)
+    except IntegrityError:
+        if window is not None:
+            window.uncount()
+        raise
+    if row.stored_id is not None or not row.consent_given:
+        if window is not None:
+            window.uncount()
+        if row.stored_id is not None:
+            return Message.objects.get(pk=row.stored_id), False
+        raise ConsentRequired(thread.clinic)
+    if row.message_id is None:
+        raise Thread.DoesNotExist("Thread matching query does not exist.")
+    return message, True
+
+
+def _stored_copy(new: _NewMessage) -> Message | None:
+    if not new.client_msg_id:
+        return None
+    return Message.objects.filter(thread=new.thread, sender=new.sender, client_msg_id=new.client_msg_id).first()
+
+
+def _written(new: _NewMessage, row: sql.Sent) -> Message:
+    """The Message the statement wrote, on the thread row as it updated it (relations kept from the caller's)."""
+    thread, fresh = new.thread, row.thread
+    for name in ("clinic", "patient", "doctor", "contact", "assigned_to", "team"):
+        field = Thread._meta.get_field(name)
+        if field.is_cached(thread) and getattr(thread, field.attname) == getattr(fresh, field.attname):
+            field.set_cached_value(fresh, field.get_cached_value(thread))
+    message = Message(
+        id=row.message_id,
+        thread=fresh,
+        seq=fresh.last_seq,
+        author=new.author,
+        sender=new.sender,
+        kind=new.kind,
+        text=new.text,
+        data=new.data,
+        client_msg_id=new.client_msg_id,
+        created_at=row.now,
+    )
+    message._state.adding, message._state.db = False, connection.alias
+    return message
 
 
 def _note_offline_recipients(*, message: Message, thread: Thread) -> bool:
@@ -265,7 +440,8 @@ def _note_offline_recipients(*, message: Message, thread: Thread) -> bool:
             recipients.append(thread.assigned_to_id)
         elif thread.doctor_id and thread.doctor.user_id:
             recipients.append(thread.doctor.user_id)
-    offline = [uid for uid in recipients if not user_is_online(uid)]
+    online = users_online(recipients) if recipients else set()
+    offline = [uid for uid in recipients if uid not in online]
     Notification.objects.bulk_create(
         Notification(clinic_id=thread.clinic_id, recipient_id=uid, kind=Notification.Kind.MESSAGE, thread=thread, message=message)
         for uid in offline
@@ -281,10 +457,11 @@ def _mention(*, message: Message, thread: Thread) -> None:
         Membership.objects.filter(clinic_id=thread.clinic_id, is_active=True, user__username__in=names).values_list("user_id", flat=True)
     )
     message.mentions.set(staff)
+    online = users_online(staff) if staff else set()
     Notification.objects.bulk_create(
         Notification(clinic_id=thread.clinic_id, recipient_id=uid, kind=Notification.Kind.MENTION, thread=thread, message=message)
         for uid in staff
-        if not user_is_online(uid)
+        if uid not in online
     )
     transaction.on_commit(
         lambda: [
@@ -296,15 +473,7 @@ def _mention(*, message: Message, thread: Thread) -> None:
 
 def _inbox_changed(clinic_id: int) -> None:
     """Invalidate the cached inbox counts of the clinic (selectors._cached_counts), after commit."""
-
-    def bump() -> None:
-        key = inbox_version_key(clinic_id)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, timeout=None)
-
-    transaction.on_commit(bump)
+    transaction.on_commit(lambda: _cache_count(inbox_version_key(clinic_id), timeout=None))
 
 
 def _announce(message: Message, *, thread: Thread | None = None, attachments: list[Attachment] | None = None) -> None:
@@ -313,13 +482,12 @@ def _announce(message: Message, *, thread: Thread | None = None, attachments: li
         thread = Thread.objects.select_related("patient", "patient__guardian", "doctor", "clinic").get(pk=message.thread_id)
     if attachments is None:
         attachments = list(message.attachments.all())
-    realtime.send_to_groups(
-        realtime.staff_groups(thread), message_payload(message, audience="staff", thread=thread, attachments=attachments)
-    )
+    events = [(realtime.staff_groups(thread), message_payload(message, audience="staff", thread=thread, attachments=attachments))]
     if message.is_public:
-        realtime.send_to_groups(
-            realtime.patient_groups(thread), message_payload(message, audience="patient", thread=thread, attachments=attachments)
+        events.append(
+            (realtime.patient_groups(thread), message_payload(message, audience="patient", thread=thread, attachments=attachments))
         )
+    realtime.send_events(events)
 
 
 # --- read and delivery markers -------------------------------------------------------------

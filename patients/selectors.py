@@ -60,6 +60,26 @@ def consent_is_given(*, patient: Patient, clinic: Clinic) -> bool:
     return bool(last) and last["action"] == ConsentRecord.Action.GRANTED and last["document_id"] == last["current_document"]
 
 
+def consent_given_sql() -> str:
+    """consent_is_given as an SQL expression, for a statement that checks consent and writes in one round trip.
+
+    The same rule: the account holder's last record for the clinic is a grant of the text
+    currently published. Parameters `%(patient)s` (anyone of the family) and `%(clinic)s`.
+    Used by messaging.sql; tests compare the two on every consent state.
+    """
+    record, document, patient = ConsentRecord._meta.db_table, ConsentDocument._meta.db_table, Patient._meta.db_table
+    return f"""COALESCE((
+        SELECT r.action = '{ConsentRecord.Action.GRANTED.value}' AND r.document_id = (
+            SELECT d.id FROM {document} d WHERE d.clinic_id = r.clinic_id ORDER BY d.version DESC LIMIT 1
+        )
+        FROM {record} r
+        WHERE r.clinic_id = %(clinic)s
+          AND r.patient_id = (SELECT COALESCE(p.guardian_id, p.id) FROM {patient} p WHERE p.id = %(patient)s)
+        ORDER BY r.at DESC, r.id DESC
+        LIMIT 1
+    ), false)"""
+
+
 def patient_family(*, patient: Patient) -> list[Patient]:
     """The account holder first, then their dependants: the people they may act for."""
     holder = patient.account_holder

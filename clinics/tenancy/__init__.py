@@ -97,6 +97,40 @@ def clinics_with_role(user: Any, roles: frozenset[Role]) -> list[int]:
     return [clinic_id for clinic_id, role in clinic_roles(user).items() if role in roles]
 
 
+def staff_can_view(user: Any, obj: models.Model) -> bool:
+    """What `visible_to(user).filter(pk=obj.pk).exists()` answers for a staff user, without the query.
+
+    Decided by the same Policy from the roles cached on the user and the loaded row (its
+    clinic, and its doctor's account when the user is a doctor there). For paths run on
+    every message (messaging.services). Portal users and to-many policies are not covered:
+    ask visible_to for those.
+    """
+    policy = obj.tenancy
+    if policy.to_many:
+        raise ValueError("staff_can_view does not follow to-many paths; use visible_to")
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    *through, last = policy.clinic.split("__")
+    holder = _follow(obj, "__".join(through)) if through else obj
+    role = clinic_roles(user).get(getattr(holder, f"{last}_id", None)) if holder is not None else None
+    if role is None or role not in policy.view:
+        return False
+    if role == Role.DOCTOR and policy.doctor:
+        doctor = _follow(obj, policy.doctor)
+        return doctor is not None and doctor.user_id == user.pk
+    return True
+
+
+def _follow(obj: models.Model, path: str) -> Any:
+    for name in path.split("__"):
+        if obj is None:
+            return None
+        obj = getattr(obj, name)
+    return obj
+
+
 class TenantQuerySet(models.QuerySet):
     """QuerySet that knows its model's Policy."""
 

@@ -162,3 +162,44 @@ def test_inactive_membership_gives_nothing(api, alpha):
     alpha.operator.memberships.update(is_active=False)
     api.force_authenticate(get_user_model().objects.get(pk=alpha.operator.pk))
     assert api.get("/api/staff/contacts/").status_code == 403
+
+
+def test_staff_can_view_answers_as_visible_to_does(alpha, beta):
+    """messaging.services decides the sender's side from cached roles (staff_can_view), without the query."""
+    from clinics.tenancy import staff_can_view
+    from messaging.models import Thread
+
+    patient = f.PatientFactory()
+    other_doctor = f.DoctorFactory(clinic=alpha.clinic, user=f.UserFactory())
+    threads = [
+        f.ThreadFactory(clinic=alpha.clinic, patient=patient),
+        f.ThreadFactory(clinic=alpha.clinic, patient=patient, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor),
+        f.ThreadFactory(clinic=alpha.clinic, patient=patient, kind=Thread.Kind.DOCTOR, doctor=other_doctor),
+        f.ThreadFactory(clinic=beta.clinic, patient=patient),
+    ]
+    former = f.UserFactory(is_staff=True)
+    f.MembershipFactory(user=former, clinic=alpha.clinic, role="operator", is_active=False)
+    people = {
+        "owner": alpha.owner,
+        "manager": alpha.manager,
+        "operator": alpha.operator,
+        "doctor": alpha.doctor_user,
+        "other clinic's operator": beta.operator,
+        "other clinic's doctor": beta.doctor_user,
+        "former operator": former,
+        "superuser": f.UserFactory(is_superuser=True),
+    }
+    seen = {}
+    for who, user in people.items():
+        seen[who] = [staff_can_view(user, thread) for thread in threads]
+        assert seen[who] == [Thread.objects.visible_to(user).filter(pk=t.pk).exists() for t in threads], who
+    assert {who: sum(flags) for who, flags in seen.items()} == {
+        "owner": 3,
+        "manager": 3,
+        "operator": 3,
+        "doctor": 1,
+        "other clinic's operator": 1,
+        "other clinic's doctor": 0,
+        "former operator": 0,
+        "superuser": 4,
+    }

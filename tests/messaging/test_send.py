@@ -172,3 +172,134 @@ def test_patient_writes_to_their_doctor(api, alpha, anna):
     api.force_authenticate(alpha.doctor_user)
     assert [t["id"] for t in api.get("/api/threads/").json()["results"]] == [thread.pk]
     assert send(api, thread, "Rinse with warm salt water, come tomorrow").status_code == 201
+
+
+# --- the store's rules, on whichever database the suite runs (PostgreSQL: one statement; SQLite: the ORM)
+
+
+def test_a_patient_back_in_a_snoozed_thread_reopens_it_and_keeps_the_first_waiting_time(alpha, anna, anna_thread):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging import services
+
+    services.send_message(thread=anna_thread, sender=anna.user, text="First question")
+    anna_thread.refresh_from_db()
+    waiting = anna_thread.waiting_since
+    Thread.objects.filter(pk=anna_thread.pk).update(status=Thread.Status.SNOOZED, snoozed_until=timezone.now() + timedelta(days=1))
+    message, created = services.send_message(thread=anna_thread, sender=anna.user, text="Are you there?")
+    anna_thread.refresh_from_db()
+    assert created and message.seq == 2
+    assert (anna_thread.status, anna_thread.snoozed_until, anna_thread.waiting_since) == (Thread.Status.OPEN, None, waiting)
+    assert (anna_thread.staff_unread, anna_thread.patient_read_seq, anna_thread.patient_unread) == (2, 2, 0)
+    # what send_message returns is the row as written: the broadcast and the caller see the new counters
+    assert (message.thread.last_seq, message.thread.status, message.thread.staff_unread) == (2, Thread.Status.OPEN, 2)
+
+
+def test_a_sensitive_thread_keeps_no_preview_and_the_first_response_time_is_kept(alpha, anna):
+    from messaging import services
+
+    thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna, sensitive=True)
+    services.send_message(thread=thread, sender=alpha.operator, text="Your biopsy results are in")
+    thread.refresh_from_db()
+    first = thread.first_response_at
+    services.send_message(thread=thread, sender=alpha.operator, text="Please call us")
+    thread.refresh_from_db()
+    assert thread.last_message_preview == "" and thread.first_response_at == first is not None
+    assert (thread.last_seq, thread.last_public_seq, thread.patient_unread, thread.staff_read_seq) == (2, 2, 2, 2)
+
+
+def test_a_private_note_moves_only_the_staff_counters(alpha, anna, anna_thread):
+    from messaging import services
+
+    services.send_message(thread=anna_thread, sender=anna.user, text="Hello")
+    services.send_message(thread=anna_thread, sender=alpha.operator, text="Owes 3000", kind=Message.Kind.NOTE)
+    anna_thread.refresh_from_db()
+    assert (anna_thread.last_seq, anna_thread.last_public_seq, anna_thread.last_message_preview) == (2, 1, "Hello")
+    assert anna_thread.waiting_since is not None and anna_thread.patient_unread == 0 and anna_thread.first_response_at is None
+    assert not Notification.objects.exists()  # no one is told about a note without a mention
+
+
+def test_a_system_message_needs_no_consent_counts_for_the_patient_and_tells_the_guardian(alpha, anna):
+    from messaging import services
+
+    child = f.DependantFactory(guardian=anna)
+    thread = f.ThreadFactory(clinic=alpha.clinic, patient=child, consent=False)
+    message, created = services.send_message(thread=thread, sender=None, author=Message.Author.SYSTEM, text="Your visit is tomorrow")
+    thread.refresh_from_db()
+    assert created and message.sender is None and thread.patient_unread == 1 and thread.last_public_seq == 1
+    assert Notification.objects.get().recipient == anna.user  # the child has no account: the guardian's
+
+
+def test_a_patient_message_tells_the_assignee_else_the_doctor_when_offline(alpha, anna):
+    from django.utils import timezone
+
+    from messaging import services
+    from messaging.models import SocketConnection
+
+    doctor_thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
+    services.send_message(thread=doctor_thread, sender=anna.user, text="My tooth hurts")
+    assert list(Notification.objects.values_list("recipient", flat=True)) == [alpha.doctor_user.pk]
+
+    Thread.objects.filter(pk=doctor_thread.pk).update(assigned_to=alpha.operator)
+    services.send_message(thread=doctor_thread, sender=anna.user, text="Still hurts")
+    assert Notification.objects.filter(recipient=alpha.operator).count() == 1
+
+    SocketConnection.objects.create(user=alpha.operator, channel_name="specific.x!1", seen_at=timezone.now())
+    services.send_message(thread=doctor_thread, sender=anna.user, text="Hello?")
+    assert Notification.objects.count() == 2  # the assignee is online now: no third row
+
+
+def test_a_resend_after_withdrawal_returns_the_stored_message(alpha, anna, anna_thread):
+    from messaging import services
+    from patients.services import consent_withdraw
+
+    message, _created = services.send_message(thread=anna_thread, sender=anna.user, text="Hi", client_msg_id="once")
+    consent_withdraw(patient=anna, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    again, created = services.send_message(thread=anna_thread, sender=anna.user, text="Hi", client_msg_id="once")
+    assert not created and again.pk == message.pk
+    anna_thread.refresh_from_db()
+    assert anna_thread.last_seq == 1 and anna_thread.staff_unread == 1
+
+
+@pytest.mark.parametrize(
+    "committed",
+    [
+        pytest.param(False, id="in-a-transaction"),
+        # outside any transaction PostgreSQL sends a plain message as one statement, no BEGIN/COMMIT
+        pytest.param(True, id="autocommit", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(monkeypatch, alpha, anna, anna_thread, committed):
+    from datetime import datetime
+
+    from django.core.exceptions import PermissionDenied
+    from django.db import connection
+    from django.utils import timezone
+
+    from messaging import services
+    from patients.services import ConsentRequired, consent_withdraw
+
+    assert connection.in_atomic_block is not committed
+    moment = datetime(2026, 11, 30, 9, 0, 5, tzinfo=timezone.get_current_timezone())
+    monkeypatch.setattr(timezone, "now", lambda: moment)  # one throttle window for the whole test
+    monkeypatch.setattr(services, "SEND_LIMIT_PER_MINUTE", 3)
+
+    def send_as_anna(client_msg_id):
+        return services.send_message(thread=anna_thread, sender=anna.user, text=f"text {client_msg_id}", client_msg_id=client_msg_id)
+
+    first, created = send_as_anna("a")
+    assert created and [send_as_anna("a") for _ in range(4)] == [(first, False)] * 4
+    assert send_as_anna("b")[1] and send_as_anna("c")[1]  # the resends did not count: three new ones fit
+    with pytest.raises(services.SendingTooFast):
+        send_as_anna("d")
+    assert send_as_anna("c")[0].seq == 3  # a resend is answered even at the limit
+    consent_withdraw(patient=anna, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    with pytest.raises(ConsentRequired):  # at the limit, the reason the patient can act on comes first
+        send_as_anna("e")
+    with pytest.raises(PermissionDenied):
+        services.send_message(thread=anna_thread, sender=anna.user, text="note", kind=Message.Kind.NOTE)
+    assert list(Message.objects.order_by("seq").values_list("client_msg_id", flat=True)) == ["a", "b", "c"]
+    anna_thread.refresh_from_db()
+    assert (anna_thread.last_seq, anna_thread.staff_unread) == (3, 3)

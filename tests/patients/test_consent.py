@@ -131,3 +131,30 @@ def test_consent_log_is_append_only(alpha, consent_text, pavel):
 def test_unknown_clinic_is_404(api, pavel):
     api.force_authenticate(pavel.user)
     assert api.post("/api/clinics/nope/contact/", {}, format="json").status_code == 404
+
+
+def test_the_sql_form_of_the_consent_rule_agrees_with_consent_is_given(alpha, beta, consent_text, pavel):
+    """messaging.sql checks consent inside the send statement with patients.selectors.consent_given_sql."""
+    from django.db import connection
+
+    from patients.selectors import consent_given_sql, consent_is_given
+    from patients.services import consent_withdraw
+
+    child = f.DependantFactory(guardian=pavel)
+
+    def both(patient, clinic) -> tuple[bool, bool]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {consent_given_sql()}", {"patient": patient.pk, "clinic": clinic.pk})
+            return consent_is_given(patient=patient, clinic=clinic), bool(cursor.fetchone()[0])
+
+    states = [both(pavel, alpha.clinic), both(pavel, beta.clinic)]  # nothing yet; a clinic with no text
+    f.ConsentRecordFactory(patient=pavel, clinic=alpha.clinic, document=consent_text)
+    states += [both(pavel, alpha.clinic), both(child, alpha.clinic)]  # given, for the family
+    f.ConsentDocumentFactory(clinic=alpha.clinic, version=2)
+    states.append(both(child, alpha.clinic))  # a newer text: to be accepted again
+    f.ConsentRecordFactory(patient=pavel, clinic=alpha.clinic, document=ConsentDocument.objects.get(clinic=alpha.clinic, version=2))
+    states.append(both(pavel, alpha.clinic))
+    consent_withdraw(patient=pavel, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    states.append(both(child, alpha.clinic))  # withdrawn
+    assert [rule for rule, _sql in states] == [False, False, True, True, False, True, False]
+    assert [sql for _rule, sql in states] == [rule for rule, _sql in states]

@@ -29,6 +29,11 @@ class Clinic(models.Model):
         default=1000,
         help_text=_("Used by the dashboard to show what unanswered contacts cost."),
     )
+    offline_notice_minutes = models.PositiveSmallIntegerField(
+        _("notify offline patients after, min"),
+        default=2,
+        help_text=_("A message still unread this long after it was sent goes out by SMS/e-mail (one notice for a burst)."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

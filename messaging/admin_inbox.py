@@ -170,7 +170,9 @@ def _rows_context(request: HttpRequest, current: int | None, filters: selectors.
     more_url = more_page_url = ""
     if has_more:  # htmx appends the next rows; without JavaScript the link opens the page from there
         more_url = reverse("inbox:more") + _query(request, after=rows[-1].cursor, current=current)
-        more_page_url = (reverse("inbox:thread", args=[current]) if current else reverse("inbox:index")) + _query(request, after=rows[-1].cursor)
+        more_page_url = (reverse("inbox:thread", args=[current]) if current else reverse("inbox:index")) + _query(
+            request, after=rows[-1].cursor
+        )
     return {
         "rows_html": _fragments_html("admin/messaging/_inbox_row.html", _row_items(request, rows, current, several_clinics)),
         "first_page": not after,

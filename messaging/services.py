@@ -442,9 +442,29 @@ def _note_offline_recipients(*, message: Message, thread: Thread) -> bool:
             recipients.append(thread.doctor.user_id)
     online = users_online(recipients) if recipients else set()
     offline = [uid for uid in recipients if uid not in online]
+    # The offline rule: sent only if still unread after the clinic's minutes; a burst shares the notice already pending.
+    waiting = (
+        set(
+            Notification.objects.filter(
+                recipient_id__in=offline, thread=thread, kind=Notification.Kind.MESSAGE, status=Notification.Status.PENDING
+            ).values_list("recipient_id", flat=True)
+        )
+        if offline
+        else set()
+    )
+    not_before = message.created_at + timedelta(minutes=thread.clinic.offline_notice_minutes)
     Notification.objects.bulk_create(
-        Notification(clinic_id=thread.clinic_id, recipient_id=uid, kind=Notification.Kind.MESSAGE, thread=thread, message=message)
+        Notification(
+            clinic_id=thread.clinic_id,
+            recipient_id=uid,
+            kind=Notification.Kind.MESSAGE,
+            thread=thread,
+            message=message,
+            created_at=message.created_at,
+            not_before=not_before,
+        )
         for uid in offline
+        if uid not in waiting
     )
     return bool(offline)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from django.db import connection
 
-from clinics.models import Doctor
+from clinics.models import Clinic, Doctor
 from messaging.models import Message, SocketConnection, Thread
 from notifications.models import Notification
 from patients.models import Patient
@@ -136,12 +136,17 @@ def _statement(author: str, public: bool, needs_consent: bool, resend_possible: 
     if recipient:
         parts.append(f"recipient AS ({recipient})")
         parts.append(
+            # The offline rule (notifications.services): sent only if still unread after the clinic's minutes,
+            # and a burst of messages waits in the one notice already pending for this person and thread.
             f"notified AS (INSERT INTO {Notification._meta.db_table} "
-            "(clinic_id, recipient_id, kind, thread_id, message_id, reason, status, created_at) "
-            "SELECT thread.clinic_id, recipient.user_id, %(notification_kind)s, thread.id, message.id, 'offline', "
-            "%(notification_status)s, %(now)s FROM thread, message, recipient "
+            "(clinic_id, recipient_id, kind, thread_id, message_id, reason, status, created_at, not_before) "
+            "SELECT thread.clinic_id, recipient.user_id, %(notification_kind)s::varchar, thread.id, message.id, 'offline', "
+            "%(notification_status)s::varchar, %(now)s, %(now)s + make_interval(mins => "
+            f"(SELECT offline_notice_minutes FROM {Clinic._meta.db_table} WHERE id = thread.clinic_id)) FROM thread, message, recipient "
             f"WHERE recipient.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {SocketConnection._meta.db_table} s "
-            "WHERE s.user_id = recipient.user_id AND s.seen_at >= %(alive_since)s) RETURNING id)"
+            "WHERE s.user_id = recipient.user_id AND s.seen_at >= %(alive_since)s) "
+            f"AND NOT EXISTS (SELECT 1 FROM {Notification._meta.db_table} n WHERE n.recipient_id = recipient.user_id "
+            "AND n.thread_id = thread.id AND n.kind = %(notification_kind)s::varchar AND n.status = %(notification_status)s::varchar) RETURNING id)"
         )
     thread_columns = ", ".join(f"thread.{f.column}" for f in THREAD_FIELDS)
     return (

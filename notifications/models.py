@@ -67,7 +67,11 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["status", "not_before"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["status", "not_before"]),
+            models.Index(fields=["recipient", "thread", "status"]),  # the burst rule: one pending notice per person and thread
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} → {self.recipient}"

@@ -51,12 +51,13 @@ def quiet_until(*, clinic: Any, now: datetime) -> datetime | None:
 
 
 def _already_read(notification: Notification, patient: Any) -> bool:
-    message = notification.message
-    if notification.kind != Notification.Kind.MESSAGE or message is None:
-        return False
+    """Everything the notice is about was read meanwhile (a burst: every message of it)."""
     thread = notification.thread
-    read_seq = thread.patient_read_seq if patient is not None else thread.staff_read_seq
-    return read_seq >= message.seq
+    if notification.kind != Notification.Kind.MESSAGE or thread is None:
+        return False
+    if patient is not None:
+        return thread.patient_read_seq >= thread.last_public_seq
+    return thread.staff_read_seq >= thread.last_seq
 
 
 def _visit_still_ahead(visit: Any, now: datetime) -> bool:
@@ -119,7 +120,8 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
                 Notification.Kind.MENTION: _("You were mentioned in a note"),
                 Notification.Kind.ASSIGNED: _("A conversation was assigned to you"),
             }.get(notification.kind, _("New message in your thread"))
-        words = notification.message.text if notification.message_id and not (thread and thread.sensitive) else ""
+        # The newest words of the thread (a burst is one notice), never those of a sensitive thread.
+        words = thread.last_message_preview if thread and not thread.sensitive else ""
         body = f"{subject}: «{preview(words, 80)}»" if words else subject
         return subject, f"{body}\n{link}"
 
@@ -273,7 +275,9 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, Deliv
             .order_by("pk")
         )
         stuck = [d for d in rows if d.status == Delivery.Status.SENDING]
-        open_attempts = {a.delivery_id: a for a in DeliveryAttempt.objects.filter(delivery__in=stuck, outcome=DeliveryAttempt.Outcome.IN_PROGRESS)}
+        open_attempts = {
+            a.delivery_id: a for a in DeliveryAttempt.objects.filter(delivery__in=stuck, outcome=DeliveryAttempt.Outcome.IN_PROGRESS)
+        }
         closed: list[DeliveryAttempt] = []
         for delivery in stuck:
             attempt = open_attempts.get(delivery.pk) or DeliveryAttempt(delivery=delivery, number=delivery.attempts)

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _daytime(clinic, hour=12):
-    return datetime.combine(timezone.localtime(timezone.now(), clinic.tz).date(), time(hour), tzinfo=clinic.tz)
+    """Tomorrow at `hour` in the clinic's zone: past the offline rule's minutes, whatever the hour of the run."""
+    return datetime.combine(timezone.localtime(timezone.now(), clinic.tz).date() + timedelta(days=1), time(hour), tzinfo=clinic.tz)
 
 
 def _dispatch(notification, *, now):
@@ -196,7 +197,7 @@ def test_a_worker_killed_after_sending_never_sends_the_sms_twice(alpha, offline_
 
 def test_the_sweep_runs_as_a_beat_task(alpha, offline_reply, smsru, settings):
     notification = offline_reply()
-    Notification.objects.filter(pk=notification.pk).update(urgent=True)  # whatever the hour of the test run
+    Notification.objects.filter(pk=notification.pk).update(urgent=True, not_before=None)  # whatever the hour; the offline minutes are over
     with TestCase.captureOnCommitCallbacks(execute=True):
         dispatch_due_notifications.delay()
     assert smsru.call_count == 1
@@ -237,8 +238,9 @@ def test_a_worker_killed_mid_batch_resends_only_what_never_reached_the_provider(
     from messaging.services import send_message
 
     Preference.objects.create(user=anna_thread.patient.user, email=False)
-    for text in ("one", "two", "three"):
-        send_message(thread=anna_thread, sender=alpha.operator, text=text)
+    threads = [anna_thread] + [f.ThreadFactory(clinic=alpha.clinic, patient=f.PatientFactory()) for _ in range(2)]
+    for thread, text in zip(threads, ("one", "two", "three"), strict=True):
+        send_message(thread=thread, sender=alpha.operator, text=text)
     ids = services.notifications_dispatch_batch(
         notification_ids=list(Notification.objects.values_list("pk", flat=True)), now=_daytime(alpha.clinic)
     )  # on-commit queueing not run: this test hands the batch over itself
@@ -268,3 +270,31 @@ def test_a_worker_killed_mid_batch_resends_only_what_never_reached_the_provider(
     assert (first.status, second.status, third.status) == ("sent", "failed", "sent")
     assert len(received) == 3  # the first was not sent again, the second not retried, the third sent once
     assert [a.outcome for a in third.history.all()] == ["interrupted", "sent"]
+
+
+def test_a_burst_of_five_messages_makes_one_notice_after_the_clinics_minutes(api, alpha, anna_thread, smsru):
+    alpha.clinic.offline_notice_minutes = 5
+    alpha.clinic.save()
+    Preference.objects.create(user=anna_thread.patient.user, email=False)
+    api.force_authenticate(alpha.operator)
+    for n in range(1, 6):
+        assert api.post(f"/api/threads/{anna_thread.pk}/messages/", {"text": f"part {n} of your results"}, format="json").status_code == 201
+    notification = Notification.objects.get(recipient=anna_thread.patient.user)
+    assert notification.not_before == notification.created_at + timedelta(minutes=5)
+
+    assert _sweep(now=notification.not_before - timedelta(seconds=1)) == 0  # still within the clinic's minutes
+    _sweep(now=max(notification.not_before, _daytime(alpha.clinic)))
+    assert len(_sms_texts(smsru)) == 1
+    assert "part 5 of your results" in _sms_texts(smsru)[0]  # the newest words
+
+
+def test_read_within_the_minutes_sends_nothing(api, alpha, anna, anna_thread, smsru):
+    api.force_authenticate(alpha.operator)
+    api.post(f"/api/threads/{anna_thread.pk}/messages/", {"text": "See you tomorrow"}, format="json")
+    api.force_authenticate(anna.user)
+    assert api.post(f"/api/threads/{anna_thread.pk}/read/", {}, format="json").status_code == 200
+    notification = Notification.objects.get(recipient=anna.user)
+    _dispatch(notification, now=_daytime(alpha.clinic))
+    notification.refresh_from_db()
+    assert (notification.status, notification.skip_reason) == ("skipped", "read")
+    assert smsru.call_count == 0

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import TestCase
@@ -84,7 +85,9 @@ def test_email_delivery_report_through_anymail_with_basic_auth(web, settings, al
     notification = offline_reply()
     Preference.objects.create(user=notification.recipient, sms=False)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.notification_dispatch(notification_id=notification.pk, now=alpha.clinic.local(notification.created_at).replace(hour=12))
+        services.notification_dispatch(
+            notification_id=notification.pk, now=alpha.clinic.local(notification.created_at).replace(hour=12) + timedelta(days=1)
+        )
     delivery = Delivery.objects.get(notification=notification, channel="email")
     assert delivery.status == "sent" and delivery.provider_message_id
 

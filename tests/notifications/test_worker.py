@@ -37,7 +37,7 @@ def _wait_for(condition, seconds=30):
 @pytest.mark.django_db(transaction=True)
 def test_offline_message_reaches_the_provider_once_per_channel_through_the_worker(alpha, offline_reply, smsru, worker):
     notification = offline_reply()
-    Notification.objects.filter(pk=notification.pk).update(urgent=True)  # whatever the hour of the run
+    Notification.objects.filter(pk=notification.pk).update(urgent=True, not_before=None)  # whatever the hour; the offline minutes are over
 
     dispatch_due_notifications.delay()
 

@@ -21,11 +21,11 @@ import time
 from common import ROOT, bench_env, machine, setup_django, verdict
 
 
-def _worker(concurrency: int) -> subprocess.Popen:
+def _worker(pool: str, concurrency: int) -> subprocess.Popen:
     env = {**os.environ, **bench_env(), "SMS_PROVIDER": "console", "LOG_LEVEL": "ERROR", "CELERY_TASK_ALWAYS_EAGER": "false"}
     return subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "clinic_crm", "worker", "-P", "threads", "-c", str(concurrency),
+            sys.executable, "-m", "celery", "-A", "clinic_crm", "worker", "-P", pool, "-c", str(concurrency),
             "--include", "bench.noop_task", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "error",
         ],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -45,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notifications", type=int, default=10_000)
     parser.add_argument("--patients", type=int, default=2_000, help="recipients; each gets notifications/patients of them")
-    parser.add_argument("--concurrency", type=int, default=16, help="worker threads")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"], help="the worker's pool")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork) or threads")
     args = parser.parse_args()
 
     setup_django()
@@ -56,6 +57,7 @@ def main() -> None:
 
     from bench.noop_task import bench_noop
     from clinic_crm.celery import app
+    from messaging.models import Thread
     from notifications.models import Delivery, DeliveryAttempt, Notification
     from notifications.tasks import dispatch_due_notifications
 
@@ -64,11 +66,13 @@ def main() -> None:
     clinic, _staff, document = ensure_clinic("bench-notify", name="Bench notifications", staff=1)
     threads = ensure_patient_threads(clinic, document, count=args.patients, prefix="bench-notify", phone_base=9170000000)
     Notification.objects.filter(clinic=clinic).delete()
+    # Each thread holds a message the patient has not read: otherwise dispatch skips the notice as read in time.
+    Thread.objects.filter(pk__in=[t.pk for t in threads]).update(last_seq=1, last_public_seq=1, patient_read_seq=0)
     r.delete("bench:noop")
     app.control.purge()
 
     print(f"machine: {machine()}")
-    worker = _worker(args.concurrency)
+    worker = _worker(args.pool, args.concurrency)
     try:
         bench_noop.delay()  # the worker is up once the first task is done
         _wait(lambda: int(r.get("bench:noop") or 0) >= 1, 60)
@@ -90,9 +94,13 @@ def main() -> None:
         )  # fmt: skip
         start = time.perf_counter()
         dispatch_due_notifications.delay()
-        sent = Delivery.objects.filter(notification__clinic=clinic, status=Delivery.Status.SENT)
-        _wait(lambda: sent.count() >= args.notifications, 900)
+        pending = Notification.objects.filter(clinic=clinic, status=Notification.Status.PENDING)
+        unsent = Delivery.objects.filter(notification__clinic=clinic).exclude(status__in=(Delivery.Status.SENT, Delivery.Status.FAILED))
+        _wait(lambda: not pending.exists() and not unsent.exists(), 900)
         elapsed = time.perf_counter() - start
+        outcome = dict(Notification.objects.filter(clinic=clinic).values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+        if outcome.get(Notification.Status.DISPATCHED, 0) != args.notifications:
+            raise SystemExit(f"not every notification was dispatched: {outcome}")
     finally:
         worker.terminate()
         worker.wait(30)
@@ -103,7 +111,7 @@ def main() -> None:
     per_notification = (
         Delivery.objects.filter(notification__clinic=clinic).values("notification").annotate(n=Count("pk")).filter(n__gt=1).count()
     )
-    print(f"worker: threads pool, concurrency {args.concurrency}; broker {settings.CELERY_BROKER_URL}")
+    print(f"worker: {args.pool} pool, concurrency {args.concurrency}; broker {settings.CELERY_BROKER_URL}")
     print(f"baseline  no-op tasks        {baseline:8.0f} tasks/s")
     print(f"pipeline  notifications      {throughput:8.0f} notifications/s  ({args.notifications} in {elapsed:.1f} s; 2 tasks each)")
     print(f"ratio pipeline/baseline      {throughput / baseline:8.2f}")

@@ -234,7 +234,7 @@ def _queue(delivery_ids: list[int]) -> None:
         deliver_batch.delay(delivery_ids[start : start + DELIVERY_BATCH])
 
 
-def due_notification_ids(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
+def due_notification_ids(*, now: datetime | None = None, limit: int = 20_000) -> list[int]:
     """Pending notifications whose time has come, oldest first."""
     now = now or timezone.now()
     return list(

@@ -46,3 +46,4 @@ bench: install
 	$(BENCH_ENV) $(BIN)/python bench/inbox.py
 	$(BENCH_ENV) $(BIN)/python bench/ws_load.py
 	$(BENCH_ENV) $(BIN)/python bench/booking.py
+	$(BENCH_ENV) $(BIN)/python bench/notifications.py

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections
 from django.db.models import Count, FloatField, Func, Q, QuerySet
@@ -93,19 +93,50 @@ def _cut(intervals: list[_Interval], start: float, end: float) -> list[_Interval
     return out
 
 
+class _Rule(NamedTuple):
+    doctor_id: int
+    weekday: int
+    starts: time
+    ends: time
+    branch_id: int | None
+    room: str
+    valid_from: date | None
+    valid_until: date | None
+
+
+class _Exception(NamedTuple):
+    doctor_id: int
+    kind: str
+    date_from: date
+    date_to: date
+    starts: time | None
+    ends: time | None
+    branch_id: int | None
+    room: str
+
+    @property
+    def is_absence(self) -> bool:
+        return self.kind != ScheduleException.Kind.EXTRA
+
+
 class _Schedule:
     """Working intervals of some doctors over a date range, in epoch seconds."""
 
     def __init__(self, *, clinic: Clinic, doctor_ids: Iterable[int], first: date, last: date):
         self.tz = clinic.tz
         doctor_ids = list(doctor_ids)
-        self.rules: dict[tuple[int, int], list[ScheduleRule]] = defaultdict(list)
-        for rule in ScheduleRule.objects.filter(doctor_id__in=doctor_ids).filter(
+        # Plain tuples, not model instances: a clinic's 14 days are hundreds of rows read on every search.
+        self.rules: dict[tuple[int, int], list[_Rule]] = defaultdict(list)
+        rules = ScheduleRule.objects.filter(doctor_id__in=doctor_ids).filter(
             Q(valid_from__isnull=True) | Q(valid_from__lte=last), Q(valid_until__isnull=True) | Q(valid_until__gte=first)
-        ):
+        )
+        for row in rules.values_list("doctor_id", "weekday", "starts", "ends", "branch_id", "room", "valid_from", "valid_until"):
+            rule = _Rule(*row)
             self.rules[(rule.doctor_id, rule.weekday)].append(rule)
-        self.exceptions: dict[int, list[ScheduleException]] = defaultdict(list)
-        for exception in ScheduleException.objects.filter(doctor_id__in=doctor_ids, date_from__lte=last, date_to__gte=first):
+        self.exceptions: dict[int, list[_Exception]] = defaultdict(list)
+        exceptions = ScheduleException.objects.filter(doctor_id__in=doctor_ids, date_from__lte=last, date_to__gte=first)
+        for row in exceptions.values_list("doctor_id", "kind", "date_from", "date_to", "starts", "ends", "branch_id", "room"):
+            exception = _Exception(*row)
             self.exceptions[exception.doctor_id].append(exception)
 
     def _at(self, day: date, moment: time) -> float:
@@ -136,7 +167,11 @@ def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visi
     rows = rows.order_by("doctor_id", "starts_at")
     if connections[rows.db].vendor == "postgresql":
         # The database hands over epoch seconds: parsing thousands of timestamps in Python was most of a 14-day search.
-        values = rows.annotate(a=_Epoch("starts_at"), b=_Epoch("ends_at")).values_list("doctor_id", "a", "b")
+        # The ORM writes the SQL; the rows come back as plain tuples (no per-row converters on thousands of rows).
+        sql, params = rows.annotate(a=_Epoch("starts_at"), b=_Epoch("ends_at")).values_list("doctor_id", "a", "b").query.sql_with_params()
+        with connections[rows.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            values = cursor.fetchall()
     else:
         values = ((d, s.timestamp(), e.timestamp()) for d, s, e in rows.values_list("doctor_id", "starts_at", "ends_at"))
     busy: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))

@@ -8,14 +8,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import datetime
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from notifications import services
+from notifications import selectors, services
 from notifications.forms import PreferenceForm, ReminderForm
+from patients.services import ConsentRequired
 from patients.views import patient_required
 
 # SMS.ru status codes: 103 delivered; 104–108 and 150 final failures (expired, rejected, unreachable…).
@@ -83,16 +89,6 @@ def twilio_report(request: HttpRequest) -> HttpResponse:
 
 @patient_required
 def preferences(request: HttpRequest) -> HttpResponse:
-    from datetime import datetime
-
-    from django.contrib import messages
-    from django.core.exceptions import PermissionDenied, ValidationError
-    from django.shortcuts import redirect, render
-    from django.utils.translation import gettext as _
-
-    from notifications import selectors
-    from patients.services import ConsentRequired
-
     patient = request.patient
     clinics = selectors.reminder_clinics(patient=patient)
     family = selectors.reminder_family(patient=patient)

@@ -283,13 +283,9 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
         ends_at, interval = _check_slot(
             clinic=old.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now
         )
-        old.status = Appointment.Status.CANCELLED
-        old.cancelled_at = now
-        old.cancelled_by = Appointment.CancelledBy.PATIENT if by_patient else Appointment.CancelledBy.CLINIC
-        old.cancelled_by_user = actor
-        old.cancel_reason = _("Moved to %(when)s") % {"when": when(old.clinic, starts_at)}
-        old.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason"])
-        visit_notifications_cancel(visit_id=old.pk)
+        _mark_cancelled(
+            old, actor=actor, by_patient=by_patient, now=now, reason=_("Moved to %(when)s") % {"when": when(old.clinic, starts_at)}
+        )
         try:
             visit_new = _insert(
                 clinic=old.clinic, doctor=doctor, service=service, patient=old.patient, starts_at=starts_at, ends_at=ends_at,
@@ -308,6 +304,18 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
     return visit_new
 
 
+def _mark_cancelled(visit: Appointment, *, actor: Any, by_patient: bool, now: datetime, reason: str, late: bool = False) -> None:
+    """The one way a visit becomes cancelled (a cancellation, or the old half of a move); its waiting reminders go too."""
+    visit.status = Appointment.Status.CANCELLED
+    visit.cancelled_at = now
+    visit.cancelled_by = Appointment.CancelledBy.PATIENT if by_patient else Appointment.CancelledBy.CLINIC
+    visit.cancelled_by_user = actor
+    visit.cancel_reason = reason
+    visit.cancelled_late = late
+    visit.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason", "cancelled_late"])
+    visit_notifications_cancel(visit_id=visit.pk)
+
+
 def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appointment:
     """Cancel a future visit. Inside the late-cancel window it counts as late; the freed slot goes to the waiting list."""
     now = timezone.now()
@@ -320,14 +328,8 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
         if by_patient and visit.starts_at <= now:
             raise ValidationError({"visit": _("This visit has already started: please call the clinic.")}, code="started")
         rules = selectors.booking_rules_for(visit.clinic)
-        visit.status = Appointment.Status.CANCELLED
-        visit.cancelled_at = now
-        visit.cancelled_by = Appointment.CancelledBy.PATIENT if by_patient else Appointment.CancelledBy.CLINIC
-        visit.cancelled_by_user = actor
-        visit.cancel_reason = reason.strip()[:300]
-        visit.cancelled_late = visit.starts_at - now < timedelta(hours=rules.late_cancel_hours)
-        visit.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancelled_by_user", "cancel_reason", "cancelled_late"])
-        visit_notifications_cancel(visit_id=visit.pk)
+        late = visit.starts_at - now < timedelta(hours=rules.late_cancel_hours)
+        _mark_cancelled(visit, actor=actor, by_patient=by_patient, now=now, reason=reason.strip()[:300], late=late)
         audit_record(
             actor=actor,
             action="visit.cancelled",

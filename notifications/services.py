@@ -9,13 +9,16 @@ than risking a second SMS.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
@@ -97,33 +100,61 @@ def _visit_text(notification: Notification) -> tuple[str, str]:
 
 
 def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
-    """(subject, text) in the clinic's language. Sensitive threads never put their words in an SMS."""
+    """(subject, text); the caller picks the clinic's language. Sensitive threads never put their words in an SMS."""
     clinic = notification.clinic
     thread = notification.thread
-    with translation.override(settings.LANGUAGE_CODE):
-        if notification.visit_id:
-            return _visit_text(notification)
-        if notification.personal_reminder_id:
-            subject = _("Reminder")
-            link = settings.SITE_URL + reverse("portal-notifications")
-            return subject, f"{subject}: {notification.personal_reminder.text}\n{link}"
-        if notification.promotion_id:
-            promotion = notification.promotion
-            link = settings.SITE_URL + reverse("promotions:promotion", args=[promotion.pk])
-            return promotion.title, f"{clinic.name}: {promotion.title}. {link}"
-        if for_patient:
-            link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
-            subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
-        else:
-            link = settings.SITE_URL + reverse("inbox:thread", args=[thread.pk]) if thread else settings.SITE_URL
-            subject = {
-                Notification.Kind.MENTION: _("You were mentioned in a note"),
-                Notification.Kind.ASSIGNED: _("A conversation was assigned to you"),
-            }.get(notification.kind, _("New message in your thread"))
-        # The newest words of the thread (a burst is one notice), never those of a sensitive thread.
-        words = thread.last_message_preview if thread and not thread.sensitive else ""
-        body = f"{subject}: «{preview(words, 80)}»" if words else subject
-        return subject, f"{body}\n{link}"
+    if notification.visit_id:
+        return _visit_text(notification)
+    if notification.personal_reminder_id:
+        subject = _("Reminder")
+        link = settings.SITE_URL + reverse("portal-notifications")
+        return subject, f"{subject}: {notification.personal_reminder.text}\n{link}"
+    if notification.promotion_id:
+        promotion = notification.promotion
+        link = settings.SITE_URL + reverse("promotions:promotion", args=[promotion.pk])
+        return promotion.title, f"{clinic.name}: {promotion.title}. {link}"
+    if for_patient:
+        link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
+        subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
+    else:
+        link = settings.SITE_URL + reverse("inbox:thread", args=[thread.pk]) if thread else settings.SITE_URL
+        subject = {
+            Notification.Kind.MENTION: _("You were mentioned in a note"),
+            Notification.Kind.ASSIGNED: _("A conversation was assigned to you"),
+        }.get(notification.kind, _("New message in your thread"))
+    # The newest words of the thread (a burst is one notice), never those of a sensitive thread.
+    words = thread.last_message_preview if thread and not thread.sensitive else ""
+    body = f"{subject}: «{preview(words, 80)}»" if words else subject
+    return subject, f"{body}\n{link}"
+
+
+def _save_grouped(model: type[models.Model], rows: Iterable[models.Model], fields: list[str]) -> None:
+    """Write `fields` of many rows with one UPDATE per distinct set of new values.
+
+    Django's bulk_update builds a CASE expression per field and row in Python, which
+    cost more than everything else in a batch (3 of 5 s for 2,000 notices). A batch's
+    rows mostly get the same values (dispatched at one moment, sent by one provider),
+    so grouping makes one or two plain UPDATEs.
+    """
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(getattr(row, name) for name in fields)].append(row.pk)
+    for values, pks in groups.items():
+        model._base_manager.filter(pk__in=pks).update(**dict(zip(fields, values, strict=True)))
+
+
+def _save_message_ids(deliveries: list[Delivery]) -> None:
+    """The provider's id of each delivery (all different) in one UPDATE … CASE, written as SQL for the reason above."""
+    pairs = [(d.pk, d.provider_message_id) for d in deliveries if d.provider_message_id]
+    if not pairs:
+        return
+    table, when = Delivery._meta.db_table, " ".join(["WHEN %s THEN %s"] * len(pairs))
+    params = [value for pair in pairs for value in pair] + [pk for pk, _id in pairs]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET provider_message_id = CASE id {when} END WHERE id IN ({', '.join(['%s'] * len(pairs))})",  # noqa: S608
+            params,
+        )
 
 
 def notification_dispatch(*, notification_id: int, now: datetime | None = None) -> Notification:
@@ -190,29 +221,32 @@ def notifications_dispatch_batch(*, notification_ids: list[int], now: datetime |
         consented = consent_given_pairs(pairs={(patients[n.recipient_id].pk, n.clinic_id) for n in rows if n.recipient_id in patients})
         deliveries: list[Delivery] = []
         changed: list[Notification] = []
-        for notification in rows:
-            patient = patients.get(notification.recipient_id)
-            preference = preferences.get(notification.recipient_id) or Preference(user_id=notification.recipient_id)
-            is_consented = patient is not None and (patient.pk, notification.clinic_id) in consented
-            skip = _decision(notification, patient=patient, preference=preference, consented=is_consented, now=now)
-            if skip is None and not notification.urgent:
-                later = quiet_until(clinic=notification.clinic, now=now)
-                if later is not None:
-                    notification.not_before = later
+        with translation.override(settings.LANGUAGE_CODE):  # the texts go out in the clinic's language
+            for notification in rows:
+                patient = patients.get(notification.recipient_id)
+                preference = preferences.get(notification.recipient_id) or Preference(user_id=notification.recipient_id)
+                is_consented = patient is not None and (patient.pk, notification.clinic_id) in consented
+                skip = _decision(notification, patient=patient, preference=preference, consented=is_consented, now=now)
+                if skip is None and not notification.urgent:
+                    later = quiet_until(clinic=notification.clinic, now=now)
+                    if later is not None:
+                        notification.not_before = later
+                        changed.append(notification)
+                        continue
+                routes = _routes(notification, patient=patient, preference=preference) if skip is None else []
+                if skip is None and not routes:
+                    skip = Notification.Skip.NO_CHANNEL
+                if skip is not None:
+                    notification.status, notification.skip_reason = Notification.Status.SKIPPED, skip
                     changed.append(notification)
                     continue
-            routes = _routes(notification, patient=patient, preference=preference) if skip is None else []
-            if skip is None and not routes:
-                skip = Notification.Skip.NO_CHANNEL
-            if skip is not None:
-                notification.status, notification.skip_reason = Notification.Status.SKIPPED, skip
+                subject, text = _text(notification, for_patient=patient is not None)
+                deliveries += [
+                    Delivery(notification=notification, channel=c, destination=to, subject=subject, text=text) for c, to in routes
+                ]
+                notification.status, notification.dispatched_at = Notification.Status.DISPATCHED, now
                 changed.append(notification)
-                continue
-            subject, text = _text(notification, for_patient=patient is not None)
-            deliveries += [Delivery(notification=notification, channel=c, destination=to, subject=subject, text=text) for c, to in routes]
-            notification.status, notification.dispatched_at = Notification.Status.DISPATCHED, now
-            changed.append(notification)
-        Notification.objects.bulk_update(changed, ["status", "skip_reason", "not_before", "dispatched_at"])
+        _save_grouped(Notification, changed, ["status", "skip_reason", "not_before", "dispatched_at"])
         created = Delivery.objects.bulk_create(deliveries)
         delivery_ids = [d.pk for d in created]
         transaction.on_commit(lambda: _queue(delivery_ids))
@@ -294,7 +328,7 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, Deliv
                 delivery.status = Delivery.Status.PENDING
             if attempt.pk:
                 closed.append(attempt)
-        DeliveryAttempt.objects.bulk_update(closed, ["outcome", "error", "finished_at"])
+        _save_grouped(DeliveryAttempt, closed, ["outcome", "error", "finished_at"])
         fresh: list[DeliveryAttempt] = []
         for delivery in rows:
             if delivery.status != Delivery.Status.PENDING:
@@ -309,7 +343,9 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, Deliv
             attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts, started_at=now)
             fresh.append(attempt)
             claimed.append((delivery, attempt))
-        Delivery.objects.bulk_update(rows, ["status", "attempts", "last_error", "sent_at"])
+        sending = [d for d, _a in claimed]
+        _save_grouped(Delivery, [d for d in rows if d not in sending], ["status", "last_error", "sent_at"])
+        Delivery._base_manager.filter(pk__in=[d.pk for d in sending]).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
         DeliveryAttempt.objects.bulk_create(fresh)
     return claimed
 
@@ -320,9 +356,12 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
     claimed = _claim(delivery_ids, now)
     providers: dict[str, Any] = {}
     outcomes = []
+    handed: int | None = None  # the delivery whose "handed" mark goes with the next "in-flight" one, in one round trip
     for delivery, attempt in claimed:
         provider = providers.setdefault(delivery.channel, provider_for(delivery.channel))
-        cache.set(_stage_key(delivery.pk, "in-flight"), 1, timeout=STAGE_MARK_SECONDS)
+        marks = {_stage_key(delivery.pk, "in-flight"): 1} | ({_stage_key(handed, "handed"): 1} if handed else {})
+        cache.set_many(marks, timeout=STAGE_MARK_SECONDS)
+        handed = None
         try:
             message_id = provider.send(
                 destination=delivery.destination, subject=delivery.subject, text=delivery.text, key=delivery.idempotency_key
@@ -330,8 +369,10 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
         except SmsError as exc:
             outcomes.append((delivery, attempt, provider.name, None, exc))
             continue
-        cache.set(_stage_key(delivery.pk, "handed"), 1, timeout=STAGE_MARK_SECONDS)
+        handed = delivery.pk
         outcomes.append((delivery, attempt, provider.name, message_id, None))
+    if handed:
+        cache.set(_stage_key(handed, "handed"), 1, timeout=STAGE_MARK_SECONDS)
     retry = []
     finished = timezone.now()
     for delivery, attempt, provider_name, message_id, error in outcomes:
@@ -349,8 +390,9 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
         if again:
             retry.append((delivery.pk, delivery.attempts, str(error)))
     with transaction.atomic():
-        Delivery.objects.bulk_update([o[0] for o in outcomes], ["status", "provider", "provider_message_id", "sent_at", "last_error"])
-        DeliveryAttempt.objects.bulk_update([o[1] for o in outcomes], ["outcome", "error", "finished_at"])
+        _save_grouped(Delivery, [o[0] for o in outcomes], ["status", "provider", "sent_at", "last_error"])
+        _save_message_ids([o[0] for o in outcomes])
+        _save_grouped(DeliveryAttempt, [o[1] for o in outcomes], ["outcome", "error", "finished_at"])
     return retry
 
 

@@ -64,8 +64,8 @@ def login_code_issue(
     ip: str | None,
     user: User | None = None,
 ) -> IssuedCode:
-    """Create a code, supersede older ones for the same destination, send it on commit."""
-    from notifications.tasks import deliver_login_code
+    """Create a code, supersede older ones for the same destination, send it through the outbox (urgent)."""
+    from notifications.services import code_notify
 
     with transaction.atomic():
         _check_rate(field="destination", value=destination.value, limit=settings.LOGIN_CODE_PER_DESTINATION)
@@ -82,8 +82,7 @@ def login_code_issue(
             expires_at=timezone.now() + timedelta(seconds=ttl),
             ip=ip,
         )
-        # The plain code exists only in this task's arguments, never in our tables.
-        transaction.on_commit(lambda: deliver_login_code.delay(login_code_id=row.pk, code=code))
+        code_notify(login_code=row, code=code)
     return IssuedCode(login_code=row, expires_in=ttl)
 
 

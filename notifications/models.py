@@ -23,6 +23,7 @@ class Notification(models.Model):
         PROMOTION = "promotion", _("Promotion")
         PERSONAL = "personal", _("Personal reminder")
         ASSIGNED = "assigned", _("Thread assigned")
+        CODE = "code", _("Sign-in code")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -37,9 +38,15 @@ class Notification(models.Model):
         NO_CHANNEL = "no_channel", _("No phone or e-mail to send to")
         VISIT_CHANGED = "visit_gone", _("The visit was cancelled, moved or has begun")
         ENDED = "ended", _("The promotion has ended")
+        CODE_SPENT = "code_spent", _("The code was used, replaced or expired")
 
-    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic"))
-    recipient = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient"))
+    # Empty for sign-in codes only: they belong to no clinic (no clinic's staff sees them) and may precede the account.
+    clinic = models.ForeignKey(
+        "clinics.Clinic", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("clinic")
+    )
+    recipient = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient")
+    )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     thread = models.ForeignKey("messaging.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -48,6 +55,8 @@ class Notification(models.Model):
         "notifications.PersonalReminder", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )
     promotion = models.ForeignKey("promotions.Promotion", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    # The code itself is never stored: only its hash (on LoginCode) and, for its lifetime, the cache (services.code_notify).
+    login_code = models.ForeignKey("accounts.LoginCode", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     # What makes it unique, for notices created by sweeps ("confirm:<visit>"): a second sweep adds nothing.
     key = models.CharField(_("key"), max_length=80, null=True, blank=True, unique=True)
     reason = models.CharField(_("reason"), max_length=32, default="offline")
@@ -74,7 +83,8 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} → {self.recipient}"
+        who = self.recipient if self.recipient_id else (self.login_code.destination if self.login_code_id else "—")
+        return f"{self.get_kind_display()} → {who}"
 
 
 class Delivery(models.Model):

@@ -37,11 +37,19 @@ STAGE_MARK_SECONDS = 2 * 24 * 3600
 
 
 class TryAgain(Exception):
-    """A temporary provider error: the task retries with a growing pause."""
+    """A temporary provider error: the task retries after `delay` seconds (see retry_delay)."""
 
-    def __init__(self, error: str, attempts: int) -> None:
+    def __init__(self, error: str, delay: int) -> None:
         super().__init__(error)
-        self.attempts = attempts
+        self.delay = delay
+
+
+def retry_delay(delivery: Delivery) -> int:
+    """A growing pause before the next attempt: 15 s, 30 s … up to 15 min; a sign-in code, which lives
+    five minutes, is tried again within seconds."""
+    if delivery.notification.login_code_id:
+        return 2**delivery.attempts
+    return min(15 * 2 ** (delivery.attempts - 1), 900)
 
 
 def quiet_until(*, clinic: Any, now: datetime) -> datetime | None:
@@ -61,6 +69,45 @@ def _already_read(notification: Notification, patient: Any) -> bool:
     if patient is not None:
         return thread.patient_read_seq >= thread.last_public_seq
     return thread.staff_read_seq >= thread.last_seq
+
+
+# What a stored sign-in code text shows instead of the code; the code goes in at the moment of sending.
+CODE_MASK = "••••••"
+
+
+def _code_key(login_code_id: int) -> str:
+    return f"login-code:{login_code_id}"
+
+
+def _code_still_wanted(login_code: Any, now: datetime) -> bool:
+    return login_code.used_at is None and not login_code.superseded and login_code.expires_at > now
+
+
+def code_notify(*, login_code: Any, code: str) -> Notification:
+    """Send a one-time code through the outbox: urgent (no quiet hours), dispatched at once rather than by the sweep.
+
+    The plain code lives only in the cache, for the code's lifetime: the outbox
+    and the admin show the text with the code masked.
+    """
+    from notifications.tasks import dispatch_notifications
+
+    lifetime = max(1, int((login_code.expires_at - timezone.now()).total_seconds()))
+    with transaction.atomic():
+        cache.set(_code_key(login_code.pk), code, timeout=lifetime)
+        notification = Notification.objects.create(
+            kind=Notification.Kind.CODE, login_code=login_code, recipient=login_code.user, urgent=True, reason="code"
+        )
+        transaction.on_commit(lambda: dispatch_notifications.delay([notification.pk]))
+    return notification
+
+
+def _still_wanted(notification: Notification, now: datetime) -> str | None:
+    """Why a delivery about to go out is no longer wanted (the visit or the code changed since dispatch), or None."""
+    if notification.visit_id and not _visit_still_ahead(notification.visit, now):
+        return _("Not sent: the visit was cancelled, moved or has begun.")
+    if notification.login_code_id and not _code_still_wanted(notification.login_code, now):
+        return _("Not sent: the code was used, replaced or has expired.")
+    return None
 
 
 def _visit_still_ahead(visit: Any, now: datetime) -> bool:
@@ -103,6 +150,8 @@ def _text(notification: Notification, *, for_patient: bool) -> tuple[str, str]:
     """(subject, text); the caller picks the clinic's language. Sensitive threads never put their words in an SMS."""
     clinic = notification.clinic
     thread = notification.thread
+    if notification.login_code_id:
+        return _("Your sign-in code"), _("Your code: %(code)s. Valid for 5 minutes. Do not tell it to anyone.") % {"code": CODE_MASK}
     if notification.visit_id:
         return _visit_text(notification)
     if notification.personal_reminder_id:
@@ -164,7 +213,9 @@ def notification_dispatch(*, notification_id: int, now: datetime | None = None) 
 
 
 def _decision(notification: Notification, *, patient: Any, preference: Preference, consented: bool, now: datetime) -> str | None:
-    """Why this notification must not go out, or None."""
+    """Why this notification must not go out, or None. A sign-in code was asked for just now: no opt-out stops it."""
+    if notification.login_code_id:
+        return None if _code_still_wanted(notification.login_code, now) else Notification.Skip.CODE_SPENT
     if preference.opted_out:
         return Notification.Skip.OPTED_OUT
     if patient is not None and not consented:
@@ -181,6 +232,8 @@ def _decision(notification: Notification, *, patient: Any, preference: Preferenc
 
 
 def _routes(notification: Notification, *, patient: Any, preference: Preference) -> list[tuple[str, str]]:
+    if notification.login_code_id:  # where the person asked for it, whatever their other channels
+        return [(notification.login_code.channel, notification.login_code.destination)]
     routes = []
     if patient is not None and patient.phone and preference.sms:
         routes.append((Delivery.Channel.SMS, patient.phone.as_e164))
@@ -211,7 +264,7 @@ def notifications_dispatch_batch(*, notification_ids: list[int], now: datetime |
             Notification.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(pk__in=notification_ids, status=Notification.Status.PENDING)
             .exclude(not_before__gt=now)
-            .select_related("clinic", "recipient", "thread", "message", "visit__branch", "promotion", "personal_reminder")
+            .select_related("clinic", "recipient", "thread", "message", "visit__branch", "promotion", "personal_reminder", "login_code")
         )
         if not rows:
             return []
@@ -305,7 +358,7 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, Deliv
         rows = list(
             Delivery.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(pk__in=delivery_ids)
-            .select_related("notification__visit")
+            .select_related("notification__visit", "notification__login_code")
             .order_by("pk")
         )
         stuck = [d for d in rows if d.status == Delivery.Status.SENDING]
@@ -333,25 +386,34 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[tuple[Delivery, Deliv
         for delivery in rows:
             if delivery.status != Delivery.Status.PENDING:
                 continue  # sent, delivered or failed: a duplicate task does nothing
-            visit = delivery.notification.visit
-            if visit is not None and not _visit_still_ahead(visit, now):
-                delivery.status = Delivery.Status.FAILED
-                delivery.last_error = _("Not sent: the visit was cancelled, moved or has begun.")
+            unwanted = _still_wanted(delivery.notification, now)
+            if unwanted:
+                delivery.status, delivery.last_error = Delivery.Status.FAILED, unwanted
                 continue
             delivery.status = Delivery.Status.SENDING
             delivery.attempts += 1
             attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts, started_at=now)
             fresh.append(attempt)
             claimed.append((delivery, attempt))
-        sending = [d for d, _a in claimed]
-        _save_grouped(Delivery, [d for d in rows if d not in sending], ["status", "last_error", "sent_at"])
-        Delivery._base_manager.filter(pk__in=[d.pk for d in sending]).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
+        sending = {d.pk for d, _a in claimed}
+        _save_grouped(Delivery, [d for d in rows if d.pk not in sending], ["status", "last_error", "sent_at"])
+        Delivery._base_manager.filter(pk__in=sending).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1)
         DeliveryAttempt.objects.bulk_create(fresh)
     return claimed
 
 
+def _text_to_send(delivery: Delivery) -> str:
+    """The stored text, with a sign-in code put in at the last moment (SmsError if it has left the cache meanwhile)."""
+    if not delivery.notification.login_code_id:
+        return delivery.text
+    code = cache.get(_code_key(delivery.notification.login_code_id))
+    if code is None:
+        raise SmsError("the code is no longer available (expired); the person can request a new one", retryable=False)
+    return delivery.text.replace(CODE_MASK, code)
+
+
 def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
-    """Hand deliveries to their providers, at most once each. Returns (id, attempts, error) of those to retry later."""
+    """Hand deliveries to their providers, at most once each. Returns (id, delay in seconds, error) of those to retry later."""
     now = timezone.now()
     claimed = _claim(delivery_ids, now)
     providers: dict[str, Any] = {}
@@ -364,7 +426,7 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
         handed = None
         try:
             message_id = provider.send(
-                destination=delivery.destination, subject=delivery.subject, text=delivery.text, key=delivery.idempotency_key
+                destination=delivery.destination, subject=delivery.subject, text=_text_to_send(delivery), key=delivery.idempotency_key
             )
         except SmsError as exc:
             outcomes.append((delivery, attempt, provider.name, None, exc))
@@ -388,7 +450,7 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
         attempt.error = delivery.last_error = str(error)[:500]
         delivery.status = Delivery.Status.PENDING if again else Delivery.Status.FAILED
         if again:
-            retry.append((delivery.pk, delivery.attempts, str(error)))
+            retry.append((delivery.pk, retry_delay(delivery), str(error)))
     with transaction.atomic():
         _save_grouped(Delivery, [o[0] for o in outcomes], ["status", "provider", "sent_at", "last_error"])
         _save_message_ids([o[0] for o in outcomes])
@@ -398,8 +460,8 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
 
 def delivery_send(*, delivery_id: int) -> None:
     """Hand one delivery to its provider. TryAgain on a temporary error while attempts remain."""
-    for _delivery_id, attempts, error in deliveries_send(delivery_ids=[delivery_id]):
-        raise TryAgain(error, attempts)
+    for _delivery_id, delay, error in deliveries_send(delivery_ids=[delivery_id]):
+        raise TryAgain(error, delay)
 
 
 def delivery_report(*, provider: str, provider_message_id: str, delivered: bool, error: str = "") -> Delivery | None:

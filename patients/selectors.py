@@ -34,16 +34,18 @@ def consent_given_pairs(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     patient_ids = {p for p, _c in pairs}
     clinic_ids = {c for _p, c in pairs}
     current: dict[int, int] = {}
-    for clinic_id, document_id in ConsentDocument.objects.filter(clinic_id__in=clinic_ids).order_by("clinic_id", "-version").values_list("clinic_id", "pk"):
+    for clinic_id, document_id in (
+        ConsentDocument.objects.filter(clinic_id__in=clinic_ids).order_by("clinic_id", "-version").values_list("clinic_id", "pk")
+    ):
         current.setdefault(clinic_id, document_id)
     last: dict[tuple[int, int], tuple[str, int]] = {}
-    records = ConsentRecord.objects.filter(patient_id__in=patient_ids, clinic_id__in=clinic_ids).order_by("patient_id", "clinic_id", "-at", "-pk")
+    records = ConsentRecord.objects.filter(patient_id__in=patient_ids, clinic_id__in=clinic_ids).order_by(
+        "patient_id", "clinic_id", "-at", "-pk"
+    )
     for patient_id, clinic_id, action, document_id in records.values_list("patient_id", "clinic_id", "action", "document_id"):
         last.setdefault((patient_id, clinic_id), (action, document_id))
     return {
-        pair
-        for pair in pairs
-        if pair in last and last[pair][0] == ConsentRecord.Action.GRANTED and last[pair][1] == current.get(pair[1])
+        pair for pair in pairs if pair in last and last[pair][0] == ConsentRecord.Action.GRANTED and last[pair][1] == current.get(pair[1])
     }
 
 

@@ -123,6 +123,7 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         ordering = ["pk"]
         constraints = [models.UniqueConstraint(fields=["notification", "channel"], name="delivery_one_per_channel")]
+        indexes = [models.Index(fields=["destination", "channel"], name="delivery_to_idx")]  # an SMS reply finds its request by number
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} → {self.destination}"

@@ -1,12 +1,13 @@
-"""Reads for the portal's notification page."""
+"""Reads for the portal's notification page, and the visit a patient's SMS reply is about."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 
-from notifications.models import PersonalReminder, Preference
+from notifications.models import Delivery, Notification, PersonalReminder, Preference
 
 
 def preference_for(*, user: Any) -> Preference:
@@ -41,3 +42,29 @@ def reminder_of(*, patient: Any, reminder_id: str) -> PersonalReminder | None:
     if not str(reminder_id).isdigit():
         return None
     return reminders_of(patient=patient).filter(pk=int(reminder_id)).first()
+
+
+def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery | None:
+    """The newest confirm request this provider texted to `phone` (E.164) whose visit is still ahead, or None.
+
+    The phone is the only key an SMS reply carries, so only a request that went to
+    that very number can be answered from it.
+    """
+    from appointments.models import Appointment
+
+    if not phone:
+        return None
+    return (
+        Delivery.objects.filter(
+            channel=Delivery.Channel.SMS,
+            provider=provider,
+            destination=phone,
+            status__in=[Delivery.Status.SENT, Delivery.Status.DELIVERED],
+            notification__kind=Notification.Kind.CONFIRM,
+            notification__visit__status__in=Appointment.UPCOMING,
+            notification__visit__starts_at__gt=now,
+        )
+        .select_related("notification__visit__clinic", "notification__visit__patient__guardian__user", "notification__visit__patient__user")
+        .order_by("-notification__created_at", "-pk")
+        .first()
+    )

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+import phonenumbers
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -26,7 +29,7 @@ from django.utils.translation import gettext as _
 from messaging.text import preview
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 from notifications.providers import provider_for
-from notifications.sms import SmsError
+from notifications.sms import SmsError, sms_replies_supported
 
 VISIT_LINK_SALT = "appointments.visit-link"
 QUIET_STARTS = time(21)
@@ -206,6 +209,13 @@ def _save_message_ids(deliveries: list[Delivery]) -> None:
         )
 
 
+def _channel_text(notification: Notification, channel: str, text: str) -> str:
+    """The confirm request by SMS invites a reply where the provider passes replies back; e-mail keeps the link only."""
+    if channel != Delivery.Channel.SMS or notification.kind != Notification.Kind.CONFIRM or not sms_replies_supported():
+        return text
+    return f"{text} {_('Reply 1 to confirm or 2 to cancel.')}"  # the caller has chosen the clinic's language
+
+
 def notification_dispatch(*, notification_id: int, now: datetime | None = None) -> Notification:
     """Decide whether and where one pending notification goes (see notifications_dispatch_batch)."""
     notifications_dispatch_batch(notification_ids=[notification_id], now=now)
@@ -295,7 +305,10 @@ def notifications_dispatch_batch(*, notification_ids: list[int], now: datetime |
                     continue
                 subject, text = _text(notification, for_patient=patient is not None)
                 deliveries += [
-                    Delivery(notification=notification, channel=c, destination=to, subject=subject, text=text) for c, to in routes
+                    Delivery(
+                        notification=notification, channel=c, destination=to, subject=subject, text=_channel_text(notification, c, text)
+                    )
+                    for c, to in routes
                 ]
                 notification.status, notification.dispatched_at = Notification.Status.DISPATCHED, now
                 changed.append(notification)
@@ -532,6 +545,100 @@ def visit_reminders_queue(*, now: datetime | None = None) -> int:
 def visit_notifications_cancel(*, visit_id: int) -> int:
     """A visit was cancelled or moved: its reminders still waiting are dropped (dispatch would skip them anyway)."""
     return Notification.objects.filter(visit_id=visit_id, status=Notification.Status.PENDING).update(status=Notification.Status.CANCELLED)
+
+
+# --- replies to the confirm request by SMS --------------------------------------------------------
+
+CONFIRM_WORDS = frozenset({"1", "да", "yes", "подтверждаю", "ok", "ок"})  # "ок" in Cyrillic: the same word typed on a Russian keyboard
+CANCEL_WORDS = frozenset({"2", "нет", "no", "отмена", "отменить", "cancel"})
+REPLY_ACTION = "visit.sms_reply"
+
+
+@dataclass(frozen=True)
+class SmsReply:
+    """What a patient's SMS answer did, and the words to text back (empty: answer nothing)."""
+
+    outcome: str  # confirmed | already_confirmed | cancelled | refused | unknown | no_visit | duplicate
+    answer: str
+    visit: Any = None
+
+
+def _sender_e164(phone: str) -> str:
+    """The sender's number as deliveries keep it (E.164), or '' when it is no phone number."""
+    try:
+        number = phonenumbers.parse(phone, settings.PHONENUMBER_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_possible_number(number) else ""
+
+
+def _reply_word(text: str) -> str:
+    """'Да!', ' NO ', '«1»' → the keyword, as typed on any phone."""
+    return text.strip().strip(" .,!?;:\"'«»()").casefold()
+
+
+def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_id: str) -> SmsReply:
+    """A patient's SMS answer to the confirm request: 1 confirms, 2 cancels, exactly as the link in it would.
+
+    The sender's number is the only key: the reply applies to the newest confirm
+    request texted to that number whose visit is still ahead, acting as the
+    account holder who got it (so a late cancellation is flagged late and the
+    freed slot is offered). Every handled reply is audited with its words; the
+    same provider message seen again changes nothing (a replayed request).
+    """
+    from appointments import services as visits
+    from appointments.models import Appointment
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+    from notifications.selectors import confirm_request_to
+
+    delivery = confirm_request_to(provider=provider, phone=_sender_e164(phone), now=timezone.now())
+    visit = delivery.notification.visit if delivery else None
+    actor = visit.patient.account_holder.user if visit else None  # as the reminder's link page acts
+    with translation.override(settings.LANGUAGE_CODE):
+        if actor is None:
+            return SmsReply("no_visit", _("No upcoming visit to confirm from this number."))
+        seen = AuditEvent.objects.filter(actor=actor, action=REPLY_ACTION, data__message_id=provider_message_id)
+        if provider_message_id and seen.exists():
+            return SmsReply("duplicate", "", visit)
+
+        def note(outcome: str) -> None:
+            data = {"reply": text.strip()[:160], "outcome": outcome, "provider": provider, "message_id": provider_message_id[:100]}
+            audit_record(actor=actor, action=REPLY_ACTION, clinic=visit.clinic, patient=visit.patient, target=visit, data=data)
+
+        word = _reply_word(text)
+        local = timezone.localtime(visit.starts_at, visit.clinic.tz)
+        facts = {"clinic": visit.clinic.name, "when": formats.date_format(local, "j E, H:i")}
+        try:
+            with transaction.atomic():
+                if word in CANCEL_WORDS:
+                    visits.visit_cancel(actor=actor, visit=visit, reason=_("Cancelled by SMS reply"))
+                    outcome, answer = "cancelled", _("%(clinic)s: visit on %(when)s cancelled.") % facts
+                elif word in CONFIRM_WORDS and visit.status == Appointment.Status.CONFIRMED:
+                    outcome, answer = "already_confirmed", _("%(clinic)s: visit on %(when)s is already confirmed.") % facts
+                elif word in CONFIRM_WORDS:
+                    visits.visit_confirm(actor=actor, visit=visit)
+                    outcome, answer = "confirmed", _("%(clinic)s: visit on %(when)s confirmed. Thank you!") % facts
+                else:
+                    outcome = "unknown"
+                    answer = _("Reply 1 to confirm or 2 to cancel, or write to us: %(link)s") % {"link": _portal_link(visit)}
+                note(outcome)
+        except (ValidationError, PermissionDenied) as exc:  # changed meanwhile (the front desk, another reply): say why
+            outcome, answer = "refused", " ".join(getattr(exc, "messages", [str(exc)]))
+            note(outcome)
+    return SmsReply(outcome, answer, visit)
+
+
+def _portal_link(visit: Any) -> str:
+    """Where the patient can write to the clinic: the visit's conversation or their chat with the clinic, else the portal."""
+    from messaging.models import Thread
+
+    thread_id = visit.thread_id or (
+        Thread.objects.filter(clinic=visit.clinic, patient=visit.patient, kind=Thread.Kind.CLINIC).values_list("pk", flat=True).first()
+    )
+    if thread_id:
+        return settings.SITE_URL + reverse("messaging:portal-thread", args=[thread_id])
+    return settings.SITE_URL + reverse("patients:home")
 
 
 # --- the patient's own settings and reminders ------------------------------------------------------

@@ -2,14 +2,16 @@
 
 Each provider turns (phone, text) into the provider's message id or raises
 SmsError. `retryable` tells the caller whether trying again can help (timeouts,
-5xx) or not (an invalid number, a rejected account).
+5xx) or not (an invalid number, a rejected account). `receives_replies` says
+whether the provider passes a patient's answer back to us: only then does the
+confirm request invite one ("Reply 1 to confirm…").
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import httpx
 from django.conf import settings
@@ -25,15 +27,17 @@ class SmsError(Exception):
 
 class SmsProvider(Protocol):
     name: str
+    receives_replies: ClassVar[bool]
 
     def send(self, *, phone: str, text: str) -> str: ...
 
 
 @dataclass
 class ConsoleSms:
-    """The embedded default: the message goes to the log, nowhere else."""
+    """The embedded default: the message goes to the log, nowhere else (so nobody can answer it)."""
 
     name: str = "console"
+    receives_replies: ClassVar[bool] = False
 
     def send(self, *, phone: str, text: str) -> str:
         logger.warning("SMS to %s: %s", phone, text)
@@ -54,12 +58,16 @@ def _post(url: str, **kwargs) -> httpx.Response:
 
 @dataclass
 class SmsRu:
-    """SMS.ru HTTP API (`/sms/send`, JSON answer, status_code 100 = accepted)."""
+    """SMS.ru HTTP API (`/sms/send`, JSON answer, status_code 100 = accepted).
+
+    Its callbacks report message statuses and call checks only, not incoming SMS: no replies.
+    """
 
     api_id: str
     sender: str = ""
     url: str = "https://sms.ru/sms/send"
     name: str = "smsru"
+    receives_replies: ClassVar[bool] = False
 
     def send(self, *, phone: str, text: str) -> str:
         data = {"api_id": self.api_id, "to": phone.lstrip("+"), "msg": text, "json": 1}
@@ -80,13 +88,14 @@ class SmsRu:
 
 @dataclass
 class Twilio:
-    """Twilio Messages API (HTTP basic auth with the account SID and token)."""
+    """Twilio Messages API (HTTP basic auth with the account SID and token); replies come to notifications.views.twilio_reply."""
 
     account_sid: str
     auth_token: str
     from_number: str
     base_url: str = "https://api.twilio.com/2010-04-01"
     name: str = "twilio"
+    receives_replies: ClassVar[bool] = True
 
     def send(self, *, phone: str, text: str) -> str:
         response = _post(
@@ -119,3 +128,12 @@ def sms_provider() -> SmsProvider:
                 from_number=settings.TWILIO_FROM_NUMBER,
             )
     raise ValueError(f"Unknown SMS_PROVIDER {settings.SMS_PROVIDER!r}: use console, smsru or twilio.")
+
+
+PROVIDERS: dict[str, type] = {"console": ConsoleSms, "smsru": SmsRu, "twilio": Twilio}
+
+
+def sms_replies_supported() -> bool:
+    """Whether the configured provider passes patients' replies back (decided at dispatch, no credentials needed)."""
+    provider = PROVIDERS.get(settings.SMS_PROVIDER)
+    return bool(provider and provider.receives_replies)

@@ -1,6 +1,6 @@
-"""Delivery reports from SMS providers, and the portal page where a patient chooses how to be reached.
+"""Delivery reports and replies from SMS providers, and the portal page where a patient chooses how to be reached.
 
-A report we cannot verify, or about a message we never sent, is 403.
+A report or reply we cannot verify, or a report about a message we never sent, is 403.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime
+from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.contrib import messages
@@ -62,13 +63,21 @@ def twilio_signature(url: str, params: dict[str, str], token: str) -> str:
     return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
 
 
-@csrf_exempt
-@require_POST
-def twilio_report(request: HttpRequest) -> HttpResponse:
+def _twilio_signed(request: HttpRequest) -> dict[str, str] | None:
+    """The POSTed parameters if Twilio signed them with our auth token, else None (no token configured: nothing is)."""
     token = settings.TWILIO_AUTH_TOKEN
     params = {key: request.POST.get(key, "") for key in request.POST}
     given = request.headers.get("X-Twilio-Signature", "")
     if not token or not hmac.compare_digest(given, twilio_signature(request.build_absolute_uri(), params, token)):
+        return None
+    return params
+
+
+@csrf_exempt
+@require_POST
+def twilio_report(request: HttpRequest) -> HttpResponse:
+    params = _twilio_signed(request)
+    if params is None:
         return HttpResponseForbidden("bad signature")
     status = params.get("MessageStatus", "")
     if status not in TWILIO_DELIVERED | TWILIO_FAILED:
@@ -82,6 +91,20 @@ def twilio_report(request: HttpRequest) -> HttpResponse:
     if delivery is None:
         return HttpResponseForbidden("unknown message")
     return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def twilio_reply(request: HttpRequest) -> HttpResponse:
+    """A patient's SMS to our Twilio number ("1", "нет"…): applied to their visit, answered in TwiML (Twilio texts it back)."""
+    params = _twilio_signed(request)
+    if params is None:
+        return HttpResponseForbidden("bad signature")
+    reply = services.sms_reply_handle(
+        provider="twilio", phone=params.get("From", ""), text=params.get("Body", ""), provider_message_id=params.get("MessageSid", "")
+    )
+    message = f"<Message>{escape(reply.answer)}</Message>" if reply.answer else ""
+    return HttpResponse(f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>', content_type="text/xml; charset=utf-8")
 
 
 # --- the portal: how to reach me, and my own reminders ---------------------------------------------

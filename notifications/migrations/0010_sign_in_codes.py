@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0001_initial'),
         ('clinics', '0002_clinic_offline_notice_minutes'),
-        ('notifications', '0008_notification_notificatio_recipie_bdf4e9_idx'),
+        ('notifications', '0009_delivery_destination_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -590,7 +590,9 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
     from appointments.models import Appointment
     from audit.models import AuditEvent
     from audit.services import audit_record
+    from messaging.services import SendingTooFast, send_message
     from notifications.selectors import confirm_request_to
+    from patients.services import ConsentOutdated, ConsentRequired
 
     delivery = confirm_request_to(provider=provider, phone=_sender_e164(phone), now=timezone.now())
     visit = delivery.notification.visit if delivery else None
@@ -619,26 +621,29 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
                 elif word in CONFIRM_WORDS:
                     visits.visit_confirm(actor=actor, visit=visit)
                     outcome, answer = "confirmed", _("%(clinic)s: visit on %(when)s confirmed. Thank you!") % facts
-                else:
-                    outcome = "unknown"
-                    answer = _("Reply 1 to confirm or 2 to cancel, or write to us: %(link)s") % {"link": _portal_link(visit)}
+                else:  # words for the clinic ("running 10 minutes late"): they reach the operators as a message
+                    thread = _reply_thread(visit)
+                    send_message(thread=thread, sender=actor, text=text, client_msg_id=f"sms-{provider_message_id}"[:64])
+                    outcome = "passed"
+                    answer = _("%(clinic)s got your message. To confirm the visit reply 1, to cancel reply 2. Chat: %(link)s") % {
+                        **facts,
+                        "link": settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]),
+                    }
                 note(outcome)
-        except (ValidationError, PermissionDenied) as exc:  # changed meanwhile (the front desk, another reply): say why
+        except (ValidationError, PermissionDenied, SendingTooFast, ConsentRequired, ConsentOutdated) as exc:  # changed meanwhile: say why
             outcome, answer = "refused", " ".join(getattr(exc, "messages", [str(exc)]))
             note(outcome)
     return SmsReply(outcome, answer, visit)
 
 
-def _portal_link(visit: Any) -> str:
-    """Where the patient can write to the clinic: the visit's conversation or their chat with the clinic, else the portal."""
-    from messaging.models import Thread
+def _reply_thread(visit: Any) -> Any:
+    """Where an SMS reply's words go: the visit's conversation, else the patient's thread with the clinic."""
+    from messaging.services import thread_open
 
-    thread_id = visit.thread_id or (
-        Thread.objects.filter(clinic=visit.clinic, patient=visit.patient, kind=Thread.Kind.CLINIC).values_list("pk", flat=True).first()
-    )
-    if thread_id:
-        return settings.SITE_URL + reverse("messaging:portal-thread", args=[thread_id])
-    return settings.SITE_URL + reverse("patients:home")
+    if visit.thread_id:
+        return visit.thread
+    thread, _created = thread_open(patient=visit.patient, clinic=visit.clinic, actor=None)
+    return thread
 
 
 # --- the patient's own settings and reminders ------------------------------------------------------

@@ -139,13 +139,18 @@ def test_a_reply_inside_the_late_cancel_window_still_cancels_and_counts_as_late(
     assert (visit.status, visit.cancelled_late) == ("cancelled", True)
 
 
-def test_an_unknown_word_gets_the_hint_and_changes_nothing(web, settings, visit, anna_thread, twilio):
+def test_other_words_reach_the_operators_in_the_thread_and_change_nothing(web, settings, visit, anna_thread, twilio):
     _run(visit.starts_at - timedelta(hours=23))
-    answer = _answer(_reply(web, "Can I come at 13:00 instead?"))
-    assert f"Reply 1 to confirm or 2 to cancel, or write to us: {settings.SITE_URL}/portal/threads/{anna_thread.pk}/" in answer
+    answer = _answer(_reply(web, "Can I come at 13:00 instead?", sid="SMwords"))
+    assert "Alpha Dental got your message. To confirm the visit reply 1, to cancel reply 2." in answer
+    assert f"{settings.SITE_URL}/portal/threads/{anna_thread.pk}/" in answer
     visit.refresh_from_db()
     assert visit.status == "booked"
-    assert [r["outcome"] for r in _replies(visit)] == ["unknown"]
+    assert [r["outcome"] for r in _replies(visit)] == ["passed"]
+    anna_thread.refresh_from_db()
+    assert anna_thread.last_message_preview == "Can I come at 13:00 instead?" and anna_thread.staff_read_seq < anna_thread.last_seq
+    _reply(web, "Can I come at 13:00 instead?", sid="SMwords")  # Twilio retries the webhook: still one message
+    assert anna_thread.messages.filter(text="Can I come at 13:00 instead?").count() == 1
 
 
 def test_forged_or_unsigned_replies_are_refused_and_change_nothing(web, settings, visit, twilio):

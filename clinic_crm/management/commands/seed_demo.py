@@ -148,6 +148,7 @@ class Command(BaseCommand):
         self._seed_threads(clinics)
         for clinic in clinics:
             self._seed_booking(clinic, rng)
+        self._seed_promotion(admin, clinics[0])
 
     def _seed_clinic(self, admin, spec: dict) -> Clinic:
         clinic, _ = Clinic.objects.get_or_create(
@@ -401,6 +402,25 @@ class Command(BaseCommand):
             visit_confirm(actor=operator, visit=visit)
         waitlist_join(actor=operator, patient=patients[0], doctor=doctors[0], service=doctors[0].services.order_by("pk").first())
         cache.clear()  # demo bursts are not a person typing fast: reset the send throttle
+
+    def _seed_promotion(self, admin, clinic: Clinic) -> None:
+        """A running promotion reached through the product's launch: the portal highlights the clinic until it is opened."""
+        from promotions.models import Promotion
+        from promotions.services import promotion_launch
+
+        title = "Профессиональная гигиена −20 %"
+        if Promotion.objects.filter(clinic=clinic, title=title).exists():
+            return
+        today = timezone.localdate()
+        promotion = Promotion.objects.create(
+            clinic=clinic,
+            title=title,
+            text="До конца месяца профессиональная чистка зубов со скидкой 20 %. Запишитесь в личном кабинете или напишите нам.",
+            valid_from=today,
+            valid_until=today + timedelta(days=30),
+            created_by=admin,
+        )
+        promotion_launch(actor=admin, promotion=promotion)
 
     def _print_logins(self) -> None:
         lines = [

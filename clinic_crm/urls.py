@@ -73,6 +73,7 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),  # e-mail providers' delivery reports (notifications.apps connects the signal)
     path("", include("promotions.urls")),
     path("portal/notifications/", notification_views.preferences, name="portal-notifications"),
+    path("portal/notifications/reminders/new/", notification_views.reminder_new, name="portal-reminder-new"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
     path("", include("appointments.urls")),

@@ -169,7 +169,9 @@ def test_a_refused_time_stays_on_the_form_with_the_way_back(web, alpha, anna, an
     web.force_login(anna.user)
     yesterday = (timezone.localtime(timezone.now(), alpha.clinic.tz).date() - timedelta(days=1)).isoformat()
     data = {"form": "reminder", "thread": anna_thread.pk, "message": conversation.seq, "text": "Take it", "clinic": alpha.clinic.pk}
-    response = web.post("/portal/notifications/reminders/new/", {**data, "patient": anna.pk, "day": yesterday, "at": "10:00", "repeat": "once"})
+    response = web.post(
+        "/portal/notifications/reminders/new/", {**data, "patient": anna.pk, "day": yesterday, "at": "10:00", "repeat": "once"}
+    )
     page = response.content.decode()
     assert response.status_code == 400 and "Choose a time in the future." in page
     assert _Form(page).values["thread"] == str(anna_thread.pk) and f'href="/portal/threads/{anna_thread.pk}/#latest"' in page

@@ -160,6 +160,8 @@ def reminder_new(request: HttpRequest) -> HttpResponse:
     source = selectors.reminder_source(user=request.user, thread_id=params.get("thread", ""), message_seq=params.get("message", ""))
     back = reverse("messaging:portal-thread", args=[source.thread.pk]) + "#latest" if source.thread else reverse("portal-notifications")
     form = ReminderForm(request.POST if request.method == "POST" else None, clinics=clinics, family=family, initial=source.initial)
+    if source.initial.get("text") or request.method == "POST":
+        form.fields["text"].widget.attrs["rows"] = 7  # a message's words (up to 200 characters) shown whole at 360 px
     if request.method == "POST" and form.is_valid() and (reminder := _reminder_save(request, form, clinics, family)):
         when = formats.date_format(timezone.localtime(reminder.next_at, reminder.clinic.tz), "j E, H:i")
         messages.success(request, _("Reminder set for %(when)s.") % {"when": when})

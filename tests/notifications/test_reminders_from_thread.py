@@ -84,7 +84,7 @@ def test_remind_me_only_under_the_clinics_messages_and_set_a_reminder_in_the_hea
     web.force_login(anna.user)
     page = web.get(f"/portal/threads/{anna_thread.pk}/").content.decode()
     assert _remind_links(page) == [f"/portal/notifications/reminders/new/?thread={anna_thread.pk}&message={conversation.seq}"]
-    assert f'<a class="chat-remind" href="/portal/notifications/reminders/new/?thread={anna_thread.pk}">' in page
+    assert f'<a class="chat-remind" href="/portal/notifications/reminders/new/?thread={anna_thread.pk}" aria-label="Set a reminder"' in page
     assert "Set a reminder" in page
 
 

@@ -8,6 +8,7 @@ from appointments import api as appointments_api
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
 from messaging import api as messaging_api
+from notifications import api as notifications_api
 from notifications import views as notification_views
 from patients import api as portal_api
 from patients import staff_api
@@ -38,6 +39,7 @@ conversations = SimpleRouter()
 conversations.register("threads", messaging_api.ThreadViewSet, basename="thread")
 conversations.register("visits", appointments_api.VisitViewSet, basename="visit")
 conversations.register("waitlist", appointments_api.WaitlistViewSet, basename="waitlist")
+conversations.register("reminders", notifications_api.ReminderViewSet, basename="reminder")
 
 api = [
     path("auth/code/", portal_api.CodeRequestView.as_view(), name="auth-code"),
@@ -73,6 +75,7 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),  # e-mail providers' delivery reports (notifications.apps connects the signal)
     path("", include("promotions.urls")),
     path("portal/notifications/", notification_views.preferences, name="portal-notifications"),
+    path("portal/notifications/reminders/new/", notification_views.reminder_new, name="portal-reminder-new"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
     path("", include("appointments.urls")),

@@ -22,6 +22,7 @@ from clinics.selectors import clinic_get_public
 from messaging import selectors, services
 from messaging.models import Attachment, Message, Thread
 from messaging.payloads import PATIENT, message_payload
+from notifications.selectors import REMINDABLE_AUTHORS
 from patients.models import Patient
 from patients.selectors import consent_is_given, patient_dependant_get
 from patients.services import Attribution, ConsentRequired
@@ -130,6 +131,8 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
     has_more, page = len(page) > selectors.PAGE, page[-selectors.PAGE :]
     tz = thread.clinic.tz
     today = timezone.now().astimezone(tz).date()
+    # "Set a reminder" in the header; "Remind me" under the clinic's messages adds the message's seq (its words prefill the form).
+    reminder_url = f"{reverse('portal-reminder-new')}?{urlencode({'thread': thread.pk})}"
     items = []
     for message in page:
         local = message.created_at.astimezone(tz)
@@ -141,6 +144,7 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
             day=local.date().isoformat(),
             day_label=_day_label(local, today),
             state=_tick_state(message.seq, thread) if mine else "",
+            remind_url=f"{reminder_url}&message={message.seq}" if message.author in REMINDABLE_AUTHORS else "",
         )
         if item["slots"]:
             item["slots"] = _slot_links(thread, item["slots"])
@@ -174,12 +178,14 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         "openVisit": _("Open the visit"),
         "bookFailed": _("Could not book. Try again."),
         "giveConsent": _("Read and accept the consent"),
+        "remindMe": _("Remind me"),
     }
     return render(
         request,
         "messaging/portal_thread.html",
         {
             "thread": thread,
+            "reminder_url": reminder_url,
             "title": title,
             "subtitle": subtitle,
             "for_name": for_name,

@@ -12,15 +12,17 @@ class PreferenceForm(forms.Form):
 
 
 class ReminderForm(forms.Form):
+    # Several lines: a text prefilled from a doctor's message is read whole before saving.
     text = forms.CharField(
-        label=_("What to remind about"), max_length=200, widget=forms.TextInput(attrs={"placeholder": _("Take the medicine")})
+        label=_("What to remind about"), max_length=200, widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("Take the medicine")})
     )
     clinic = forms.ChoiceField(label=_("Clinic"))
     patient = forms.ChoiceField(label=_("For whom"))
-    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
-    at = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time"}))
+    # ISO values whatever the language: <input type=date|time> understands no other (Russian's 14.03.2026 would show empty).
+    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    at = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     repeat = forms.ChoiceField(label=_("Repeat"), choices=PersonalReminder.Repeat.choices)
-    repeat_until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    repeat_until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def __init__(self, *args, clinics, family, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,13 +1,19 @@
-"""Reads for the portal's notification page, and the visit a patient's SMS reply is about."""
+"""Reads for the portal's notification page and reminder form, and the visit a patient's SMS reply is about."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.text import Truncator
 
 from notifications.models import Delivery, Notification, PersonalReminder, Preference
+
+# Whose messages a patient may turn into a reminder: the clinic's people and its bot, not their own words or system lines.
+REMINDABLE_AUTHORS = ("staff", "bot")
 
 
 def preference_for(*, user: Any) -> Preference:
@@ -29,13 +35,13 @@ def reminder_clinics(*, patient: Any) -> list[Any]:
     return list(Clinic.objects.filter(contacts__patient_id__in=family_ids).distinct().order_by("name"))
 
 
-def reminders_of(*, patient: Any) -> QuerySet[PersonalReminder]:
+def reminders_of(*, patient: Any, include_inactive: bool = False) -> QuerySet[PersonalReminder]:
+    """The family's reminders, soonest first; ended and removed ones only when asked (the API's history)."""
     holder = patient.account_holder
-    return (
-        PersonalReminder.objects.filter(is_active=True, patient__in=[holder.pk, *holder.dependants.values_list("pk", flat=True)])
-        .select_related("clinic", "patient")
-        .order_by("next_at")
-    )
+    reminders = PersonalReminder.objects.filter(patient__in=[holder.pk, *holder.dependants.values_list("pk", flat=True)])
+    if not include_inactive:
+        reminders = reminders.filter(is_active=True)
+    return reminders.select_related("clinic", "patient").order_by("-is_active", "next_at", "pk")
 
 
 def reminder_of(*, patient: Any, reminder_id: str) -> PersonalReminder | None:
@@ -68,3 +74,39 @@ def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery 
         .order_by("-notification__created_at", "-pk")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class ReminderSource:
+    """Where a reminder is being set from: the conversation to go back to, and what the form starts with."""
+
+    thread: Any = None
+    initial: dict[str, Any] = field(default_factory=dict)
+
+
+def reminder_source(*, user: Any, thread_id: str, message_seq: str = "") -> ReminderSource:
+    """Starting values from query parameters, trusted only for a thread of the user's own family.
+
+    Anything else (another family's thread, a patient's own message, a seq that is
+    not there) is ignored rather than refused: the form then simply starts empty.
+    """
+    from messaging.models import Message, Thread
+
+    if not str(thread_id).isdigit():
+        return ReminderSource()
+    thread = Thread.objects.visible_to(user).select_related("clinic", "patient").filter(pk=int(thread_id)).first()
+    if thread is None:
+        return ReminderSource()
+    tomorrow = timezone.localtime(timezone.now(), thread.clinic.tz).date() + timedelta(days=1)
+    initial = {"clinic": thread.clinic_id, "patient": thread.patient_id, "day": tomorrow.isoformat()}
+    if str(message_seq).isdigit():
+        text = (
+            Message.objects.visible_to(user)
+            .filter(thread=thread, seq=int(message_seq), author__in=REMINDABLE_AUTHORS)
+            .values_list("text", flat=True)
+            .first()
+        )
+        words = " ".join((text or "").split())
+        if words:
+            initial["text"] = Truncator(words).chars(PersonalReminder._meta.get_field("text").max_length)
+    return ReminderSource(thread=thread, initial=initial)

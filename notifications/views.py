@@ -16,12 +16,15 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from notifications import selectors, services
 from notifications.forms import PreferenceForm, ReminderForm
+from notifications.models import PersonalReminder
 from patients.services import ConsentRequired
 from patients.views import patient_required
 
@@ -110,6 +113,25 @@ def twilio_reply(request: HttpRequest) -> HttpResponse:
 # --- the portal: how to reach me, and my own reminders ---------------------------------------------
 
 
+def _reminder_save(request: HttpRequest, form: ReminderForm, clinics: list, family: list) -> PersonalReminder | None:
+    """Add the reminder of a valid form; a refusal goes onto the form (None), as the person should read it there."""
+    data = form.cleaned_data
+    clinic = next(c for c in clinics if str(c.pk) == data["clinic"])
+    person = next(p for p in family if str(p.pk) == data["patient"])
+    try:
+        return services.personal_reminder_add(
+            actor=request.user, patient=person, clinic=clinic, text=data["text"],
+            next_at=datetime.combine(data["day"], data["at"], tzinfo=clinic.tz), repeat=data["repeat"],
+            repeat_until=data["repeat_until"],
+        )  # fmt: skip
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    except (PermissionDenied, ConsentRequired) as exc:
+        form.add_error(None, str(exc))
+    return None
+
+
 @patient_required
 def preferences(request: HttpRequest) -> HttpResponse:
     patient = request.patient
@@ -132,24 +154,9 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 services.personal_reminder_cancel(actor=request.user, reminder=reminder)
                 messages.success(request, _("Reminder removed."))
             return redirect("portal-notifications")
-        if request.POST.get("form") == "reminder" and reminder_form.is_valid():
-            data = reminder_form.cleaned_data
-            clinic = next(c for c in clinics if str(c.pk) == data["clinic"])
-            person = next(p for p in family if str(p.pk) == data["patient"])
-            try:
-                services.personal_reminder_add(
-                    actor=request.user, patient=person, clinic=clinic, text=data["text"],
-                    next_at=datetime.combine(data["day"], data["at"], tzinfo=clinic.tz), repeat=data["repeat"],
-                    repeat_until=data["repeat_until"],
-                )  # fmt: skip
-            except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    reminder_form.add_error(field if field in reminder_form.fields else None, errors)
-            except (PermissionDenied, ConsentRequired) as exc:
-                reminder_form.add_error(None, str(exc))
-            else:
-                messages.success(request, _("Reminder set."))
-                return redirect("portal-notifications")
+        if request.POST.get("form") == "reminder" and reminder_form.is_valid() and _reminder_save(request, reminder_form, clinics, family):
+            messages.success(request, _("Reminder set."))
+            return redirect("portal-notifications")
     return render(
         request,
         "notifications/preferences.html",
@@ -159,4 +166,37 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "reminder_form": reminder_form,
             "reminders": selectors.reminders_of(patient=patient),
         },
+    )
+
+
+@patient_required
+def reminder_new(request: HttpRequest) -> HttpResponse:
+    """The reminder form on its own page, opened from a conversation ("Remind me" under a message, or the header).
+
+    `thread` and `message` (its seq) prefill the form; they count only for a thread of
+    the patient's family (selectors.reminder_source). Saving returns to that thread.
+    """
+    patient = request.patient
+    clinics = selectors.reminder_clinics(patient=patient)
+    family = selectors.reminder_family(patient=patient)
+    params = request.POST if request.method == "POST" else request.GET
+    source = selectors.reminder_source(user=request.user, thread_id=params.get("thread", ""), message_seq=params.get("message", ""))
+    back = reverse("messaging:portal-thread", args=[source.thread.pk]) + "#latest" if source.thread else reverse("portal-notifications")
+    form = ReminderForm(request.POST if request.method == "POST" else None, clinics=clinics, family=family, initial=source.initial)
+    if source.initial.get("text") or request.method == "POST":
+        form.fields["text"].widget.attrs["rows"] = 7  # a message's words (up to 200 characters) shown whole at 360 px
+    if request.method == "POST" and form.is_valid() and (reminder := _reminder_save(request, form, clinics, family)):
+        when = formats.date_format(timezone.localtime(reminder.next_at, reminder.clinic.tz), "j E, H:i")
+        messages.success(request, _("Reminder set for %(when)s.") % {"when": when})
+        return redirect(back)
+    return render(
+        request,
+        "notifications/reminder_new.html",
+        {
+            "form": form,
+            "thread": source.thread,
+            "message_seq": params.get("message", "") if source.thread and params.get("message", "").isdigit() else "",
+            "back": back,
+        },
+        status=400 if form.errors else 200,
     )

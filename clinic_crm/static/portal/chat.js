@@ -127,6 +127,12 @@
     }
     if (m.slots && m.slots.length) bubble.appendChild(renderSlots(m.slots, m.offer));
     const meta = el("div", "meta");
+    if (m.author === "staff" || m.author === "bot") {
+      // As the server renders it: the clinic's words may become a reminder (notifications.selectors.REMINDABLE_AUTHORS).
+      const remind = el("a", "remind", strings.remindMe);
+      remind.href = root.dataset.remindUrl + "&message=" + m.seq;
+      meta.appendChild(remind);
+    }
     const time = el("time", "", clock.format(created));
     time.dateTime = m.created_at;
     meta.appendChild(time);

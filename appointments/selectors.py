@@ -124,6 +124,7 @@ class _Schedule:
 
     def __init__(self, *, clinic: Clinic, doctor_ids: Iterable[int], first: date, last: date):
         self.tz = clinic.tz
+        self._seconds: dict[tuple[date, time], float] = {}
         doctor_ids = list(doctor_ids)
         # Plain tuples, not model instances: a clinic's 14 days are hundreds of rows read on every search.
         self.rules: dict[tuple[int, int], list[_Rule]] = defaultdict(list)
@@ -140,7 +141,12 @@ class _Schedule:
             self.exceptions[exception.doctor_id].append(exception)
 
     def _at(self, day: date, moment: time) -> float:
-        return datetime.combine(day, moment, tzinfo=self.tz).timestamp()
+        # Doctors mostly share their hours: each (day, time) is converted through the zone once per search.
+        key = (day, moment)
+        seconds = self._seconds.get(key)
+        if seconds is None:
+            seconds = self._seconds[key] = datetime.combine(day, moment, tzinfo=self.tz).timestamp()
+        return seconds
 
     def intervals(self, doctor_id: int, day: date) -> list[_Interval]:
         found = [
@@ -246,11 +252,20 @@ def free_slots(
                             continue
                     begin += length
     found.sort(key=lambda item: (item[0], item[1]))
+    # Doctors share the grid: a few hundred distinct moments behind thousands of slots, each made a datetime once.
+    moments: dict[float, datetime] = {}
+
+    def moment(seconds: float) -> datetime:
+        made = moments.get(seconds)
+        if made is None:
+            made = moments[seconds] = datetime.fromtimestamp(seconds, tz=UTC)
+        return made
+
     return [
         Slot(
             doctor_id=doctor_id,
-            starts_at=datetime.fromtimestamp(begin, tz=UTC),
-            ends_at=datetime.fromtimestamp(begin + length, tz=UTC),
+            starts_at=moment(begin),
+            ends_at=moment(begin + length),
             branch_id=interval.branch_id,
             room=interval.room,
         )

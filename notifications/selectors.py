@@ -1,4 +1,4 @@
-"""Reads for the portal's notification page."""
+"""Reads for the portal's notification page and the admin's outbox."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from notifications.models import PersonalReminder, Preference
+from notifications.models import DeliveryAttempt, Notification, PersonalReminder, Preference
 
 
 def preference_for(*, user: Any) -> Preference:
@@ -41,3 +41,12 @@ def reminder_of(*, patient: Any, reminder_id: str) -> PersonalReminder | None:
     if not str(reminder_id).isdigit():
         return None
     return reminders_of(patient=patient).filter(pk=int(reminder_id)).first()
+
+
+def notification_attempts(*, notification: Notification) -> list[DeliveryAttempt]:
+    """Every attempt of every delivery of one notification, channel by channel: one query for the admin's history."""
+    return list(
+        DeliveryAttempt.objects.filter(delivery__notification=notification)
+        .select_related("delivery")
+        .order_by("delivery__channel", "delivery_id", "number")
+    )

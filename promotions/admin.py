@@ -47,20 +47,23 @@ class PromotionAdmin(TenantAdmin):
             return _("Save the promotion to see how many people it would reach.")
         if obj.status == Promotion.Status.LAUNCHED:
             return _("Launched: see the reach below.")
-        size = selectors.promotion_audience_size(promotion=obj)
-        return render_to_string("admin/promotions/audience.html", {"size": size, "promotion": obj})
+        if not hasattr(obj, "_audience_html"):  # unfold reads a read-only field more than once per page
+            size = selectors.promotion_audience_size(promotion=obj)
+            obj._audience_html = render_to_string("admin/promotions/audience.html", {"size": size, "promotion": obj})
+        return obj._audience_html
 
     @admin.display(description=_("reach"))
     def reach(self, obj: Promotion) -> str:
         if obj.pk is None or obj.status != Promotion.Status.LAUNCHED:
             return "—"
-        reach = selectors.promotion_reach(promotion=obj)
-        rows = [
-            (label, [getattr(reach.channels[channel], f) for f in CHANNEL_FIGURE_LABELS]) for channel, label in Delivery.Channel.choices
-        ]
-        return render_to_string(
-            "admin/promotions/reach.html", {"reach": reach, "rows": rows, "figure_labels": list(CHANNEL_FIGURE_LABELS.values())}
-        )
+        if not hasattr(obj, "_reach_html"):  # unfold reads a read-only field more than once per page
+            reach = selectors.promotion_reach(promotion=obj)
+            rows = [
+                (label, [getattr(reach.channels[channel], f) for f in CHANNEL_FIGURE_LABELS]) for channel, label in Delivery.Channel.choices
+            ]
+            context = {"reach": reach, "rows": rows, "figure_labels": list(CHANNEL_FIGURE_LABELS.values())}
+            obj._reach_html = render_to_string("admin/promotions/reach.html", context)
+        return obj._reach_html
 
     def get_queryset(self, request):
         # The change page's figures need the clinic's time zone.

@@ -186,3 +186,15 @@ def test_another_clinics_manager_sees_nothing_of_it(web, alpha, beta, family, la
     # Launching someone else's promotion through the list action changes nothing.
     web.post("/admin/promotions/promotion/", {"action": "launch", "_selected_action": [launched.pk]})
     assert Promotion.objects.get(pk=launched.pk).launched_at == launched.launched_at
+
+
+def test_the_editor_pages_cost_a_fixed_number_of_queries(web, alpha, family, launched, django_assert_max_num_queries):
+    """The figures are computed once per page (unfold reads a read-only field several times while rendering it)."""
+    web.force_login(alpha.manager)
+    with django_assert_max_num_queries(13):
+        web.get(f"/admin/promotions/promotion/{launched.pk}/change/")
+    draft = Promotion.objects.create(
+        clinic=alpha.clinic, title="Draft", text="…", valid_from=launched.valid_from, valid_until=launched.valid_until
+    )
+    with django_assert_max_num_queries(25):  # the audience size is 5 of them; TenantAdmin re-checks change permission 7 times
+        web.get(f"/admin/promotions/promotion/{draft.pk}/change/")

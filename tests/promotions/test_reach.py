@@ -1,5 +1,6 @@
 """Reach: per-channel figures in two queries, a sound "booked after", the audience size before launch, and tenancy."""
 
+import itertools
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -43,8 +44,13 @@ def launched(alpha, family):
     return Promotion.objects.select_related("clinic").get(pk=promotion.pk)
 
 
+_days_ahead = itertools.count(5)
+
+
 def _visit(alpha, patient, *, booked_at, **extra):
-    return f.VisitFactory(doctor=alpha.doctor, patient=patient, starts_at=booked_at + timedelta(days=5), created_at=booked_at, **extra)
+    """A visit booked at `booked_at`, each on its own later day (PostgreSQL refuses one doctor's overlapping visits)."""
+    starts_at = booked_at + timedelta(days=next(_days_ahead))
+    return f.VisitFactory(doctor=alpha.doctor, patient=patient, starts_at=starts_at, created_at=booked_at, **extra)
 
 
 def _receipt_time(promotion):

@@ -3,47 +3,99 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 
+from clinics.tenancy import can_view_any
 from clinics.tenancy.admin import ReadOnlyTenantAdmin
+from notifications import selectors
 from notifications.models import Delivery, DeliveryAttempt, Notification
 
+# Filter choices only from rows the user sees: a plain related filter would list every clinic.
+CLINIC = ("clinic", admin.RelatedOnlyFieldListFilter)
 
-class DeliveryInline(TabularInline):
-    model = Delivery
-    fields = ("channel", "destination", "status", "provider", "provider_message_id", "attempts", "last_error", "sent_at", "delivered_at")
-    readonly_fields = fields
+
+class ReadOnlyTenantInline(TabularInline):
+    """Rows shown inside a log page, by the tenancy policy: an inline's default permissions are Django's model
+    permissions, which clinic staff do not have, so without this only a superuser saw them."""
+
     extra = 0
     can_delete = False
-    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_view_any(request.user, self.model)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DeliveryInline(ReadOnlyTenantInline):
+    model = Delivery
+    fields = ("channel", "destination", "status", "provider", "provider_message_id", "attempts", "last_error", "sent_at", "delivered_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class DeliveryChannelFilter(admin.SimpleListFilter):
+    """Notifications with a delivery on this channel: EXISTS, so a notification is listed once, without DISTINCT."""
+
+    title = _("channel")
+    parameter_name = "channel"
+
+    def lookups(self, request, model_admin):
+        return Delivery.Channel.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in Delivery.Channel.values:
+            return queryset
+        return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), channel=self.value())))
 
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyTenantAdmin):
-    list_display = ("created_at", "recipient", "kind", "status", "skip_reason", "not_before", "thread_patient", "clinic")
-    list_filter = ("status", "kind", "skip_reason", "clinic")
+    list_display = ("created_at", "recipient", "kind", "status", "skip_reason", "not_before", "patient", "clinic")
+    list_filter = ("kind", "status", "skip_reason", DeliveryChannelFilter, ("created_at", admin.DateFieldListFilter), CLINIC)
     search_fields = ("recipient__username", "recipient__patient__phone", "recipient__patient__full_name")
-    list_select_related = ("recipient", "clinic", "thread__patient")
+    list_select_related = ("recipient__patient", "clinic", "thread__patient")
+    readonly_fields = ("attempt_history",)
     inlines = [DeliveryInline]
 
     @admin.display(description=_("patient"))
-    def thread_patient(self, obj: Notification) -> str:
-        return str(obj.thread.patient) if obj.thread_id else "—"
+    def patient(self, obj: Notification) -> str:
+        """The thread's patient, else the recipient's own card (a promotion or a reminder has no thread); staff have none."""
+        if obj.thread_id:
+            return str(obj.thread.patient)
+        patient = getattr(obj.recipient, "patient", None)
+        return str(patient) if patient is not None else "—"
+
+    @admin.display(description=_("attempt history"))
+    def attempt_history(self, obj: Notification) -> str:
+        """Each delivery's tries on the notification's own page: why a patient did not get it, without opening each delivery.
+
+        Kept on the object: unfold reads a read-only field's contents more than once while rendering it.
+        """
+        if not hasattr(obj, "_attempt_history"):
+            labels = [_("delivery"), _("attempt"), _("started"), _("finished"), _("outcome"), _("error")]
+            attempts = selectors.notification_attempts(notification=obj)
+            obj._attempt_history = render_to_string("admin/notifications/attempts.html", {"attempts": attempts, "labels": labels})
+        return obj._attempt_history
 
 
-class AttemptInline(TabularInline):
+class AttemptInline(ReadOnlyTenantInline):
     model = DeliveryAttempt
     fields = ("number", "started_at", "finished_at", "outcome", "error")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Delivery)
@@ -51,11 +103,11 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
     """Each SMS or e-mail with its attempt history: why a patient did not get a message."""
 
     list_display = ("created_at", "channel", "destination", "status", "provider", "attempts", "last_error", "clinic")
-    list_filter = ("status", "channel", "provider", "notification__clinic")
+    list_filter = ("status", "channel", "provider", ("notification__clinic", admin.RelatedOnlyFieldListFilter))
     search_fields = ("destination", "provider_message_id")
     list_select_related = ("notification__clinic",)
     inlines = [AttemptInline]
 
     @admin.display(description=_("clinic"))
     def clinic(self, obj: Delivery) -> str:
-        return str(obj.notification.clinic)
+        return str(obj.notification.clinic) if obj.notification.clinic_id else "—"  # sign-in codes belong to no clinic

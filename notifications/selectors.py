@@ -1,4 +1,4 @@
-"""Reads for the portal's notification page and reminder form, and the visit a patient's SMS reply is about."""
+"""Reads for the portal's notification page and reminder form, the admin's outbox, and the visit an SMS reply is about."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from notifications.models import Delivery, Notification, PersonalReminder, Preference
+from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 
 # Whose messages a patient may turn into a reminder: the clinic's people and its bot, not their own words or system lines.
 REMINDABLE_AUTHORS = ("staff", "bot")
@@ -110,3 +110,12 @@ def reminder_source(*, user: Any, thread_id: str, message_seq: str = "") -> Remi
         if words:
             initial["text"] = Truncator(words).chars(PersonalReminder._meta.get_field("text").max_length)
     return ReminderSource(thread=thread, initial=initial)
+
+
+def notification_attempts(*, notification: Notification) -> list[DeliveryAttempt]:
+    """Every attempt of every delivery of one notification, channel by channel: one query for the admin's history."""
+    return list(
+        DeliveryAttempt.objects.filter(delivery__notification=notification)
+        .select_related("delivery")
+        .order_by("delivery__channel", "delivery_id", "number")
+    )

@@ -4,32 +4,33 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils.html import format_html_join
+from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
 from clinics.tenancy.admin import TenantAdmin
+from notifications.models import Delivery
 from promotions import selectors, services
 from promotions.models import Promotion
 
-REACH_LABELS = {
-    "reached": _("reached"),
-    "sent": _("SMS/e-mail sent"),
+CHANNEL_FIGURE_LABELS = {
+    "queued": _("queued"),
+    "sent": _("sent"),
     "delivered": _("delivered"),
-    "opened": _("opened in the portal"),
-    "booked_after": _("booked a visit after"),
+    "failed": _("failed"),
 }
 
 
 @admin.register(Promotion)
 class PromotionAdmin(TenantAdmin):
     list_display = ("title", "clinic", "valid_from", "valid_until", "status", "launched_at")
-    list_filter = ("status", "clinic")
+    # Only the user's own clinics in the filter: a plain related filter would list every clinic.
+    list_filter = ("status", ("clinic", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title",)
     list_select_related = ("clinic",)
-    readonly_fields = ("status", "launched_at", "reach")
+    readonly_fields = ("audience_size", "status", "launched_at", "reach")
     fieldsets = (
         (None, {"fields": ("clinic", "title", "text", "image", "valid_from", "valid_until")}),
-        (_("Audience"), {"fields": ("tags", "doctor", "last_visit_before", "last_visit_after"), "description": _(
+        (_("Audience"), {"fields": ("tags", "doctor", "last_visit_before", "last_visit_after", "audience_size"), "description": _(
             "Every patient who ever wrote to the clinic, narrowed by each filter you set."
         )}),
         (_("Channels"), {"fields": ("by_sms", "by_email"), "description": _(
@@ -39,12 +40,39 @@ class PromotionAdmin(TenantAdmin):
     )  # fmt: skip
     actions = ["launch"]
 
+    @admin.display(description=_("audience size"))
+    def audience_size(self, obj: Promotion) -> str:
+        """Before launch: how many people the saved filters reach, and how many an SMS / e-mail can go to."""
+        if obj.pk is None:
+            return _("Save the promotion to see how many people it would reach.")
+        if obj.status == Promotion.Status.LAUNCHED:
+            return _("Launched: see the reach below.")
+        if not hasattr(obj, "_audience_html"):  # unfold reads a read-only field more than once per page
+            size = selectors.promotion_audience_size(promotion=obj)
+            obj._audience_html = render_to_string("admin/promotions/audience.html", {"size": size, "promotion": obj})
+        return obj._audience_html
+
     @admin.display(description=_("reach"))
     def reach(self, obj: Promotion) -> str:
         if obj.pk is None or obj.status != Promotion.Status.LAUNCHED:
             return "—"
-        figures = selectors.promotion_reach(promotion=obj)
-        return format_html_join(" · ", "{}: <b>{}</b>", ((REACH_LABELS[k], v) for k, v in figures.items()))
+        if not hasattr(obj, "_reach_html"):  # unfold reads a read-only field more than once per page
+            reach = selectors.promotion_reach(promotion=obj)
+            rows = [
+                (label, [getattr(reach.channels[channel], f) for f in CHANNEL_FIGURE_LABELS]) for channel, label in Delivery.Channel.choices
+            ]
+            context = {"reach": reach, "rows": rows, "figure_labels": list(CHANNEL_FIGURE_LABELS.values())}
+            obj._reach_html = render_to_string("admin/promotions/reach.html", context)
+        return obj._reach_html
+
+    def get_queryset(self, request):
+        # The change page's figures need the clinic's time zone.
+        return super().get_queryset(request).select_related("clinic")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
     def has_change_permission(self, request, obj=None) -> bool:
         # A launched promotion is history: its text is what people received.

@@ -98,5 +98,13 @@ def test_sms_go_out_in_the_day_and_reach_counts_what_happened(web, alpha, people
     f.VisitFactory(doctor=alpha.doctor, patient=people["Vera"], starts_at=timezone.now() + timedelta(days=3))
     web.force_login(alpha.manager)
     page = web.get(f"/admin/promotions/promotion/{promotion.pk}/change/").content.decode()
-    for figure in ("reached: <b>2</b>", "SMS/e-mail sent: <b>1</b>", "opened in the portal: <b>1</b>", "booked a visit after: <b>1</b>"):
+    for figure in (
+        'data-figure="reached">2<',
+        'data-figure="opened">1 <span class="font-normal text-sm">(50 %)',
+        'data-figure="booked_after">1 ',
+    ):
         assert figure in page
+    sms_row = '<th scope="row" class="font-semibold px-3 py-2 text-left">SMS</th>' + "".join(
+        f'<td class="px-3 py-2 text-right">{n}</td>' for n in (0, 1, 0, 0)
+    )
+    assert sms_row in page  # queued, sent, delivered, failed

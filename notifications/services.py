@@ -213,7 +213,8 @@ def _channel_text(notification: Notification, channel: str, text: str) -> str:
     """The confirm request by SMS invites a reply where the provider passes replies back; e-mail keeps the link only."""
     if channel != Delivery.Channel.SMS or notification.kind != Notification.Kind.CONFIRM or not sms_replies_supported():
         return text
-    return f"{text} {_('Reply 1 to confirm or 2 to cancel.')}"  # the caller has chosen the clinic's language
+    hint = _("Reply 1 to confirm or 2 to cancel.")  # in the clinic's language: the caller has chosen it
+    return f"{text} {hint}"
 
 
 def notification_dispatch(*, notification_id: int, now: datetime | None = None) -> Notification:

@@ -263,6 +263,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Clinic CRM <noreply@
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="console")  # console | smsru | twilio
 SMSRU_API_ID = env.str("SMSRU_API_ID", default="")
 SMSRU_SENDER = env.str("SMSRU_SENDER", default="")
+# SMS.ru's send address: a reseller's or a test double's endpoint of the same API.
+SMSRU_API_URL = env.str("SMSRU_API_URL", default="https://sms.ru/sms/send")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")

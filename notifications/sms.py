@@ -120,7 +120,7 @@ def sms_provider() -> SmsProvider:
         case "console":
             return ConsoleSms()
         case "smsru":
-            return SmsRu(api_id=settings.SMSRU_API_ID, sender=settings.SMSRU_SENDER)
+            return SmsRu(api_id=settings.SMSRU_API_ID, sender=settings.SMSRU_SENDER, url=settings.SMSRU_API_URL)
         case "twilio":
             return Twilio(
                 account_sid=settings.TWILIO_ACCOUNT_SID,

@@ -26,6 +26,29 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
+def asgi_live(django_db_setup, django_db_blocker):
+    """Daphne in this process (tests/browser/asgi_server.py), for pages that keep a socket open.
+
+    Its request threads keep their database sessions; they are ended before
+    pytest-django drops the test database, which PostgreSQL refuses while any is open.
+    """
+    from django.db import connection
+
+    from tests.browser.asgi_server import asgi_server
+
+    with django_db_blocker.unblock():
+        server = asgi_server()
+    yield server
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        connection.close()
+
+
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing: run `make chromium`")

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 from messaging import realtime, services
 from messaging.models import Attachment, Message, Thread
 from tests import factories as f
-from tests.browser.asgi_server import AsgiServer, asgi_server
+from tests.browser.asgi_server import AsgiServer
 from tests.browser.conftest import MOBILE, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,9 +30,8 @@ PHONE, E164 = "+7 916 123-45-67", "+79161234567"
 
 
 @pytest.fixture
-def server(django_db_blocker) -> AsgiServer:
-    with django_db_blocker.unblock():
-        return asgi_server()
+def server(asgi_live) -> AsgiServer:
+    return asgi_live
 
 
 @pytest.fixture

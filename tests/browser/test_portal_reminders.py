@@ -17,7 +17,7 @@ from messaging.models import Thread
 from messaging.services import send_message
 from notifications.models import PersonalReminder
 from tests import factories as f
-from tests.browser.asgi_server import AsgiServer, asgi_server
+from tests.browser.asgi_server import AsgiServer
 from tests.browser.conftest import MOBILE, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,9 +27,8 @@ ADVICE = "Take ibuprofen 400 mg after meals if the tooth aches, no more than thr
 
 
 @pytest.fixture
-def server(django_db_blocker) -> AsgiServer:
-    with django_db_blocker.unblock():
-        return asgi_server()
+def server(asgi_live) -> AsgiServer:
+    return asgi_live
 
 
 @pytest.fixture

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from unfold.decorators import action
 
 from clinics.tenancy.admin import TenantAdmin
 from notifications.models import Delivery
@@ -39,6 +44,7 @@ class PromotionAdmin(TenantAdmin):
         (_("Reach"), {"fields": ("status", "launched_at", "reach")}),
     )  # fmt: skip
     actions = ["launch"]
+    actions_detail = ["launch_one"]
 
     @admin.display(description=_("audience size"))
     def audience_size(self, obj: Promotion) -> str:
@@ -65,6 +71,14 @@ class PromotionAdmin(TenantAdmin):
             obj._reach_html = render_to_string("admin/promotions/reach.html", context)
         return obj._reach_html
 
+    def get_object(self, request, object_id, from_field=None):
+        """The change page and its Launch button's permission check read the same row: once per request."""
+        memo = request.__dict__.setdefault("_promotion_rows", {})
+        key = (str(object_id), from_field)
+        if key not in memo:
+            memo[key] = super().get_object(request, object_id, from_field)
+        return memo[key]
+
     def get_queryset(self, request):
         # The change page's figures need the clinic's time zone.
         return super().get_queryset(request).select_related("clinic")
@@ -89,3 +103,31 @@ class PromotionAdmin(TenantAdmin):
                 self.message_user(request, f"{promotion}: {' '.join(getattr(exc, 'messages', [str(exc)]))}", messages.ERROR)
             else:
                 self.message_user(request, _("%(title)s: %(count)s people reached.") % {"title": promotion.title, "count": reached})
+
+    def has_launch_one_permission(self, request: HttpRequest, object_id: str | int | None = None) -> bool:
+        """The button shows on a draft the user may change; promotion_launch checks the role again."""
+        promotion = self.get_object(request, str(object_id)) if object_id else None
+        return promotion is not None and promotion.status == Promotion.Status.DRAFT and self.has_change_permission(request, promotion)
+
+    @action(description=_("Launch"), url_path="launch", permissions=["launch_one"], icon="campaign")
+    def launch_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The promotion page's button: a confirmation with the audience size (GET), then the launch itself (POST)."""
+        promotion = self.get_object(request, object_id)
+        page = reverse("admin:promotions_promotion_change", args=[promotion.pk])
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": _("Launch the promotion?"),
+                "promotion": promotion,
+                "size": selectors.promotion_audience_size(promotion=promotion),
+                "back": page,
+            }
+            return TemplateResponse(request, "admin/promotions/launch_confirm.html", context)
+        try:
+            reached = services.promotion_launch(actor=request.user, promotion=promotion)
+        except (ValidationError, PermissionDenied) as exc:
+            self.message_user(request, " ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
+        else:
+            self.message_user(request, _("%(title)s: %(count)s people reached.") % {"title": promotion.title, "count": reached})
+        return redirect(page)

@@ -61,7 +61,12 @@ class TenantAdmin(ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
             return can_change_any(request.user, self.model)
-        return self.model.objects.editable_by(request.user).filter(pk=obj.pk).exists()
+        # A change page asks this several times (buttons, inlines, fields): one query per row and request.
+        memo = request.__dict__.setdefault("_tenant_editable", {})
+        key = (self.model._meta.label, obj.pk)
+        if key not in memo:
+            memo[key] = self.model.objects.editable_by(request.user).filter(pk=obj.pk).exists()
+        return memo[key]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self.has_change_permission(request, obj)

@@ -69,13 +69,15 @@ def test_manager_creates_launches_and_follows_a_promotion(admin_page, alpha, con
     audience.scroll_into_view_if_needed()
     screenshot(page, "promo-admin-1-audience", full_page=False)
 
-    menu_item(page, "Promotions").click()
-    row = page.locator("#result_list tbody tr").filter(has_text="Implants −20%")
-    row.get_by_role("checkbox").check()
-    page.locator('select[name="action"]').select_option(label="Launch: reach the audience now")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("link", name="Launch").click()  # the promotion page's button asks first
+    confirm = page.locator("#launch-confirm")
+    expect(confirm).to_contain_text("Launch the promotion?")
+    expect(confirm).to_contain_text("Would reach 3 people.")
+    screenshot(page, "promo-admin-2-confirm", full_page=False)
+    confirm.get_by_role("button", name="Launch now").click()
     expect(page.get_by_text("Implants −20%: 3 people reached.")).to_be_visible()
     screenshot(page, "promo-admin-2-launched", full_page=False)
+    menu_item(page, "Promotions").click()
 
     # The beat's work, in this process: tomorrow at noon the SMS go out; the provider then reports one delivered.
     noon = datetime.combine(today + timedelta(days=1), time(12), tzinfo=alpha.clinic.tz)

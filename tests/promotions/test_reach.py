@@ -202,5 +202,32 @@ def test_the_editor_pages_cost_a_fixed_number_of_queries(web, alpha, family, lau
     draft = Promotion.objects.create(
         clinic=alpha.clinic, title="Draft", text="…", valid_from=launched.valid_from, valid_until=launched.valid_until
     )
-    with django_assert_max_num_queries(25):  # the audience size is 5 of them; TenantAdmin re-checks change permission 7 times
+    with django_assert_max_num_queries(20):  # the audience size is 5 of them
         web.get(f"/admin/promotions/promotion/{draft.pk}/change/")
+
+
+def test_the_launch_button_asks_first_then_launches_once(web, alpha, beta, family):
+    today = timezone.localdate()
+    promotion = Promotion.objects.create(
+        clinic=alpha.clinic, title="Whitening", text="Half price.", valid_from=today, valid_until=today, by_sms=True
+    )
+    web.force_login(alpha.manager)
+    page = web.get(f"/admin/promotions/promotion/{promotion.pk}/change/").content.decode()
+    assert f'href="/admin/promotions/promotion/{promotion.pk}/launch/"' in page
+
+    confirm = web.get(f"/admin/promotions/promotion/{promotion.pk}/launch/")
+    assert confirm.status_code == 200
+    assert "Launch the promotion?" in confirm.content.decode() and "Would reach 2 people." in confirm.content.decode()
+    assert Promotion.objects.get(pk=promotion.pk).status == Promotion.Status.DRAFT  # looking is not launching
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        done = web.post(f"/admin/promotions/promotion/{promotion.pk}/launch/", follow=True)
+    assert "Whitening: 2 people reached." in done.content.decode()
+    assert Promotion.objects.get(pk=promotion.pk).status == Promotion.Status.LAUNCHED
+    assert Receipt.objects.filter(promotion=promotion).count() == 2
+    page = web.get(f"/admin/promotions/promotion/{promotion.pk}/change/").content.decode()
+    assert f"/admin/promotions/promotion/{promotion.pk}/launch/" not in page  # launched: no button
+    assert web.post(f"/admin/promotions/promotion/{promotion.pk}/launch/").status_code == 403
+
+    web.force_login(beta.manager)  # another clinic's manager cannot reach it at all
+    assert web.post(f"/admin/promotions/promotion/{promotion.pk}/launch/").status_code in (403, 404)

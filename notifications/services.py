@@ -676,7 +676,7 @@ def personal_reminder_add(
         raise ValidationError({"next_at": _("Choose a time in the future.")})
     if repeat != PersonalReminder.Repeat.ONCE and repeat_until and repeat_until < timezone.localtime(next_at, clinic.tz).date():
         raise ValidationError({"repeat_until": _("The last day must not be before the first reminder.")})
-    with transaction.atomic():  # the consent read and the insert together: a withdrawal in between wins
+    with transaction.atomic():
         consent_require(patient=patient, clinic=clinic)
         return PersonalReminder.objects.create(
             patient=patient, clinic=clinic, text=text[:200], next_at=next_at, repeat=repeat, repeat_until=repeat_until

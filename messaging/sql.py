@@ -119,8 +119,10 @@ def _statement(author: str, public: bool, needs_consent: bool, resend_possible: 
     parts = []
     if resend_possible:
         parts.append(
+            # `client_msg_id <> ''` spelled out: the prepared (generic) plan cannot prove the partial unique index's
+            # condition from a parameter, and without it scanned every message of the thread, slower as threads grew.
             f"stored AS (SELECT id FROM {message} WHERE thread_id = %(thread)s AND sender_id = %(sender)s "
-            "AND client_msg_id = %(client_msg_id)s)"
+            "AND client_msg_id = %(client_msg_id)s AND client_msg_id <> '')"
         )
     parts.append(f"consent AS (SELECT {consent_given_sql() if needs_consent else 'true'} AS given)")
     parts.append(

@@ -64,12 +64,20 @@ class DeliveryChannelFilter(admin.SimpleListFilter):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyTenantAdmin):
-    list_display = ("created_at", "recipient", "kind", "status", "skip_reason", "not_before", "patient", "clinic")
+    list_display = ("created_at", "to", "kind", "status", "skip_reason", "not_before", "patient", "clinic")
     list_filter = ("kind", "status", "skip_reason", DeliveryChannelFilter, ("created_at", admin.DateFieldListFilter), CLINIC)
     search_fields = ("recipient__username", "recipient__patient__phone", "recipient__patient__full_name")
     list_select_related = ("recipient__patient", "clinic", "thread__patient")
     readonly_fields = ("attempt_history",)
     inlines = [DeliveryInline]
+
+    @admin.display(description=_("recipient"), ordering="recipient__username")
+    def to(self, obj: Notification) -> str:
+        """A person's name, not their login ("patient-180"); a sign-in code may precede any account."""
+        if obj.recipient_id is None:
+            return "—"
+        patient = getattr(obj.recipient, "patient", None)
+        return str(patient) if patient is not None else obj.recipient.display_name
 
     @admin.display(description=_("patient"))
     def patient(self, obj: Notification) -> str:

@@ -615,8 +615,12 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
         try:
             with transaction.atomic():
                 if word in CANCEL_WORDS:
-                    visits.visit_cancel(actor=actor, visit=visit, reason=_("Cancelled by SMS reply"))
+                    cancelled = visits.visit_cancel(actor=actor, visit=visit, reason=_("Cancelled by SMS reply"))
                     outcome, answer = "cancelled", _("%(clinic)s: visit on %(when)s cancelled.") % facts
+                    if cancelled.cancelled_late:
+                        answer = (
+                            _("%(clinic)s: visit on %(when)s cancelled (late: less than the clinic's notice before the visit).") % facts
+                        )
                 elif word in CONFIRM_WORDS and visit.status == Appointment.Status.CONFIRMED:
                     outcome, answer = "already_confirmed", _("%(clinic)s: visit on %(when)s is already confirmed.") % facts
                 elif word in CONFIRM_WORDS:

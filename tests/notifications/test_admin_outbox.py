@@ -53,6 +53,8 @@ def test_the_list_costs_a_fixed_number_of_queries(web, alpha, outbox, django_ass
     page = response.content.decode()
     assert response.context["cl"].result_count == 34 and "Boris Betov" not in page
     assert "Person 33" in page and "New message" in page and "Promotion" in page
+    logins = {n.recipient.username for n in response.context["cl"].result_list}
+    assert not any(f">{login}<" in page for login in logins)  # people by name, not by login
 
 
 def test_filters_narrow_the_list(web, alpha, outbox, django_assert_max_num_queries):

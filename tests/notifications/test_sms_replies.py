@@ -134,7 +134,7 @@ def test_a_reply_inside_the_late_cancel_window_still_cancels_and_counts_as_late(
     _run(visit.starts_at - timedelta(hours=23))
     BookingRules.objects.create(clinic=alpha.clinic, late_cancel_hours=100)  # three days ahead is "late" now
 
-    assert "cancelled.</Message>" in _answer(_reply(web, "отмена"))
+    assert "cancelled (late: less than the clinic's notice before the visit).</Message>" in _answer(_reply(web, "отмена"))
     visit.refresh_from_db()
     assert (visit.status, visit.cancelled_late) == ("cancelled", True)
 

@@ -11,9 +11,9 @@ class StaffTimezoneMiddleware:
 
     def __call__(self, request):
         if request.path.startswith("/admin/") and getattr(request, "user", None) and request.user.is_authenticated:
-            clinic = staff_clinics(user=request.user).first()
-            if clinic is not None:
-                timezone.activate(clinic.tz)
+            clinics = staff_clinics(user=request.user)
+            if clinics:
+                timezone.activate(clinics[0].tz)
         try:
             return self.get_response(request)
         finally:

@@ -27,6 +27,11 @@ def clinic_get_public(*, slug: str) -> Clinic:
     )
 
 
-def staff_clinics(*, user: Any) -> QuerySet[Clinic]:
-    """The clinics a staff user works in (for the admin header and time zone)."""
-    return Clinic.objects.filter(pk__in=list(clinic_roles(user))).order_by("name")
+def staff_clinics(*, user: Any) -> list[Clinic]:
+    """The clinics a staff user works in (the admin's header and time zone), read once per request and user object."""
+    cached = getattr(user, "_staff_clinics", None)
+    if cached is None:
+        cached = list(Clinic.objects.filter(pk__in=list(clinic_roles(user))).order_by("name"))
+        if getattr(user, "is_authenticated", False):
+            user._staff_clinics = cached
+    return cached

@@ -73,7 +73,7 @@ def clinic_roles(user: User | Any) -> dict[int, Role]:
 
 def forget_clinic_roles(user: Any) -> None:
     """Drop the cache after memberships change within one request or test."""
-    for cached in ("_clinic_roles", "_portal_holder_id"):
+    for cached in ("_clinic_roles", "_portal_holder_id", "_staff_clinics"):
         if hasattr(user, cached):
             delattr(user, cached)
 

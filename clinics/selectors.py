@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import clinic_roles

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMessage
 
@@ -43,8 +44,19 @@ class EmailChannel:
             message.send()
         except OSError as exc:  # SMTP and network errors: the next attempt may get through
             raise SmsError(f"e-mail not sent: {exc}", retryable=True) from exc
+        except AnymailRecipientsRefused as exc:  # the provider refused the address (bounced before, invalid)
+            raise SmsError(f"address refused by the e-mail provider: {_first_line(exc)}", retryable=False) from exc
+        except AnymailError as exc:  # the provider's API answered an error: worth another try only if it was on its side
+            status = exc.status_code
+            retryable = status is None or status >= 500 or status == 429
+            raise SmsError(f"e-mail provider error (HTTP {status or '—'}): {_first_line(exc)}", retryable=retryable) from exc
         status = getattr(message, "anymail_status", None)  # set by django-anymail backends
         return (status.message_id if status and status.message_id else "") or key
+
+
+def _first_line(exc: Exception) -> str:
+    """The provider's own message (anymail's str() also dumps the whole response)."""
+    return str(exc.args[0]).splitlines()[0] if exc.args else type(exc).__name__
 
 
 def provider_for(channel: str) -> Provider:

@@ -9,6 +9,7 @@ than risking a second SMS.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from messaging.text import preview
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 from notifications.providers import provider_for
 from notifications.sms import SmsError, sms_replies_supported
+
+logger = logging.getLogger(__name__)
 
 VISIT_LINK_SALT = "appointments.visit-link"
 QUIET_STARTS = time(21)
@@ -444,6 +447,11 @@ def deliveries_send(*, delivery_ids: list[int]) -> list[tuple[int, int, str]]:
             )
         except SmsError as exc:
             outcomes.append((delivery, attempt, provider.name, None, exc))
+            continue
+        except Exception as exc:  # an adapter's unforeseen error: written down, never left `sending`
+            # Not retried: the provider may have taken it before the error, and a second SMS is worse than none.
+            logger.exception("Delivery %s: %s raised", delivery.pk, provider.name)
+            outcomes.append((delivery, attempt, provider.name, None, SmsError(f"unexpected error: {exc!r}", retryable=False)))
             continue
         handed = delivery.pk
         outcomes.append((delivery, attempt, provider.name, message_id, None))

@@ -6,38 +6,13 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import TabularInline
 
-from clinics.tenancy import can_view_any
-from clinics.tenancy.admin import ReadOnlyTenantAdmin
+from clinics.tenancy.admin import ReadOnlyTenantAdmin, ReadOnlyTenantInline
 from notifications import selectors
 from notifications.models import Delivery, DeliveryAttempt, Notification
 
 # Filter choices only from rows the user sees: a plain related filter would list every clinic.
 CLINIC = ("clinic", admin.RelatedOnlyFieldListFilter)
-
-
-class ReadOnlyTenantInline(TabularInline):
-    """Rows shown inside a log page, by the tenancy policy: an inline's default permissions are Django's model
-    permissions, which clinic staff do not have, so without this only a superuser saw them."""
-
-    extra = 0
-    can_delete = False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).visible_to(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return can_view_any(request.user, self.model)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class DeliveryInline(ReadOnlyTenantInline):

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext as _
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
 
 from clinics.tenancy import ALL_ROLES, can_change_any, can_view_any, clinics_editable_by, clinics_with_role
 
@@ -109,6 +109,29 @@ class ReadOnlyTenantAdmin(TenantAdmin):
     """Logs (consent, audit, contact history): visible, never edited."""
 
     def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyTenantInline(TabularInline):
+    """Rows shown inside a log page, by the tenancy policy: an inline's default permissions are Django's model
+    permissions, which clinic staff do not have, so without this only a superuser saw them."""
+
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_view_any(request.user, self.model)
+
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
@@ -573,12 +572,14 @@ class SmsReply:
 
 
 def _sender_e164(phone: str) -> str:
-    """The sender's number as deliveries keep it (E.164), or '' when it is no phone number."""
+    """The sender's number as deliveries keep it (E.164), or '' when it is no phone number: the sign-in form's parser."""
+    from accounts.destinations import parse_destination
+
     try:
-        number = phonenumbers.parse(phone, settings.PHONENUMBER_DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
+        destination = parse_destination(phone, region=settings.PHONENUMBER_DEFAULT_REGION)
+    except ValidationError:
         return ""
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_possible_number(number) else ""
+    return destination.value if destination.is_phone else ""
 
 
 def _reply_word(text: str) -> str:

@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from messaging.text import preview
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 from notifications.providers import provider_for
+from notifications.selectors import patient_channels
 from notifications.sms import SmsError, sms_replies_supported
 
 logger = logging.getLogger(__name__)
@@ -247,12 +248,11 @@ def _decision(notification: Notification, *, patient: Any, preference: Preferenc
 def _routes(notification: Notification, *, patient: Any, preference: Preference) -> list[tuple[str, str]]:
     if notification.login_code_id:  # where the person asked for it, whatever their other channels
         return [(notification.login_code.channel, notification.login_code.destination)]
-    routes = []
-    if patient is not None and patient.phone and preference.sms:
-        routes.append((Delivery.Channel.SMS, patient.phone.as_e164))
-    email = patient.email if patient is not None else notification.recipient.email
-    if email and preference.email:
-        routes.append((Delivery.Channel.EMAIL, email))
+    if patient is not None:
+        routes = patient_channels(patient=patient, preference=preference)
+    else:  # staff: e-mail only
+        email = notification.recipient.email
+        routes = [(Delivery.Channel.EMAIL, email)] if email and preference.email else []
     if notification.promotion_id:  # only the channels the manager chose for this promotion
         promotion = notification.promotion
         chosen = {Delivery.Channel.SMS: promotion.by_sms, Delivery.Channel.EMAIL: promotion.by_email}

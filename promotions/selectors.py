@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from appointments.models import Appointment
 from notifications.models import Delivery, Preference
+from notifications.selectors import patient_channels
 from patients.models import Patient, PatientInClinic
 from patients.selectors import consent_given_pairs
 from promotions.models import Promotion, Receipt
@@ -58,17 +59,18 @@ def promotion_audience_size(*, promotion: Promotion) -> AudienceSize:
     gave the clinic consent to its current text, did not opt out of everything or of
     promotions, and did not turn that channel off. Five queries whatever the audience.
     """
-    holders = list(promotion_audience(promotion=promotion).values_list("pk", "user_id", "phone", "email"))
-    users = {user_id for _pk, user_id, _phone, _email in holders if user_id}
+    holders = list(promotion_audience(promotion=promotion))
+    users = {person.user_id for person in holders if person.user_id}
     preferences = {p.user_id: p for p in Preference.objects.filter(user_id__in=users)}
-    consented = consent_given_pairs(pairs={(pk, promotion.clinic_id) for pk, user_id, _phone, _email in holders if user_id})
+    consented = consent_given_pairs(pairs={(person.pk, promotion.clinic_id) for person in holders if person.user_id})
     sms = email = 0
-    for pk, user_id, phone, address in holders:
-        preference = preferences.get(user_id) or Preference()
-        if not user_id or (pk, promotion.clinic_id) not in consented or preference.opted_out or not preference.promotions:
+    for person in holders:
+        preference = preferences.get(person.user_id) or Preference()
+        if not person.user_id or (person.pk, promotion.clinic_id) not in consented or preference.opted_out or not preference.promotions:
             continue
-        sms += bool(phone and preference.sms)
-        email += bool(address and preference.email)
+        channels = {channel for channel, _to in patient_channels(patient=person, preference=preference)}
+        sms += Delivery.Channel.SMS in channels
+        email += Delivery.Channel.EMAIL in channels
     return AudienceSize(people=len(holders), sms=sms, email=email)
 
 

@@ -97,12 +97,16 @@ class PromotionAdmin(TenantAdmin):
     @admin.action(description=_("Launch: reach the audience now"))
     def launch(self, request, queryset):
         for promotion in queryset:
-            try:
-                reached = services.promotion_launch(actor=request.user, promotion=promotion)
-            except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, f"{promotion}: {' '.join(getattr(exc, 'messages', [str(exc)]))}", messages.ERROR)
-            else:
-                self.message_user(request, _("%(title)s: %(count)s people reached.") % {"title": promotion.title, "count": reached})
+            self._launch(request, promotion)
+
+    def _launch(self, request: HttpRequest, promotion: Promotion) -> None:
+        """Launch through the service and tell the manager how it went (the list action and the page's button)."""
+        try:
+            reached = services.promotion_launch(actor=request.user, promotion=promotion)
+        except (ValidationError, PermissionDenied) as exc:
+            self.message_user(request, f"{promotion}: {' '.join(getattr(exc, 'messages', [str(exc)]))}", messages.ERROR)
+        else:
+            self.message_user(request, _("%(title)s: %(count)s people reached.") % {"title": promotion.title, "count": reached})
 
     def has_launch_one_permission(self, request: HttpRequest, object_id: str | int | None = None) -> bool:
         """The button shows on a draft the user may change; promotion_launch checks the role again."""
@@ -124,10 +128,5 @@ class PromotionAdmin(TenantAdmin):
                 "back": page,
             }
             return TemplateResponse(request, "admin/promotions/launch_confirm.html", context)
-        try:
-            reached = services.promotion_launch(actor=request.user, promotion=promotion)
-        except (ValidationError, PermissionDenied) as exc:
-            self.message_user(request, " ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
-        else:
-            self.message_user(request, _("%(title)s: %(count)s people reached.") % {"title": promotion.title, "count": reached})
+        self._launch(request, promotion)
         return redirect(page)

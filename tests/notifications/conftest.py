@@ -1,9 +1,12 @@
 import pytest
+from django.test import TestCase
 
+from appointments import services as visits
 from messaging.services import send_message
+from notifications import services
 from notifications.models import Notification
 from tests import factories as f
-from tests.appointments.conftest import checkup, day  # noqa: F401 - the bookable clinic, for reminder tests
+from tests.appointments.conftest import at, checkup, day  # noqa: F401 - the bookable clinic, for reminder tests
 
 
 @pytest.fixture
@@ -26,3 +29,20 @@ def offline_reply(alpha, anna_thread):
         return Notification.objects.filter(recipient=anna_thread.patient.user).latest("pk")
 
     return reply
+
+
+@pytest.fixture
+def visit(alpha, checkup, anna, anna_thread, day):  # noqa: F811 - the fixtures imported above
+    """Anna's visit at 12:00 three days ahead, booked by her from the portal."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return visits.visit_book(
+            actor=anna.user, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 12)
+        )
+
+
+def reminder_tick(now):
+    """One beat tick of the reminder sweeps: queue what is due, then dispatch and send it (tasks eager, on-commit callbacks run)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.visit_reminders_queue(now=now)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.notifications_dispatch_due(now=now)

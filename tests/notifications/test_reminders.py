@@ -11,25 +11,9 @@ from appointments.models import Appointment
 from notifications import services
 from notifications.models import Delivery, Notification
 from tests.appointments.conftest import at
+from tests.notifications.conftest import reminder_tick
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def visit(alpha, checkup, anna, anna_thread, day):
-    """Anna's visit at 12:00 three days ahead, booked by her from the portal."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return visits.visit_book(
-            actor=anna.user, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 12)
-        )
-
-
-def _run(now):
-    """One beat tick: queue what is due, then dispatch it (tasks eager, on-commit callbacks run)."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.visit_reminders_queue(now=now)
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.notifications_dispatch_due(now=now)
 
 
 def _sms(route):
@@ -39,23 +23,23 @@ def _sms(route):
 
 
 def test_confirm_request_a_day_before_then_the_short_reminder_each_once(visit, smsru):
-    _run(visit.starts_at - timedelta(hours=25))
+    reminder_tick(visit.starts_at - timedelta(hours=25))
     assert not Notification.objects.filter(visit=visit).exists()
 
-    _run(visit.starts_at - timedelta(hours=23, minutes=59))
-    _run(visit.starts_at - timedelta(hours=23, minutes=58))  # the next tick adds nothing
+    reminder_tick(visit.starts_at - timedelta(hours=23, minutes=59))
+    reminder_tick(visit.starts_at - timedelta(hours=23, minutes=58))  # the next tick adds nothing
     confirm = Notification.objects.get(visit=visit)
     assert (confirm.kind, confirm.status) == ("confirm", "dispatched")
     assert len(_sms(smsru)) == 1 and "/v/" in _sms(smsru)[0]
 
-    _run(visit.starts_at - timedelta(hours=1, minutes=59))
-    _run(visit.starts_at - timedelta(hours=1, minutes=30))
+    reminder_tick(visit.starts_at - timedelta(hours=1, minutes=59))
+    reminder_tick(visit.starts_at - timedelta(hours=1, minutes=30))
     assert sorted(Notification.objects.filter(visit=visit).values_list("kind", flat=True)) == ["confirm", "reminder"]
     assert len(_sms(smsru)) == 2 and "12:00" in _sms(smsru)[1]
 
 
 def test_the_link_in_the_sms_confirms_or_cancels_without_signing_in(web, visit, smsru):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     link = next(word for word in _sms(smsru)[0].split() if "/v/" in word)
     path = link[link.index("/v/") :]
     page = web.get(path)
@@ -75,7 +59,7 @@ def test_no_reminder_for_a_cancelled_visit_even_if_already_queued(anna, visit, s
     with TestCase.captureOnCommitCallbacks(execute=True):
         visits.visit_cancel(actor=anna.user, visit=visit)
     assert Notification.objects.get(visit=visit).status == "cancelled"
-    _run(visit.starts_at - timedelta(hours=1))
+    reminder_tick(visit.starts_at - timedelta(hours=1))
     assert not Notification.objects.filter(visit=visit, kind="reminder").exists()
     assert _sms(smsru) == []
 
@@ -95,7 +79,7 @@ def test_a_moved_visit_gets_its_own_reminders(alpha, anna, visit, day, smsru):
     with TestCase.captureOnCommitCallbacks(execute=True):
         moved = visits.visit_reschedule(actor=anna.user, visit=visit, starts_at=at(alpha.clinic, day, 15))
     assert Notification.objects.get(visit=visit).status == "cancelled"
-    _run(moved.starts_at - timedelta(hours=23))
+    reminder_tick(moved.starts_at - timedelta(hours=23))
     assert Notification.objects.get(visit=moved).kind == "confirm"
 
 
@@ -110,7 +94,7 @@ def test_a_visit_booked_late_gets_only_the_short_reminder(alpha, checkup, anna, 
             starts_at=at(alpha.clinic, day, 12),
         )
     Appointment.objects.filter(pk=visit.pk).update(created_at=visit.starts_at - timedelta(hours=5))
-    _run(visit.starts_at - timedelta(hours=3))
+    reminder_tick(visit.starts_at - timedelta(hours=3))
     assert not Notification.objects.filter(visit=visit).exists()
-    _run(visit.starts_at - timedelta(hours=2))
+    reminder_tick(visit.starts_at - timedelta(hours=2))
     assert list(Notification.objects.filter(visit=visit).values_list("kind", flat=True)) == ["reminder"]

@@ -22,6 +22,7 @@ from notifications.models import Delivery, Notification
 from notifications.views import twilio_signature
 from tests import factories as f
 from tests.appointments.conftest import at
+from tests.notifications.conftest import reminder_tick
 
 pytestmark = pytest.mark.django_db
 
@@ -47,23 +48,6 @@ def twilio(settings):
         mock.route(host="127.0.0.1").pass_through()
         mock.route(host="localhost").pass_through()
         yield route
-
-
-@pytest.fixture
-def visit(alpha, checkup, anna, anna_thread, day):
-    """Anna's visit at 12:00 three days ahead, booked by her from the portal."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return visits.visit_book(
-            actor=anna.user, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 12)
-        )
-
-
-def _run(now):
-    """One beat tick: queue what is due, then dispatch and send it (tasks eager, on-commit callbacks run)."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.visit_reminders_queue(now=now)
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.notifications_dispatch_due(now=now)
 
 
 def _texted(route, phone=ANNA_PHONE):
@@ -94,7 +78,7 @@ def _replies(visit):
 
 
 def test_signed_1_confirms_the_visit_and_a_second_1_just_says_so(web, visit, twilio):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     [request] = _texted(twilio)
     assert "Reply 1 to confirm or 2 to cancel." in request and "/v/" in request  # the link stays for those who prefer it
 
@@ -119,7 +103,7 @@ def test_russian_no_in_capitals_cancels_and_frees_the_slot(web, alpha, checkup, 
         slots = visit_reads.free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup, doctor_ids=[alpha.doctor.pk])
         return visit.starts_at in {slot.starts_at for slot in slots}
 
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     assert not free_at_noon()
 
     answer = _answer(_reply(web, "НЕТ"))
@@ -131,7 +115,7 @@ def test_russian_no_in_capitals_cancels_and_frees_the_slot(web, alpha, checkup, 
 
 
 def test_a_reply_inside_the_late_cancel_window_still_cancels_and_counts_as_late(web, alpha, visit, twilio):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     BookingRules.objects.create(clinic=alpha.clinic, late_cancel_hours=100)  # three days ahead is "late" now
 
     assert "cancelled (late: less than the clinic's notice before the visit).</Message>" in _answer(_reply(web, "отмена"))
@@ -140,7 +124,7 @@ def test_a_reply_inside_the_late_cancel_window_still_cancels_and_counts_as_late(
 
 
 def test_other_words_reach_the_operators_in_the_thread_and_change_nothing(web, settings, visit, anna_thread, twilio):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     answer = _answer(_reply(web, "Can I come at 13:00 instead?", sid="SMwords"))
     assert "Alpha Dental got your message. To confirm the visit reply 1, to cancel reply 2." in answer
     assert f"{settings.SITE_URL}/portal/threads/{anna_thread.pk}/" in answer
@@ -154,7 +138,7 @@ def test_other_words_reach_the_operators_in_the_thread_and_change_nothing(web, s
 
 
 def test_forged_or_unsigned_replies_are_refused_and_change_nothing(web, settings, visit, twilio):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     assert _reply(web, "2", token="guessed-token").status_code == 403
     assert web.post(REPLY_URL, {"From": ANNA_PHONE, "Body": "2", "MessageSid": "SMx"}).status_code == 403
     settings.TWILIO_AUTH_TOKEN = ""  # not configured: nothing is accepted, not even a request "signed" with an empty key
@@ -167,7 +151,7 @@ def test_forged_or_unsigned_replies_are_refused_and_change_nothing(web, settings
 def test_a_number_without_a_pending_confirm_request_is_told_so(web, visit, twilio):
     nothing = "<Message>No upcoming visit to confirm from this number.</Message>"
     assert nothing in _answer(_reply(web, "1"))  # Anna's request has not been sent yet
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     assert nothing in _answer(_reply(web, "1", phone="+79169999999"))
     assert nothing in _answer(_reply(web, "1", phone="not a phone"))
     visit.refresh_from_db()
@@ -180,7 +164,7 @@ def test_a_number_without_a_pending_confirm_request_is_told_so(web, visit, twili
 
 
 def test_the_same_twilio_message_twice_is_applied_once(web, visit, twilio):
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     assert "confirmed" in _answer(_reply(web, "ok", sid="SMsame"))
     assert _answer(_reply(web, "ok", sid="SMsame")).endswith("<Response></Response>")  # no second SMS, no second record
     assert len(_replies(visit)) == 1
@@ -191,7 +175,7 @@ def test_the_phone_decides_the_visit_never_another_clinics_or_patients(web, alph
     boris = f.PatientFactory(full_name="Boris Orlov", phone="+79160000002")
     f.ThreadFactory(clinic=beta.clinic, patient=boris)
     beta_visit = f.VisitFactory(doctor=beta.doctor, patient=boris, starts_at=at(beta.clinic, day, 12))
-    _run(visit.starts_at - timedelta(hours=23))
+    reminder_tick(visit.starts_at - timedelta(hours=23))
     assert len(_texted(twilio)) == 1 and len(_texted(twilio, phone="+79160000002")) == 1
 
     assert "Beta Health: visit on" in _answer(_reply(web, "cancel", phone="+79160000002"))

@@ -31,6 +31,7 @@ from django.utils import translation
 from clinic_crm.celery import app as celery_app
 from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
 from notifications.tasks import dispatch_notifications
+from tests.notifications.test_worker import _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,15 +132,6 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
-def _wait_for(condition, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_worker_killed_while_the_provider_holds_the_sms_never_sends_it_twice(alpha, offline_reply, sms_ru, worker_process):
     notification = offline_reply()
     Notification.objects.filter(pk=notification.pk).update(urgent=True, not_before=None)  # whatever the hour
@@ -155,7 +147,7 @@ def test_a_worker_killed_while_the_provider_holds_the_sms_never_sends_it_twice(a
     os.kill(children[0], signal.SIGKILL)  # dies waiting for SMS.ru's answer: the SMS is out, our status is not written
 
     # The parent requeues the task (reject_on_worker_lost); a fresh child claims the delivery and finds it mid-send.
-    assert _wait_for(lambda: Delivery.objects.get(pk=delivery.pk).status != Delivery.Status.SENDING)
+    assert _wait_for(lambda: Delivery.objects.get(pk=delivery.pk).status != Delivery.Status.SENDING, seconds=60)
     sms_ru.release.set()
     time.sleep(1)  # a second SMS would arrive now
     delivery.refresh_from_db()

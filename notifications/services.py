@@ -566,7 +566,7 @@ REPLY_ACTION = "visit.sms_reply"
 class SmsReply:
     """What a patient's SMS answer did, and the words to text back (empty: answer nothing)."""
 
-    outcome: str  # confirmed | already_confirmed | cancelled | refused | unknown | no_visit | duplicate
+    outcome: str  # confirmed | already_confirmed | cancelled | passed (to the thread) | refused | no_visit | duplicate
     answer: str
     visit: Any = None
 

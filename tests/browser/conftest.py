@@ -26,7 +26,7 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
-def asgi_live(django_db_setup, django_db_blocker):
+def server(django_db_setup, django_db_blocker):
     """Daphne in this process (tests/browser/asgi_server.py), for pages that keep a socket open.
 
     Its request threads keep their database sessions; they are ended before
@@ -46,6 +46,14 @@ def asgi_live(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
         connection.close()
+
+
+@pytest.fixture
+def phone(chromium, server) -> Iterator[Page]:
+    """A patient's phone (360 px, English) talking to the in-process Daphne (pages with a socket)."""
+    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -27,19 +26,6 @@ from tests.browser.conftest import MOBILE, screenshot, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE, E164 = "+7 916 123-45-67", "+79161234567"
-
-
-@pytest.fixture
-def server(asgi_live) -> AsgiServer:
-    return asgi_live
-
-
-@pytest.fixture
-def phone(chromium, server) -> Iterator[Page]:
-    """The patient's phone (360 px, English) talking to the ASGI server."""
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,37 +5,23 @@ Served by Daphne (tests/browser/asgi_server.py) so the chat page runs with its s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from messaging.models import Thread
 from messaging.services import send_message
 from notifications.models import PersonalReminder
 from tests import factories as f
-from tests.browser.asgi_server import AsgiServer
 from tests.browser.conftest import MOBILE, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE, E164 = "+7 916 123-45-67", "+79161234567"
 ADVICE = "Take ibuprofen 400 mg after meals if the tooth aches, no more than three times a day. Come back if it still hurts on Monday."
-
-
-@pytest.fixture
-def server(asgi_live) -> AsgiServer:
-    return asgi_live
-
-
-@pytest.fixture
-def phone(chromium, server) -> Iterator[Page]:
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture

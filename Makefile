@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: install run test chromium check bench
+.PHONY: install run test test-pg chromium check bench
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 test: install chromium
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite on the machine's PostgreSQL + Redis (what .ci/run runs first).
+test-pg:
+	DATABASE_URL=$${DATABASE_URL:-postgres://root@127.0.0.1:5432/test} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(MAKE) test
 
 check: install
 	DEBUG=false SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=crm.example.ru $(BIN)/python manage.py check --deploy --fail-level WARNING

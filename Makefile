@@ -23,7 +23,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	bin/serve
+	exec bin/serve
 
 test: install chromium
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0

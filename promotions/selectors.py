@@ -163,14 +163,24 @@ def promotion_reach(*, promotion: Promotion) -> Reach:
 
 
 def unopened_by_clinic(*, patient: Patient) -> dict[int, Promotion]:
-    """{clinic_id: promotion} for running promotions the person has not opened: their clinics stay highlighted."""
-    today = timezone.localdate()
+    """{clinic_id: promotion} for running promotions the person has not opened: their clinics stay highlighted.
+
+    A promotion runs to the end of its last day in its clinic's zone; no zone's date is more than a
+    day behind UTC's, so the query keeps a day's margin and each clinic's own date decides.
+    """
+    now = timezone.now()
     receipts = (
-        Receipt.objects.filter(patient=patient.account_holder, opened_at__isnull=True, promotion__valid_until__gte=today)
-        .select_related("promotion")
+        Receipt.objects.filter(
+            patient=patient.account_holder, opened_at__isnull=True, promotion__valid_until__gte=now.date() - timedelta(days=1)
+        )
+        .select_related("promotion__clinic")
         .order_by("created_at")
     )
-    return {r.promotion.clinic_id: r.promotion for r in receipts}
+    return {
+        r.promotion.clinic_id: r.promotion
+        for r in receipts
+        if r.promotion.valid_until >= timezone.localtime(now, r.promotion.clinic.tz).date()
+    }
 
 
 def promotion_for_patient(*, patient: Patient, promotion_id: int) -> Promotion | None:

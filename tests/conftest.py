@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import respx
+import time_machine
 from django.test import Client, TestCase
 from rest_framework.test import APIClient
 
@@ -25,6 +28,41 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API leaves an event loop running in the main
     thread, and async (socket) tests cannot start their own after that."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None or "tests/browser/" in item.nodeid)
+
+
+# The proof that no test depends on the date or on where in a minute it starts (README, Tests):
+# CLOCK_OFFSET_DAYS moves every test's clock that many days from the real one, CLOCK_START_SECOND
+# starts every test at that second of a minute; the clock ticks on from there.
+CLOCK_OFFSET_DAYS = float(os.environ.get("CLOCK_OFFSET_DAYS") or 0)
+CLOCK_START_SECOND = int(os.environ["CLOCK_START_SECOND"]) if os.environ.get("CLOCK_START_SECOND") else None
+_clock_floor: list[datetime] = []  # where the previous test's clock stopped: time only goes forward
+
+
+def _next_at_second(moment: datetime, second: int) -> datetime:
+    start = moment.replace(second=second, microsecond=0)
+    return start if start >= moment else start + timedelta(minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def _clock_under_proof():
+    if not CLOCK_OFFSET_DAYS and CLOCK_START_SECOND is None:
+        yield
+        return
+    start = max([datetime.now(UTC) + timedelta(days=CLOCK_OFFSET_DAYS), *_clock_floor])
+    if CLOCK_START_SECOND is not None:
+        start = _next_at_second(start, CLOCK_START_SECOND)
+    with time_machine.travel(start, tick=True):
+        yield
+        _clock_floor[:] = [datetime.now(UTC)]
+
+
+@pytest.fixture
+def clock():
+    """A stopped clock for the whole test (name it before the fixtures that write rows): five seconds
+    into the next minute of the current time, so a per-minute window holds the entire scenario.
+    `clock.shift(seconds)` / `clock.move_to(moment)` move it."""
+    with time_machine.travel(_next_at_second(datetime.now(UTC), 5), tick=False) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

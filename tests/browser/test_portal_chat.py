@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -173,18 +174,34 @@ def test_home_lists_conversations_with_unread_badges(phone, sms, server, world):
     screenshot(phone, "chat-6-doctor-for-child", full_page=False)
 
 
+# Past the longest reconnect delay of socket.js (15 s, jittered up to ×1.25).
+PAST_EVERY_RETRY_MS = 20_000
+
+
+def pump_until(page: Page, condition, seconds: float = 10) -> None:
+    """Let Playwright deliver the page's events (routed sockets) until the condition holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the page never got there"
+        page.wait_for_timeout(50)
+
+
 def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, server, world):
     staff_sends(server, world, "Welcome to Smile Dental!")
+    phone.clock.install()  # the page's timers: a pending reconnect is made to fire at once, not waited for
     sockets = []
     phone.on("websocket", lambda ws: sockets.append(ws))
     # The socket goes through Playwright, which refuses new connections while the "network" is down.
     # (Chromium's offline mode alone freezes an open socket instead of closing it.)
     network = {"up": True}
+    attempts = {"refused": 0, "connected": 0}
 
     def route(ws) -> None:
         if network["up"]:
+            attempts["connected"] += 1
             ws.connect_to_server()
         else:
+            attempts["refused"] += 1
             ws.close()
 
     phone.route_web_socket(re.compile(r"/ws/$"), route)
@@ -202,8 +219,10 @@ def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, se
     expect(bubbles(phone).filter(has_text="Are you there?").locator(".ticks.sending")).to_be_visible()
     staff_sends(server, world, "First: your X-ray is ready.")
     staff_sends(server, world, "Second: the doctor will call you.")
-    phone.wait_for_timeout(1500)
-    expect(bubbles(phone)).to_have_count(2)  # nothing reaches a phone without a network
+    refused = attempts["refused"]
+    phone.clock.fast_forward(PAST_EVERY_RETRY_MS)  # the pending retry runs now, after both were sent
+    pump_until(phone, lambda: attempts["refused"] > refused)
+    expect(bubbles(phone)).to_have_count(2)  # the page tried, and nothing reaches a phone without a network
     screenshot(phone, "chat-3-reconnecting", full_page=False)
 
     network["up"] = True
@@ -219,9 +238,13 @@ def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, se
     assert Message.objects.filter(text="Are you there?").count() == 1
     screenshot(phone, "chat-4-back-online", full_page=False)
     expect(banner).to_be_hidden()
-    # A retry that was pending when the network came back must not open a second socket.
-    phone.wait_for_timeout(3000)
-    assert len([ws for ws in sockets if not ws.is_closed()]) == 1
+    # A retry that was pending when the network came back must not open a second socket: every
+    # timer it could have left fires now, and a message sent after that arrives on the one socket.
+    connected = attempts["connected"]
+    phone.clock.fast_forward(PAST_EVERY_RETRY_MS)
+    staff_sends(server, world, "Third: see you on Friday.")
+    expect(bubbles(phone)).to_have_count(5)
+    assert attempts["connected"] == connected and len([ws for ws in sockets if not ws.is_closed()]) == 1
 
 
 def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, server, world, tmp_path):

@@ -27,7 +27,7 @@ def anna():
         f.ThreadFactory(clinic=each, patient=patient)
     manager = f.UserFactory(username="smile-manager", is_staff=True)
     f.MembershipFactory(user=manager, clinic=clinic, role="manager")
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     promotion = Promotion.objects.create(
         clinic=clinic, title="Whitening −30%", text="All of December, with any of our hygienists.",
         valid_from=today, valid_until=today + timedelta(days=30),
@@ -58,7 +58,8 @@ def test_promotion_highlight_until_opened_then_preferences_and_a_reminder(page, 
     expect(page.get_by_text("Saved.")).to_be_visible()
     expect(page.get_by_label("Clinics' promotions")).not_to_be_checked()
 
-    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    smile = Promotion.objects.get().clinic
+    tomorrow = (timezone.localtime(timezone.now(), smile.tz).date() + timedelta(days=1)).isoformat()  # the clinic's tomorrow
     form = page.locator("#new-reminder")
     form.get_by_label("What to remind about").fill("Rinse with chlorhexidine")
     form.get_by_label("Clinic").select_option(label="Smile Dental")

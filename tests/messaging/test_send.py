@@ -1,7 +1,5 @@
 """Sending through the API: numbering, resends, counters, notes, inert HTML, bad input."""
 
-import time
-
 import pytest
 from django.utils import timezone
 
@@ -127,11 +125,8 @@ def test_after_withdrawal_staff_cannot_write_to_the_patient(api, alpha, anna, an
     assert send(api, anna_thread, "Withdrew consent on the phone too", note=True).status_code == 201  # the clinic's own record
 
 
-def test_sending_too_fast_is_throttled(api, anna, anna_thread):
-    # The limit counts per clock minute: start early in a minute, so the 31 sends cannot straddle two.
-    second = timezone.now().second
-    if second > 40:
-        time.sleep(60 - second + 0.1)
+def test_sending_too_fast_is_throttled(clock, api, anna, anna_thread):
+    # The limit counts per clock minute: the stopped clock keeps the 31 sends in one.
     api.force_authenticate(anna.user)
     codes = [send(api, anna_thread, f"message {i}").status_code for i in range(31)]
     assert codes[:30] == [201] * 30
@@ -139,6 +134,8 @@ def test_sending_too_fast_is_throttled(api, anna, anna_thread):
     last = send(api, anna_thread, "one more")
     assert "too fast" in last.json()["detail"] and int(last["Retry-After"]) >= 1
     assert Message.objects.count() == 30
+    clock.shift(60)  # the next minute is a fresh window
+    assert send(api, anna_thread, "after a minute").status_code == 201
 
 
 def test_offline_patient_gets_an_outbox_row(api, alpha, anna, anna_thread):
@@ -278,19 +275,15 @@ def test_a_resend_after_withdrawal_returns_the_stored_message(alpha, anna, anna_
         pytest.param(True, id="autocommit", marks=pytest.mark.django_db(transaction=True)),
     ],
 )
-def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(monkeypatch, alpha, anna, anna_thread, committed):
-    from datetime import datetime
-
+def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(clock, monkeypatch, alpha, anna, anna_thread, committed):
     from django.core.exceptions import PermissionDenied
     from django.db import connection
-    from django.utils import timezone
 
     from messaging import services
     from patients.services import ConsentRequired, consent_withdraw
 
     assert connection.in_atomic_block is not committed
-    moment = datetime(2026, 11, 30, 9, 0, 5, tzinfo=timezone.get_current_timezone())
-    monkeypatch.setattr(timezone, "now", lambda: moment)  # one throttle window for the whole test
+    # `clock` first: the consent, the sends and the withdrawal share one stopped minute (one throttle window)
     monkeypatch.setattr(services, "SEND_LIMIT_PER_MINUTE", 3)
 
     def send_as_anna(client_msg_id):

@@ -53,7 +53,7 @@ def test_a_daily_reminder_is_sent_each_day_then_stops(web, alpha, anna, anna_thr
 
 def test_reminder_refusals_are_shown_on_the_form(web, alpha, beta, anna, anna_thread):
     web.force_login(anna.user)
-    yesterday = timezone.localdate() - timedelta(days=1)
+    yesterday = timezone.localtime(timezone.now(), alpha.clinic.tz).date() - timedelta(days=1)
     page = web.post("/portal/notifications/", _reminder_form(alpha, anna, yesterday)).content.decode()
     assert "Choose a time in the future." in page
     page = web.post("/portal/notifications/", _reminder_form(alpha, anna, yesterday + timedelta(days=3), text="   ")).content.decode()

@@ -4,13 +4,16 @@ The worker runs on the real clock, so the clinic is put in a zone where it is no
 (or night, for quiet hours) rather than the test moving time.
 """
 
+import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import before_task_publish, task_postrun
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
@@ -23,15 +26,43 @@ from patients.services import consent_withdraw
 from tests import factories as f
 
 
+class TaskLedger:
+    """Every task published from this process (by the test or by a task in the worker's threads) and
+    every run that finished. When each publication has had its run, the worker is done: any further
+    send would need a task still to run, so "nothing more arrives" is then a fact, not a pause."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.published: Counter[str] = Counter()
+        self.finished: Counter[str] = Counter()
+
+    def on_publish(self, sender=None, headers=None, **kwargs) -> None:
+        with self._lock:
+            self.published[headers["id"]] += 1  # a retry publishes the same id again
+
+    def on_finish(self, sender=None, task_id=None, **kwargs) -> None:
+        with self._lock:
+            self.finished[task_id] += 1
+
+    def settled(self) -> bool:
+        with self._lock:
+            return bool(self.published) and all(self.finished[task_id] >= n for task_id, n in self.published.items())
+
+
 @pytest.fixture
 def worker(settings):
-    """A worker in threads of this process (so respx sees its HTTP), fed by the real broker."""
+    """A worker in threads of this process (so respx sees its HTTP), fed by the real broker; its ledger."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
+    ledger = TaskLedger()
+    before_task_publish.connect(ledger.on_publish, weak=False)
+    task_postrun.connect(ledger.on_finish, weak=False)
     try:
         with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
-            yield
+            yield ledger
     finally:
+        before_task_publish.disconnect(ledger.on_publish)
+        task_postrun.disconnect(ledger.on_finish)
         celery_app.conf.task_always_eager = True
         connection.close()
 
@@ -53,7 +84,7 @@ def test_offline_message_reaches_the_provider_once_per_channel_through_the_worke
     dispatch_due_notifications.delay()
 
     assert _wait_for(lambda: Delivery.objects.filter(notification=notification, status="sent").count() == 2)
-    time.sleep(0.5)  # a duplicate would arrive now
+    assert _wait_for(worker.settled)  # every task the sweep set off has run: a duplicate would be in by now
     assert smsru.call_count == 1
     assert [m.to for m in mail.outbox] == [["anna@example.ru"]]
     assert Notification.objects.get(pk=notification.pk).status == "dispatched"
@@ -91,7 +122,7 @@ def test_through_the_worker_a_burst_of_five_messages_is_one_sms(api, alpha, anna
     dispatch_due_notifications.delay()
 
     assert _wait_for(lambda: Delivery.objects.filter(status="sent").count() == 1)
-    time.sleep(0.5)
+    assert _wait_for(worker.settled)
     assert Notification.objects.filter(recipient=anna_thread.patient.user).count() == 1
     assert len(_texts(smsru)) == 1 and "part 5 of your results" in _texts(smsru)[0]
 
@@ -105,6 +136,7 @@ def test_through_the_worker_quiet_hours_keep_the_notice_until_nine_in_the_clinic
     dispatch_due_notifications.delay()
 
     assert _wait_for(lambda: Notification.objects.get(pk=notification.pk).not_before is not None)
+    assert _wait_for(worker.settled)
     notification.refresh_from_db()
     morning = timezone.localtime(notification.not_before, alpha.clinic.tz)
     assert notification.status == "pending" and (morning.hour, morning.minute) == (9, 0)
@@ -124,6 +156,7 @@ def test_through_the_worker_opt_out_and_withdrawn_consent_skip(alpha, anna, offl
     dispatch_due_notifications.delay()
 
     assert _wait_for(lambda: Notification.objects.get(pk=notification.pk).status == "skipped")
+    assert _wait_for(worker.settled)
     assert Notification.objects.get(pk=notification.pk).skip_reason == reason
     assert smsru.call_count == 0 and not mail.outbox and not Delivery.objects.exists()
 
@@ -144,7 +177,7 @@ def test_through_the_worker_the_reminder_sweep_asks_to_confirm_once_and_never_fo
         assert _wait_for(lambda: Notification.objects.filter(visit=kept).exists())
         dispatch_due_notifications.delay()
         assert _wait_for(lambda: Delivery.objects.filter(notification__visit=kept, status="sent").count() == 1)
-    time.sleep(0.5)
+        assert _wait_for(worker.settled)
 
     assert list(Notification.objects.filter(visit=kept).values_list("kind", flat=True)) == ["confirm"]
     assert not Notification.objects.filter(visit=cancelled).exists()

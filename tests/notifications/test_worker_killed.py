@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +49,7 @@ class FakeSmsRu:
         self.requests: list[dict[str, str]] = []
         self.received = threading.Event()
         self.release = threading.Event()
+        self.answered = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +67,7 @@ class FakeSmsRu:
                     self.wfile.write(json.dumps(answer).encode())
                 except OSError:
                     pass  # the caller is dead
+                fake.answered.set()
 
             def log_message(self, *args) -> None:
                 pass
@@ -132,6 +133,17 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
+def _worker_idle() -> bool:
+    """The worker process holds no task, running or prefetched, and none waits in the broker's queue."""
+    inspect = celery_app.control.inspect(timeout=1)
+    active, reserved = inspect.active(), inspect.reserved()
+    if not active or not reserved:
+        return False  # no answer yet
+    with celery_app.connection_for_write() as broker:
+        waiting = broker.default_channel.queue_declare(queue=celery_app.conf.task_default_queue).message_count
+    return waiting == 0 and not any(active.values()) and not any(reserved.values())
+
+
 def test_a_worker_killed_while_the_provider_holds_the_sms_never_sends_it_twice(alpha, offline_reply, sms_ru, worker_process):
     notification = offline_reply()
     Notification.objects.filter(pk=notification.pk).update(urgent=True, not_before=None)  # whatever the hour
@@ -149,7 +161,7 @@ def test_a_worker_killed_while_the_provider_holds_the_sms_never_sends_it_twice(a
     # The parent requeues the task (reject_on_worker_lost); a fresh child claims the delivery and finds it mid-send.
     assert _wait_for(lambda: Delivery.objects.get(pk=delivery.pk).status != Delivery.Status.SENDING, seconds=60)
     sms_ru.release.set()
-    time.sleep(1)  # a second SMS would arrive now
+    assert sms_ru.answered.wait(30) and _wait_for(_worker_idle, seconds=30)  # nothing left that could send a second SMS
     delivery.refresh_from_db()
     assert len(sms_ru.requests) == 1 and "Alpha Dental" in sms_ru.requests[0]["msg"]
     with translation.override(settings.LANGUAGE_CODE):  # the worker writes in the clinic's language

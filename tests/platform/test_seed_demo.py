@@ -63,6 +63,13 @@ def test_second_run_creates_nothing(seeded):
     assert counts() == before
 
 
+def test_the_printed_addresses_are_those_bin_serve_listens_on(monkeypatch):
+    monkeypatch.setenv("PORT", "8123")
+    printed = seed()
+    assert "admin: http://127.0.0.1:8123/admin/" in printed and "(http://127.0.0.1:8123/login/)" in printed
+    assert ":8000" not in printed
+
+
 def test_two_clinics_in_different_time_zones(seeded):
     zones = dict(Clinic.objects.values_list("slug", "time_zone"))
     assert zones == {"ulybka": "Europe/Moscow", "zdorovie-ekb": "Asia/Yekaterinburg"}

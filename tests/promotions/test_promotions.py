@@ -1,6 +1,6 @@
 """Promotions: the audience is reached once, the portal highlights the clinic until opened, the manager sees reach."""
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -32,7 +32,7 @@ def people(alpha):
 
 @pytest.fixture
 def promotion(alpha, people):
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), alpha.clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     promotion = Promotion.objects.create(
         clinic=alpha.clinic, title="Implants −20%", text="Until the end of the month.", valid_from=today, valid_until=today + timedelta(days=30),
         by_sms=True,
@@ -81,6 +81,20 @@ def test_the_portal_highlights_the_clinic_until_the_promotion_is_opened(web, alp
 
     web.force_login(people["Dina"].user)  # not in the audience
     assert web.get(f"/portal/promotions/{promotion.pk}/").status_code == 404
+
+
+def test_the_highlight_ends_with_the_last_day_in_the_clinics_zone_not_in_utc(web, alpha, people, promotion):
+    import time_machine
+
+    _launch(web, alpha.manager, promotion)
+    last_day = promotion.valid_from  # a one-day promotion: its last day is today, in Moscow
+    Promotion.objects.filter(pk=promotion.pk).update(valid_until=last_day)
+    web.force_login(people["Vera"].user)
+    # 22:30 UTC of the last day is already the next day in Moscow: the promotion has ended there.
+    with time_machine.travel(datetime.combine(last_day, time(22, 30), tzinfo=UTC), tick=False):
+        assert "has-promotion" not in web.get("/portal/").content.decode()
+    with time_machine.travel(datetime.combine(last_day, time(20, 30), tzinfo=UTC), tick=False):  # 23:30 in Moscow
+        assert "has-promotion" in web.get("/portal/").content.decode()
 
 
 def test_sms_go_out_in_the_day_and_reach_counts_what_happened(web, alpha, people, promotion, smsru):

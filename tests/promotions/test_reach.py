@@ -34,7 +34,7 @@ def family(alpha):
 @pytest.fixture
 def launched(alpha, family):
     """A promotion valid until the day after tomorrow, launched now with SMS and e-mail."""
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), alpha.clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     promotion = Promotion.objects.create(
         clinic=alpha.clinic, title="Check-up −15%", text="This week only.", valid_from=today, valid_until=today + timedelta(days=2),
         by_sms=True, by_email=True,
@@ -142,7 +142,7 @@ def test_the_audience_size_counts_who_dispatch_would_send_to(alpha, family, smsr
     f.ThreadFactory(clinic=alpha.clinic, patient=lev)
     record = ConsentRecord.objects.filter(patient=lev).first()
     f.ConsentRecordFactory(patient=lev, clinic=alpha.clinic, document=record.document, action=ConsentRecord.Action.WITHDRAWN)
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), alpha.clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     promotion = Promotion.objects.create(
         clinic=alpha.clinic, title="Hygiene", text="…", valid_from=today, valid_until=today + timedelta(days=9), by_sms=True, by_email=True
     )
@@ -160,7 +160,7 @@ def test_the_audience_size_counts_who_dispatch_would_send_to(alpha, family, smsr
 
 def test_the_editor_shows_the_audience_size_then_the_reach_per_channel(web, alpha, family):
     web.force_login(alpha.manager)
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), alpha.clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     response = web.post(
         "/admin/promotions/promotion/add/",
         {"clinic": alpha.clinic.pk, "title": "Braces", "text": "Free consultation.", "valid_from": today, "valid_until": today,
@@ -207,7 +207,7 @@ def test_the_editor_pages_cost_a_fixed_number_of_queries(web, alpha, family, lau
 
 
 def test_the_launch_button_asks_first_then_launches_once(web, alpha, beta, family):
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), alpha.clinic.tz).date()  # the clinic's day, whatever the hour in UTC
     promotion = Promotion.objects.create(
         clinic=alpha.clinic, title="Whitening", text="Half price.", valid_from=today, valid_until=today, by_sms=True
     )

@@ -7,6 +7,7 @@ product (memberships, consent texts, consent + contact).
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import date, time, timedelta
 
@@ -423,16 +424,17 @@ class Command(BaseCommand):
         promotion_launch(actor=admin, promotion=promotion)
 
     def _print_logins(self) -> None:
+        site = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"  # where bin/serve listens
         lines = [
             "",
-            "Demo logins (admin: http://127.0.0.1:8000/admin/), password for all: " + DEMO_PASSWORD,
+            f"Demo logins (admin: {site}/admin/), password for all: " + DEMO_PASSWORD,
             "  admin                          platform superuser",
         ]
         for spec in CLINICS:
             for role in Role:
                 lines.append(f"  {spec['staff_prefix'] + '.' + role.value:<30} {role.label} — {spec['name']}")
         lines += [
-            "Patient portal (http://127.0.0.1:8000/login/): phone +7 916 000-00-01 … +7 916 000-00-30;",
+            f"Patient portal ({site}/login/): phone +7 916 000-00-01 … +7 916 000-00-30;",
             "  the one-time code is printed in this console (console SMS provider).",
             "",
         ]

@@ -19,9 +19,15 @@ def _connection_per_task(**kwargs) -> None:
     A prefork child runs one task at a time and Celery closes its connections when the task
     ends (with a pool configured, its Django fix-up closes the whole pool there, threads and
     all, and a new one starts with the next task). Without the pool a worker holds at most
-    --concurrency connections and beat one (README "Database connections"). Both signals
-    come before the process's first query, and prefork children inherit the setting.
+    --concurrency connections and beat one (README "Database connections"). The worker's
+    signal comes before its first query, and prefork children inherit the setting; beat's
+    scheduler has read its schedule through a pool by the time beat_init is sent, so that
+    connection goes back and the pool is closed first.
     """
-    from django.conf import settings
+    from django.db import connections
 
-    settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
+    connection = connections["default"]
+    if connection.settings_dict["OPTIONS"].get("pool"):
+        connection.close()
+        connection.close_pool()
+        connection.settings_dict["OPTIONS"].pop("pool")

@@ -8,6 +8,7 @@ concurrent requests hit it.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import runpy
@@ -237,7 +238,7 @@ def daphne(tmp_path) -> Iterator[Callable[..., Daphne]]:
     def start(**pool_env: str) -> Daphne:
         port = _free_port()
         log = tmp_path / f"daphne-{port}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "CONN_MAX_AGE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", *POOL_VARIABLES)}
         env.update(DATABASE_URL=_database_url(), LOG_LEVEL="INFO", **pool_env)
         with log.open("w") as out:
             process = subprocess.Popen(
@@ -407,3 +408,50 @@ def test_requests_past_a_full_pool_wait_then_get_503_with_retry_after_and_the_so
     assert "answered /ws/ as busy" in log
     assert "Traceback" not in log
     assert " ERROR " not in log
+
+
+# --- Celery's processes: a connection per task, no pool --------------------------------------------
+
+CELERY_PROBE = """
+import json, sys, threading, time
+import django
+django.setup()
+from django.db import connections
+from django.db.backends.postgresql.base import DatabaseWrapper
+from clinic_crm.celery import app
+
+report = {"pool_setting_before": connections["default"].settings_dict["OPTIONS"].get("pool")}
+if sys.argv[1] == "worker":
+    app.Worker(pool="solo", queues=["pool-probe"], loglevel="WARNING", quiet=True)  # what `celery worker` runs first
+else:
+    beat = app.Beat(scheduler="django_celery_beat.schedulers:DatabaseScheduler", loglevel="WARNING", quiet=True)
+    service = beat.Service(app=app, max_interval=1, scheduler_cls=beat.scheduler_cls, schedule_filename=beat.schedule)
+    runner = threading.Thread(target=service.start, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while service._last_tick is None and runner.is_alive() and time.monotonic() < deadline:
+        runner.join(timeout=0.05)
+    report["ticked"] = service._last_tick is not None
+    service.stop()
+    runner.join(timeout=30)
+report["pool_setting_after"] = connections["default"].settings_dict["OPTIONS"].get("pool")
+report["open_pools"] = sorted(DatabaseWrapper._connection_pools)
+print(json.dumps(report))
+"""
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("process", ["worker", "beat"])
+def test_celery_worker_and_beat_run_without_the_pool(process):
+    """A prefork child runs one task at a time and Celery closes its connection after each: no pool to keep."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", *POOL_VARIABLES)}
+    env.update(DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="clinic_crm.settings", LOG_LEVEL="WARNING")
+    result = subprocess.run([sys.executable, "-c", CELERY_PROBE, process], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["pool_setting_before"] == {"min_size": 2, "max_size": 10, "timeout": 10.0}
+    assert report["pool_setting_after"] is None
+    assert report["open_pools"] == []
+    if process == "beat":
+        assert report["ticked"]  # the schedule was read and run through plain connections

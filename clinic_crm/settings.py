@@ -132,7 +132,7 @@ else:
     for _name, _key, _kind, _default in (
         ("DB_POOL_MIN_SIZE", "min_size", int, 2),
         ("DB_POOL_MAX_SIZE", "max_size", int, 10),
-        ("DB_POOL_TIMEOUT", "timeout", float, 10.0),
+        ("DB_POOL_TIMEOUT", "timeout", float, 30.0),
     ):
         try:
             _pool[_key] = _kind(env.str(_name, default=str(_default)))

@@ -67,8 +67,8 @@ def test_pool_size_and_timeout_come_from_the_environment(monkeypatch):
     assert database["OPTIONS"]["prepare_threshold"] == 5
 
 
-def test_the_default_pool_is_two_to_ten_connections_waiting_ten_seconds(monkeypatch):
-    assert _settings_with(monkeypatch)["DATABASES"]["default"]["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 10.0}
+def test_the_default_pool_is_two_to_ten_connections_waiting_thirty_seconds(monkeypatch):
+    assert _settings_with(monkeypatch)["DATABASES"]["default"]["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 30.0}
 
 
 def test_sqlite_has_no_pool(monkeypatch):
@@ -450,7 +450,7 @@ def test_celery_worker_and_beat_run_without_the_pool(process):
     result = subprocess.run([sys.executable, "-c", CELERY_PROBE, process], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["pool_setting_before"] == {"min_size": 2, "max_size": 10, "timeout": 10.0}
+    assert report["pool_setting_before"] == {"min_size": 2, "max_size": 10, "timeout": 30.0}
     assert report["pool_setting_after"] is None
     assert report["open_pools"] == []
     if process == "beat":

@@ -323,32 +323,74 @@ def test_bursts_of_100_requests_never_take_more_connections_than_the_pool(alpha,
         assert _count(sampler) <= bound  # what is left are the pool's idle connections, no more
 
 
-def _socket_close_code(port: int, session_key: str) -> int:
-    """Open /ws/ as the page does (Origin, session cookie) and return the code of the close frame the server sends."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        f"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
-        f"Cookie: sessionid={session_key}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request.encode())
-        stream = sock.makefile("rb")
-        status = stream.readline()
+class RawSocket:
+    """/ws/ opened as the page opens it (Origin, session cookie), frames read off the wire (no client library needed)."""
+
+    def __init__(self, port: int, session_key: str) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
+            f"Cookie: sessionid={session_key}\r\n\r\n"
+        )
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.sendall(request.encode())
+        self.stream = self.sock.makefile("rb")
+        status = self.stream.readline()
         assert b" 101 " in status, status
-        while stream.readline() not in (b"\r\n", b""):
+        while self.stream.readline() not in (b"\r\n", b""):
             pass
+
+    def frame(self) -> tuple[int, bytes]:
+        """The next frame the server sends: (opcode, payload)."""
+        head = self.stream.read(2)
+        assert len(head) == 2, "the server dropped the socket without a close frame"
+        opcode, length = head[0] & 0x0F, head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(self.stream.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self.stream.read(8), "big")
+        return opcode, self.stream.read(length)
+
+    def close_code(self) -> int:
+        """Read until the server's close frame and return its code."""
         while True:
-            head = stream.read(2)
-            assert len(head) == 2, "the server dropped the socket without a close frame"
-            opcode, length = head[0] & 0x0F, head[1] & 0x7F
-            if length == 126:
-                length = int.from_bytes(stream.read(2), "big")
-            elif length == 127:
-                length = int.from_bytes(stream.read(8), "big")
-            payload = stream.read(length)
+            opcode, payload = self.frame()
             if opcode == 0x8:
                 return int.from_bytes(payload[:2], "big")
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
+
+
+def _socket_close_code(port: int, session_key: str) -> int:
+    ws = RawSocket(port, session_key)
+    try:
+        return ws.close_code()
+    finally:
+        ws.close()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_an_open_socket_holds_no_connection_between_its_database_calls(alpha, daphne, pg):
+    """With a pool of one, a signed-in socket that said hello leaves the connection to the requests around it."""
+    web = Client()
+    web.force_login(alpha.operator)
+    sampler = pg()
+    own = _own_connections(sampler)
+    server = daphne(DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1", DB_POOL_TIMEOUT="5")
+    ws = RawSocket(server.port, web.cookies["sessionid"].value)
+    try:
+        opcode, payload = ws.frame()
+        assert opcode == 0x1
+        assert json.loads(payload)["type"] == "hello"  # connect read the user, roles and groups and stored the socket
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert [client.get(f"/api/clinics/{alpha.clinic.slug}/slots/").status_code for _ in range(3)] == [200] * 3
+        assert _count(sampler) <= own + 1
+    finally:
+        ws.close()
 
 
 @postgresql_only

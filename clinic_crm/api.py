@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import LoginCodeError
 from appointments.services import SlotTaken
+from clinic_crm.pool import busy_api_response, is_pool_timeout
 from messaging.services import SendingTooFast
 from patients.services import ConsentOutdated, ConsentRequired
 
@@ -40,6 +41,8 @@ def _validation_body(exc: DjangoValidationError) -> dict:
 
 
 def exception_handler(exc, context):
+    if is_pool_timeout(exc):
+        return busy_api_response(context["request"])
     if isinstance(exc, ConsentRequired):
         return Response(
             {"code": "consent_required", "detail": str(exc), "clinic": exc.clinic.slug},

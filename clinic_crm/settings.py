@@ -66,6 +66,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything that reads the session or the user: takes the request's database connection
+    # from the pool, or answers 503 when none comes in time.
+    "clinic_crm.pool.PoolTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,16 +119,42 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # one per process, so that two test runs on one machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"clinic-crm-test-{os.getpid()}.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Connections come from a bounded pool per process (psycopg_pool, README "Database connections"):
+    # under ASGI every request runs in a thread of its own, and persistent per-thread connections
+    # (CONN_MAX_AGE) added up to PostgreSQL's max_connections in a burst. A request takes a
+    # connection when it starts (clinic_crm.pool) and gives it back when it ends; one that waits
+    # longer than DB_POOL_TIMEOUT is answered 503. Celery's processes do without the pool (clinic_crm.celery).
+    if env.str("CONN_MAX_AGE", default="0") != "0":
+        raise ImproperlyConfigured("CONN_MAX_AGE is replaced by the connection pool: set DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE instead.")
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _pool = {}
+    for _name, _key, _kind, _default in (
+        ("DB_POOL_MIN_SIZE", "min_size", int, 2),
+        ("DB_POOL_MAX_SIZE", "max_size", int, 10),
+        ("DB_POOL_TIMEOUT", "timeout", float, 30.0),
+    ):
+        try:
+            _pool[_key] = _kind(env.str(_name, default=str(_default)))
+        except ValueError:
+            raise ImproperlyConfigured(f"{_name} must be a {'whole ' if _kind is int else ''}number, not {env.str(_name)!r}.") from None
+    if _pool["min_size"] < 0 or _pool["max_size"] < 1 or _pool["min_size"] > _pool["max_size"]:
+        raise ImproperlyConfigured(
+            f"The connection pool needs 0 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE and DB_POOL_MAX_SIZE >= 1 "
+            f"(got {_pool['min_size']} and {_pool['max_size']})."
+        )
+    if not 0 < _pool["timeout"] < float("inf"):
+        raise ImproperlyConfigured(f"DB_POOL_TIMEOUT must be a positive number of seconds, not {env.str('DB_POOL_TIMEOUT')!r}.")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool
     # Server-side binding: the ORM's statements keep their parameters apart, so psycopg prepares a
     # statement after this many runs on a connection and PostgreSQL stops planning it again (a thread
     # with its seven joins took 2 ms to plan and 0.3 ms to run). bench/inbox.py: the admin inbox p95
     # 34.9 → 25.3 ms, the inbox queries 13 → 9 ms. PG_PREPARE_THRESHOLD=none behind a pooler that
     # cannot keep prepared statements (PgBouncer in transaction mode < 1.21); PG_SERVER_SIDE_BINDING=false
-    # returns to Django's default client-side binding.
+    # returns to Django's default client-side binding. psycopg prepares per connection, and a pooled
+    # connection keeps what it prepared when it goes back to the pool (tests/platform/test_connection_pool.py).
     _prepare = env.str("PG_PREPARE_THRESHOLD", default="5")
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("PG_SERVER_SIDE_BINDING", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

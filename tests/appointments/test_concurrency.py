@@ -1,6 +1,7 @@
 """Fifty patients tap the same slot at once: the database lets exactly one visit in.
 
-Real threads, each with its own database connection, committing for real
+Real threads, each with its own database connection (on PostgreSQL taken from the
+process's pool while a request runs, as under daphne), committing for real
 (PostgreSQL's exclusion constraint in CI; SQLite's IMMEDIATE transactions in the
 embedded default).
 """
@@ -33,6 +34,7 @@ def test_fifty_concurrent_bookings_of_one_slot_make_one_visit(alpha, checkup, da
     def book(patient):
         client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
         client.force_login(patient.user)
+        connection.close()  # back to the pool: fifty threads wait at the barrier, the pool has fewer connections
         barrier.wait()
         try:
             response = client.post("/api/visits/", payload, format="json")

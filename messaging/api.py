@@ -13,9 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from clinic_crm.api import BoundedDateTimeField
+from clinic_crm.parsers import JSONParser
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id
@@ -44,7 +46,7 @@ class ThreadOpenIn(serializers.Serializer):
 
 class ThreadUpdateIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=Thread.Status.choices, required=False)
-    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
+    snoozed_until = BoundedDateTimeField(required=False, allow_null=True)
     assigned_to = serializers.IntegerField(required=False, allow_null=True)
     tags = serializers.ListField(child=serializers.IntegerField(), required=False)
     priority = serializers.ChoiceField(choices=Thread.Priority.choices, required=False)

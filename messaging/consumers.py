@@ -15,7 +15,6 @@ missed; live events may overlap the catch-up, so clients keep messages by
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
+from clinic_crm import client_input
 from clinics.tenancy.consumers import socket_groups, socket_user_kind
 from messaging import realtime, selectors, services
 from messaging.models import Thread
@@ -105,9 +105,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Send JSON text frames of at most 64 KB.")})
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Frame is not valid JSON.")})
+            content = client_input.json_decode(text_data, max_bytes=MAX_FRAME)
+        except client_input.ClientInputError as exc:
+            reason = gettext("Frame is not valid JSON.") if exc.code == "bad_json" else exc.message
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": reason})
             return
         await self.receive_json(content)
 

@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from appointments.api import MomentField
+from clinic_crm.api import BoundedDateField
 from clinics.models import Clinic
 from notifications import selectors, services
 from notifications.models import PersonalReminder
@@ -53,7 +54,7 @@ class ReminderIn(serializers.Serializer):
     patient = serializers.IntegerField(min_value=1, required=False, help_text="Default: yourself; or one of your dependants")
     next_at = MomentField(help_text="ISO 8601 with the offset, e.g. 2026-12-14T10:00:00+03:00; in the future")
     repeat = serializers.ChoiceField(choices=PersonalReminder.Repeat.choices, default=PersonalReminder.Repeat.ONCE)
-    repeat_until = serializers.DateField(required=False, allow_null=True, help_text="The last day of a daily or weekly reminder")
+    repeat_until = BoundedDateField(required=False, allow_null=True, help_text="The last day of a daily or weekly reminder")
 
 
 class ReminderViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):

@@ -57,7 +57,9 @@ def has_nul(value: Any) -> bool:
 
 
 def nul_refused() -> ClientInputError:
-    return ClientInputError("nul_character", _("The text contains a NUL character (\\u0000), which cannot be stored. Remove it and try again."))
+    return ClientInputError(
+        "nul_character", _("The text contains a NUL character (\\u0000), which cannot be stored. Remove it and try again.")
+    )
 
 
 def _strict_constant(name: str) -> None:
@@ -106,9 +108,7 @@ def date_in_bounds(value: date) -> None:
     if value < EARLIEST_DATE:
         raise ClientInputError("date_too_early", _("Give a date after %(date)s.") % {"date": EARLIEST_DATE.isoformat()})
     if value > furthest_date():
-        raise ClientInputError(
-            "date_too_far", _("Give a date at most %(days)s days ahead.") % {"days": settings.PLANNING_HORIZON_DAYS}
-        )
+        raise ClientInputError("date_too_far", _("Give a date at most %(days)s days ahead.") % {"days": settings.PLANNING_HORIZON_DAYS})
 
 
 def moment_in_bounds(value: datetime, *, days_ahead: int | None = None) -> None:

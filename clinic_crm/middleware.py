@@ -25,7 +25,9 @@ def _carries_nul(request: HttpRequest) -> bool:
         parts.append(request.POST)
         if any(client_input.NUL in (upload.name or "") for _field, uploads in request.FILES.lists() for upload in uploads):
             return True
-    return any(client_input.NUL in key or any(client_input.NUL in value for value in values) for part in parts for key, values in part.lists())
+    return any(
+        client_input.NUL in key or any(client_input.NUL in value for value in values) for part in parts for key, values in part.lists()
+    )
 
 
 class RefuseNulMiddleware:

@@ -365,11 +365,19 @@ LOGGING = {
         **{
             f"django.security.{name}": {"filters": ["client_mistake"]}
             for name in (
-                "DisallowedHost", "DisallowedRedirect", "RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent",
-                "SuspiciousFileOperation", "SuspiciousMultipartForm", "SuspiciousOperation", "SuspiciousSession",
-                "InvalidSessionKey", "csrf",
+                "DisallowedHost",
+                "DisallowedRedirect",
+                "RequestDataTooBig",
+                "TooManyFieldsSent",
+                "TooManyFilesSent",
+                "SuspiciousFileOperation",
+                "SuspiciousMultipartForm",
+                "SuspiciousOperation",
+                "SuspiciousSession",
+                "InvalidSessionKey",
+                "csrf",
             )
-        },  # fmt: skip
+        },
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},

@@ -6,7 +6,6 @@ Another family's reminder is 404, as if it did not exist.
 
 from __future__ import annotations
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -45,7 +44,7 @@ class ReminderOut(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_next_at(self, reminder: PersonalReminder) -> str:
         """In the clinic's zone with its offset: the reminder goes out on the clinic's clock."""
-        return timezone.localtime(reminder.next_at, reminder.clinic.tz).isoformat()
+        return reminder.local_next_at.isoformat()
 
 
 class ReminderIn(serializers.Serializer):

@@ -689,7 +689,9 @@ def personal_reminder_add(
         raise ValidationError({"next_at": _("Choose a time in the future.")})
     furthest = timezone.now() + timedelta(days=settings.REMINDER_HORIZON_DAYS)
     if next_at > furthest:
-        raise ValidationError({"next_at": _("A reminder can be set at most %(days)s days ahead.") % {"days": settings.REMINDER_HORIZON_DAYS}})
+        raise ValidationError(
+            {"next_at": _("A reminder can be set at most %(days)s days ahead.") % {"days": settings.REMINDER_HORIZON_DAYS}}
+        )
     if repeat_until and repeat_until > furthest.date():
         raise ValidationError(
             {"repeat_until": _("A reminder can repeat at most %(days)s days ahead.") % {"days": settings.REMINDER_HORIZON_DAYS}}

@@ -151,7 +151,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         clinic = get_object_or_404(Clinic, slug=values["clinic"], is_active=True)
         doctor = None
         if values.get("doctor"):
-            doctor = Doctor.objects.filter(pk=values["doctor"], clinic=clinic).first()
+            doctor = Doctor.objects.filter(pk=values["doctor"], clinic=clinic, is_active=True).first()
             if doctor is None:
                 raise ValidationError({"doctor": _("There is no such doctor in this clinic.")})
         thread, created = services.thread_open(

@@ -114,7 +114,6 @@ def _broken_json(rng: random.Random) -> str:
 
 
 def frames(*, thread_id: int, foreign_thread_id: int, rng: random.Random, count: int):
-    makers = []
 
     def binary():
         return Frame(binary=bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))), what="binary")
@@ -155,9 +154,7 @@ def frames(*, thread_id: int, foreign_thread_id: int, rng: random.Random, count:
         return Frame(text=json.dumps(frame), what=f"{kind} without thread")
 
     def unknown():
-        kind = rng.choice(
-            ["subscribe", "message.delete", "PING", "", " ping", "x" * 5000, 7, None, ["ping"], {"type": "ping"}, True]
-        )
+        kind = rng.choice(["subscribe", "message.delete", "PING", "", " ping", "x" * 5000, 7, None, ["ping"], {"type": "ping"}, True])
         return Frame(text=json.dumps({"type": kind, "thread": thread_id}), what=f"type {kind!r}"[:60])
 
     def not_an_object():
@@ -173,7 +170,21 @@ def frames(*, thread_id: int, foreign_thread_id: int, rng: random.Random, count:
         frame = {"type": "resume", "cursors": {str(rng.choice([thread_id, foreign_thread_id, BIGINT])): rng.choice([BIGINT, 10**12])}}
         return Frame(text=json.dumps(frame), refused=False, what="resume far ahead")
 
-    makers = [binary, broken, deep, huge, nul, wrong_type, wrong_type, wrong_type, missing, unknown, not_an_object, someone_elses, far_cursor]
+    makers = [
+        binary,
+        broken,
+        deep,
+        huge,
+        nul,
+        wrong_type,
+        wrong_type,
+        wrong_type,
+        missing,
+        unknown,
+        not_an_object,
+        someone_elses,
+        far_cursor,
+    ]
     for _ in range(count):
         yield rng.choice(makers)()
 

@@ -46,7 +46,7 @@ def _param(request: HttpRequest, name: str) -> str:
 
 def _int(request: HttpRequest, name: str) -> int | None:
     value = _param(request, name).strip()
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return client_input.whole_number(value)
 
 
 def _date(request: HttpRequest, name: str, default: date) -> date:
@@ -477,7 +477,7 @@ def _visit_action(request: HttpRequest, visit: Appointment) -> Appointment | Non
             except ValueError:
                 raise ValidationError({"starts_at": _("Choose a free time from the list.")}) from None
             doctors = {d.pk: d for d in selectors.bookable_doctors(clinic=visit.clinic, service=visit.service)}
-            doctor = doctors.get(int(request.POST["doctor"])) if request.POST.get("doctor", "").isdigit() else visit.doctor
+            doctor = doctors.get(client_input.whole_number(request.POST["doctor"])) if request.POST.get("doctor") else visit.doctor
             if doctor is None:
                 raise ValidationError({"doctor": _("This doctor does not provide this service.")})
             moved = services.visit_reschedule(actor=user, visit=visit, starts_at=moment, doctor=doctor)
@@ -591,7 +591,7 @@ def _send_offer(request: HttpRequest, thread, service, doctors: dict[int, Doctor
     slots = []
     for value in chosen:
         doctor_id, _sep, moment = value.partition("|")
-        doctor = doctors.get(int(doctor_id)) if doctor_id.isdigit() else None
+        doctor = doctors.get(client_input.whole_number(doctor_id))
         try:
             starts_at = client_input.parse_moment(moment)
         except ValueError:

@@ -270,8 +270,8 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             visits = visits.filter(starts_at__date__lte=date_to)
         if params.get("status") in Appointment.Status.values:
             visits = visits.filter(status=params["status"])
-        if params.get("doctor", "").isdigit():
-            visits = visits.filter(doctor_id=int(params["doctor"]))
+        if (doctor_id := client_input.whole_number(params.get("doctor"))) is not None:
+            visits = visits.filter(doctor_id=doctor_id)
         return visits.order_by("starts_at", "pk")
 
     @extend_schema(
@@ -496,7 +496,7 @@ class AttendanceView(APIView):
             if request.user.is_superuser
             else Clinic.objects.filter(pk__in=clinics_with_role(request.user, CLINIC_ADMINS))
         )
-        clinic = allowed.filter(pk=int(clinic_id)).first() if clinic_id.isdigit() else None
+        clinic = allowed.filter(pk=pk).first() if (pk := client_input.whole_number(clinic_id)) is not None else None
         if clinic is None:
             raise PermissionDenied(self.denied)
         today = timezone.localtime(timezone.now(), clinic.tz).date()

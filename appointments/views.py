@@ -48,7 +48,7 @@ class SlotChoice:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return client_input.whole_number(value)
 
 
 def _service(clinic: Clinic, service_id: int | None) -> Service:

@@ -139,3 +139,12 @@ def parse_moment(value: str) -> datetime:
     else:
         date_in_bounds(moment.date())
     return moment
+
+
+def whole_number(value: Any) -> int | None:
+    """An id or a count a client typed in a query or a form: ASCII digits that fit PostgreSQL's bigint, else None.
+
+    `str.isdigit()` also accepts '²' and strings of 5,000 digits, on which int() raises.
+    """
+    text = str(value) if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None

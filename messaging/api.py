@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from clinic_crm.api import BoundedDateTimeField
+from clinic_crm.client_input import whole_number
 from clinic_crm.parsers import JSONParser
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
@@ -333,4 +334,4 @@ class ThreadAccessViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         rows = super().get_queryset()
         thread = self.request.query_params.get("thread", "")
-        return rows.filter(thread_id=int(thread)) if thread.isdigit() else rows
+        return rows.filter(thread_id=thread_id) if (thread_id := whole_number(thread)) is not None else rows

@@ -203,3 +203,25 @@ def test_django_csrf_failure_is_json_on_the_api_and_html_elsewhere(anna):
     strict.force_login(anna.user)
     page = strict.post("/portal/profile/", {})
     assert page.status_code == 403 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/visits/?doctor=²",
+        "/api/visits/?doctor=" + "1" * 5000,
+        "/api/staff/attendance/?clinic=²",
+        "/api/threads/?tag=²",
+        "/api/threads/?clinic=" + "9" * 5000,
+        "/api/staff/thread-access/?thread=²",
+        "/admin/inbox/list/?shown=²",
+        "/admin/inbox/list/?current=²",
+        "/admin/inbox/list/?current=" + "1" * 5000,
+    ],
+)
+def test_ids_that_are_not_plain_digits_are_ignored_or_refused_not_a_500(api, web, alpha, path):
+    """'²'.isdigit() is true and int('²') raises, as int() does on 5,000 digits: ids go through client_input.whole_number."""
+    api.force_authenticate(alpha.owner)
+    web.force_login(alpha.owner)
+    client = api if path.startswith("/api/") else web
+    assert client.get(path).status_code in (200, 403)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from appointments import selectors, services
 from appointments.admin import error_text
 from appointments.models import Appointment
+from clinic_crm import client_input
 from clinics.models import Clinic, Doctor
 from clinics.tenancy import FRONT_DESK, clinic_roles, is_staff_member
 
@@ -45,7 +46,7 @@ def _param(request: HttpRequest, name: str) -> str:
 
 def _int(request: HttpRequest, name: str) -> int | None:
     value = _param(request, name).strip()
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return client_input.whole_number(value)
 
 
 def _date(request: HttpRequest, name: str, default: date) -> date:
@@ -54,7 +55,10 @@ def _date(request: HttpRequest, name: str, default: date) -> date:
     if not value:
         return default
     try:
-        return date.fromisoformat(value)
+        return client_input.parse_date(value)
+    except client_input.ClientInputError as exc:
+        messages.error(request, exc.message)
+        return default
     except ValueError:
         messages.error(request, _("“%(value)s” is not a date: give it as YYYY-MM-DD.") % {"value": value[:20]})
         return default
@@ -329,7 +333,7 @@ def visit_new(request: HttpRequest) -> HttpResponse:
     times: list[tuple[str, str]] = []
     wanted_start = _param(request, "starts_at").strip()
     try:  # a time clicked on the calendar, or chosen before: kept while the date stays the same
-        wanted = datetime.fromisoformat(wanted_start) if wanted_start else None
+        wanted = client_input.parse_moment(wanted_start) if wanted_start else None
     except ValueError:
         wanted = None
     if wanted is None or timezone.is_naive(wanted) or _local(clinic, wanted).date() != day:
@@ -381,7 +385,7 @@ def _book(request: HttpRequest, clinic: Clinic, doctor, service, patient, starts
         messages.error(request, _("Choose the %(fields)s.") % {"fields": ", ".join(str(m) for m in missing)})
         return None
     try:
-        moment = datetime.fromisoformat(starts_at)
+        moment = client_input.parse_moment(starts_at)
     except ValueError:
         messages.error(request, _("Choose a time from the list."))
         return None
@@ -469,11 +473,11 @@ def _visit_action(request: HttpRequest, visit: Appointment) -> Appointment | Non
             messages.success(request, _("Marked: %(status)s.") % {"status": done.get_status_display()})
         elif action == "move":
             try:
-                moment = datetime.fromisoformat(request.POST.get("starts_at", ""))
+                moment = client_input.parse_moment(request.POST.get("starts_at", ""))
             except ValueError:
                 raise ValidationError({"starts_at": _("Choose a free time from the list.")}) from None
             doctors = {d.pk: d for d in selectors.bookable_doctors(clinic=visit.clinic, service=visit.service)}
-            doctor = doctors.get(int(request.POST["doctor"])) if request.POST.get("doctor", "").isdigit() else visit.doctor
+            doctor = doctors.get(client_input.whole_number(request.POST["doctor"])) if request.POST.get("doctor") else visit.doctor
             if doctor is None:
                 raise ValidationError({"doctor": _("This doctor does not provide this service.")})
             moved = services.visit_reschedule(actor=user, visit=visit, starts_at=moment, doctor=doctor)
@@ -587,9 +591,9 @@ def _send_offer(request: HttpRequest, thread, service, doctors: dict[int, Doctor
     slots = []
     for value in chosen:
         doctor_id, _sep, moment = value.partition("|")
-        doctor = doctors.get(int(doctor_id)) if doctor_id.isdigit() else None
+        doctor = doctors.get(client_input.whole_number(doctor_id))
         try:
-            starts_at = datetime.fromisoformat(moment)
+            starts_at = client_input.parse_moment(moment)
         except ValueError:
             starts_at = None
         if doctor is None or starts_at is None:

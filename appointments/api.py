@@ -24,6 +24,8 @@ from rest_framework.views import APIView
 
 from appointments import selectors, services
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
+from clinic_crm import client_input
+from clinic_crm.api import BoundedDateField, BoundedDateTimeField
 from clinics.api import CatalogueViewSet, _serializer
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
@@ -32,7 +34,7 @@ from messaging.payloads import message_payload
 from patients.models import Patient
 
 
-class MomentField(serializers.DateTimeField):
+class MomentField(BoundedDateTimeField):
     """A moment with its UTC offset. A bare '10:00' is refused: in which clinic's zone would it be?"""
 
     default_error_messages = {"naive": gettext_lazy("Give the time with its UTC offset, e.g. 2026-12-14T10:00:00+03:00.")}
@@ -87,7 +89,7 @@ class SlotQuery(serializers.Serializer):
     service = serializers.IntegerField(required=False, min_value=1)
     doctor = serializers.IntegerField(required=False, min_value=1)
     specialty = serializers.IntegerField(required=False, min_value=1)
-    date_from = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    date_from = BoundedDateField(required=False, input_formats=["%Y-%m-%d"])
     days = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_SEARCH_DAYS, default=14)
 
 
@@ -242,7 +244,9 @@ def _parse_date(value: str | None, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        return client_input.parse_date(value)
+    except client_input.ClientInputError as exc:
+        raise _not_found(field, exc.message) from None
     except ValueError:
         raise _not_found(field, _("Give the date as YYYY-MM-DD.")) from None
 
@@ -266,8 +270,8 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             visits = visits.filter(starts_at__date__lte=date_to)
         if params.get("status") in Appointment.Status.values:
             visits = visits.filter(status=params["status"])
-        if params.get("doctor", "").isdigit():
-            visits = visits.filter(doctor_id=int(params["doctor"]))
+        if (doctor_id := client_input.whole_number(params.get("doctor"))) is not None:
+            visits = visits.filter(doctor_id=doctor_id)
         return visits.order_by("starts_at", "pk")
 
     @extend_schema(
@@ -492,7 +496,7 @@ class AttendanceView(APIView):
             if request.user.is_superuser
             else Clinic.objects.filter(pk__in=clinics_with_role(request.user, CLINIC_ADMINS))
         )
-        clinic = allowed.filter(pk=int(clinic_id)).first() if clinic_id.isdigit() else None
+        clinic = allowed.filter(pk=pk).first() if (pk := client_input.whole_number(clinic_id)) is not None else None
         if clinic is None:
             raise PermissionDenied(self.denied)
         today = timezone.localtime(timezone.now(), clinic.tz).date()

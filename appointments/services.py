@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import formats, timezone
@@ -122,6 +123,11 @@ def _check_slot(
             raise ValidationError(
                 {"starts_at": _("Visits can be booked at most %(days)s days ahead.") % {"days": rules.horizon_days}}, code="too_far"
             )
+    elif starts_at > now + timedelta(days=settings.PLANNING_HORIZON_DAYS):
+        raise ValidationError(
+            {"starts_at": _("Visits can be booked at most %(days)s days ahead.") % {"days": settings.PLANNING_HORIZON_DAYS}},
+            code="too_far",
+        )
     ends_at = starts_at + timedelta(minutes=service.duration_minutes)
     interval = selectors.working_interval(clinic=clinic, doctor=doctor, starts_at=starts_at, ends_at=ends_at)
     if interval is None:

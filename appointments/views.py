@@ -10,7 +10,7 @@ sign-in flow returns to.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from appointments import selectors, services
 from appointments.api import calendar_response
 from appointments.models import Appointment
+from clinic_crm import client_input
 from clinics.models import Clinic, Doctor, Service
 from patients.selectors import patient_clinics, patient_family, patient_for_user
 from patients.services import ConsentRequired
@@ -47,7 +48,7 @@ class SlotChoice:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return client_input.whole_number(value)
 
 
 def _service(clinic: Clinic, service_id: int | None) -> Service:
@@ -147,7 +148,7 @@ def book_slots(request: HttpRequest, slug: str, service_id: int) -> HttpResponse
     )
     days = selectors.slot_days(clinic=clinic, slots=slots, date_from=today, days=STRIP_DAYS)
     try:
-        chosen = date.fromisoformat(request.GET.get("day", ""))
+        chosen = client_input.parse_date(request.GET.get("day", ""))
     except ValueError:
         chosen = None
     if chosen not in {d for d, _s in days}:
@@ -183,6 +184,7 @@ def _parse_slot(request: HttpRequest, clinic: Clinic) -> tuple[Service, Doctor, 
     doctor = selectors.bookable_doctors(clinic=clinic, service=service).filter(pk=_int(data.get("doctor")) or 0).first()
     try:
         starts_at = datetime.strptime(data.get("at", ""), AT_FORMAT).replace(tzinfo=clinic.tz)
+        client_input.moment_in_bounds(starts_at)
     except ValueError:
         starts_at = None
     if doctor is None or starts_at is None:

@@ -8,5 +8,15 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _header_text(request: HttpRequest, name: str, limit: int) -> str:
+    # Headers we store are text columns, and PostgreSQL refuses NUL in text.
+    return request.META.get(name, "").replace("\x00", "")[:limit]
+
+
 def user_agent(request: HttpRequest) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")[:400]
+    return _header_text(request, "HTTP_USER_AGENT", 400)
+
+
+def referrer(request: HttpRequest) -> str:
+    """Where a visitor came from (kept for attribution)."""
+    return _header_text(request, "HTTP_REFERER", 500)

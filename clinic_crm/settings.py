@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "clinic_crm.pool.PoolTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "clinic_crm.middleware.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -315,7 +316,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "clinic_crm.api.exception_handler",
+    # Bounded in size and depth, NUL refused (clinic_crm.client_input); forms and files as DRF parses them.
+    "DEFAULT_PARSER_CLASSES": [
+        "clinic_crm.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# The largest JSON body the API reads: a message is at most a few KB; files come as multipart, not JSON.
+API_JSON_MAX_BYTES = 1024 * 1024
+CSRF_FAILURE_VIEW = "clinic_crm.api.csrf_failure"
+
+# --- Dates a client may give --------------------------------------------------------
+# The furthest ahead any date from a client may lie (staff booking, offered slots, searches, filters);
+# patients are further held to their clinic's booking horizon (appointments.BookingRules).
+PLANNING_HORIZON_DAYS = 2 * 366
+# How far ahead a patient may set a personal reminder.
+REMINDER_HORIZON_DAYS = 366
 SPECTACULAR_SETTINGS = {
     "TITLE": "Clinic CRM API",
     "DESCRIPTION": "Patient portal and clinic staff API. Every staff endpoint is scoped to the caller's clinics.",
@@ -369,9 +386,27 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"client_mistake": {"()": "clinic_crm.log_filters.ClientMistakeWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # django.security.<exception name>: requests Django refused with a 4xx (filters do not pass to child loggers).
+        **{
+            f"django.security.{name}": {"filters": ["client_mistake"]}
+            for name in (
+                "DisallowedHost",
+                "DisallowedRedirect",
+                "RequestDataTooBig",
+                "TooManyFieldsSent",
+                "TooManyFilesSent",
+                "SuspiciousFileOperation",
+                "SuspiciousMultipartForm",
+                "SuspiciousOperation",
+                "SuspiciousSession",
+                "InvalidSessionKey",
+                "csrf",
+            )
+        },
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},

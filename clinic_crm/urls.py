@@ -82,6 +82,12 @@ urlpatterns = [
     path("", include("patients.urls")),
 ]
 
+# On /api/ paths Django's own refusals answer in the API's JSON format (clinic_crm.api).
+handler400 = "clinic_crm.api.bad_request"
+handler403 = "clinic_crm.api.permission_denied"
+handler404 = "clinic_crm.api.page_not_found"
+handler500 = "clinic_crm.api.server_error"
+
 if settings.DEBUG:
     from django.conf.urls.static import static
 

@@ -33,6 +33,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from clinic_crm.client_input import whole_number
 from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_member
 from messaging import selectors, services
 from messaging.models import Message, Thread
@@ -164,7 +165,7 @@ def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
 def _rows_context(request: HttpRequest, current: int | None, filters: selectors.InboxFilter, several_clinics: bool) -> dict[str, Any]:
     """A page of rows: the first (or, for a live refresh, as many as the page shows) or the one after ?after=."""
     shown = request.GET.get("shown", "")
-    limit = min(max(LIST_LIMIT, int(shown)), LIST_MAX) if shown.isdigit() else LIST_LIMIT
+    limit = min(max(LIST_LIMIT, whole_number(shown)), LIST_MAX) if whole_number(shown) is not None else LIST_LIMIT
     after = request.GET.get("after", "")
     rows, has_more = selectors.inbox_rows(user=request.user, filters=filters, limit=limit, after=after)
     more_url = more_page_url = ""
@@ -363,7 +364,7 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
     """The left pane's counts and rows, re-fetched by inbox.js when events arrive."""
     _staff_only(request)
     current = request.GET.get("current", "")
-    return render(request, "admin/messaging/_inbox_list.html", _list_context(request, current=int(current) if current.isdigit() else None))
+    return render(request, "admin/messaging/_inbox_list.html", _list_context(request, current=whole_number(current)))
 
 
 @require_GET
@@ -373,7 +374,7 @@ def inbox_more(request: HttpRequest) -> HttpResponse:
     current = request.GET.get("current", "")
     filters = _filters(request)
     several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
-    context = _rows_context(request, int(current) if current.isdigit() else None, filters, several_clinics)
+    context = _rows_context(request, whole_number(current), filters, several_clinics)
     return render(request, "admin/messaging/_inbox_rows.html", context)
 
 
@@ -389,7 +390,7 @@ def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
     _staff_only(request)
     thread = _thread(request, thread_id)
     before = request.GET.get("before", "")
-    context = _history_context(request, thread, before=int(before) if before.isdigit() else None)
+    context = _history_context(request, thread, before=whole_number(before))
     return render(request, "admin/messaging/_inbox_history.html", context)
 
 
@@ -427,9 +428,9 @@ def _act(request: HttpRequest, thread: Thread, action: str) -> None:
         services.thread_set_status(actor=user, thread=thread, status=data.get("status", ""))
     elif action == "priority":
         priority = data.get("priority", "")
-        if not priority.isdigit():
+        if whole_number(priority) is None:
             raise ValidationError({"priority": _("Unknown priority.")})
-        services.thread_update(actor=user, thread=thread, priority=int(priority))
+        services.thread_update(actor=user, thread=thread, priority=whole_number(priority))
     elif action == "tags":
         wanted = set(data.getlist("tags"))
         choices = list(selectors.thread_tag_choices(user=user, thread=thread))

@@ -13,9 +13,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from clinic_crm.api import BoundedDateTimeField
+from clinic_crm.client_input import whole_number
+from clinic_crm.parsers import JSONParser
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id
@@ -44,7 +47,7 @@ class ThreadOpenIn(serializers.Serializer):
 
 class ThreadUpdateIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=Thread.Status.choices, required=False)
-    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
+    snoozed_until = BoundedDateTimeField(required=False, allow_null=True)
     assigned_to = serializers.IntegerField(required=False, allow_null=True)
     tags = serializers.ListField(child=serializers.IntegerField(), required=False)
     priority = serializers.ChoiceField(choices=Thread.Priority.choices, required=False)
@@ -149,7 +152,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         clinic = get_object_or_404(Clinic, slug=values["clinic"], is_active=True)
         doctor = None
         if values.get("doctor"):
-            doctor = Doctor.objects.filter(pk=values["doctor"], clinic=clinic).first()
+            doctor = Doctor.objects.filter(pk=values["doctor"], clinic=clinic, is_active=True).first()
             if doctor is None:
                 raise ValidationError({"doctor": _("There is no such doctor in this clinic.")})
         thread, created = services.thread_open(
@@ -331,4 +334,4 @@ class ThreadAccessViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         rows = super().get_queryset()
         thread = self.request.query_params.get("thread", "")
-        return rows.filter(thread_id=int(thread)) if thread.isdigit() else rows
+        return rows.filter(thread_id=thread_id) if (thread_id := whole_number(thread)) is not None else rows

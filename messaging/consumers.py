@@ -15,7 +15,6 @@ missed; live events may overlap the catch-up, so clients keep messages by
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
+from clinic_crm import client_input
 from clinics.tenancy.consumers import socket_groups, socket_user_kind
 from messaging import realtime, selectors, services
 from messaging.models import Thread
@@ -69,6 +69,62 @@ def _language(scope: dict) -> str:
     return settings.LANGUAGE_CODE
 
 
+# What each frame's fields must be, checked before a handler runs: a list where a thread id belongs,
+# or an id beyond PostgreSQL's bigint, is the client's mistake (an error frame), not a crash (close 1011).
+BIGINT = 2**63 - 1
+FRAME_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
+    "message.send": {"thread": ("id", True), "text": ("text", False), "client_msg_id": ("text", False), "attachments": ("ids", False),
+                     "note": ("flag", False)},
+    "read": {"thread": ("id", True), "seq": ("seq_or_null", False)},
+    "delivered": {"thread": ("id", True), "seq": ("seq", True)},
+    "typing": {"thread": ("id", True), "state": ("flag", False)},
+    "viewing": {"thread": ("id", True), "state": ("flag", False)},
+    "resume": {"cursors": ("cursors", False)},
+}  # fmt: skip
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= BIGINT
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == "id":
+        return _is_int(value, 1)
+    if kind == "seq":
+        return _is_int(value, 0)
+    if kind == "seq_or_null":
+        return value is None or _is_int(value, 0)
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "flag":
+        return isinstance(value, bool)
+    if kind == "ids":
+        return isinstance(value, list) and all(_is_int(item, 1) for item in value)
+    # resume: {"<thread id>": <last seq held>}
+    return isinstance(value, dict) and all(k.isascii() and k.isdigit() and _is_int(int(k), 1) and _is_int(v, 0) for k, v in value.items())
+
+
+EXPECTED = {
+    "id": "a positive integer id",
+    "seq": "a non-negative integer",
+    "seq_or_null": "a non-negative integer or null",
+    "text": "a string",
+    "flag": "true or false",
+    "ids": "a list of positive integer ids",
+    "cursors": "an object mapping thread ids to the last seq held",
+}
+
+
+def _check_fields(content: dict) -> None:
+    for name, (kind, required) in FRAME_FIELDS.get(content["type"], {}).items():
+        if name not in content:
+            if required:
+                raise ValueError(f"'{name}' is required")
+            continue
+        if not _fits(kind, content[name]):
+            raise ValueError(f"'{name}' must be {EXPECTED[kind]}")
+
+
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -105,9 +161,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Send JSON text frames of at most 64 KB.")})
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json({"type": "error", "code": "bad_frame", "reason": gettext("Frame is not valid JSON.")})
+            content = client_input.json_decode(text_data, max_bytes=MAX_FRAME)
+        except client_input.ClientInputError as exc:
+            reason = gettext("Frame is not valid JSON.") if exc.code == "bad_json" else exc.message
+            await self.send_json({"type": "error", "code": "bad_frame", "reason": reason})
             return
         await self.receive_json(content)
 
@@ -127,6 +184,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return
         ref = content.get("ref") or content.get("client_msg_id")
         try:
+            _check_fields(content)
             await handler(self, content)
         except (ValidationError, PermissionDenied, ObjectDoesNotExist, ConsentRequired, services.SendingTooFast) as exc:
             code, reason = _reason(exc)

@@ -18,6 +18,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
 
+from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
 
@@ -61,8 +62,8 @@ class InboxFilter:
             unassigned=scope == "unassigned",
             status=status if status in Thread.Status.values else None,
             channel=channel if channel in Thread.Channel.values else None,
-            tag=int(tag) if tag.isdigit() else None,
-            clinic=int(clinic) if clinic.isdigit() else None,
+            tag=whole_number(tag),
+            clinic=whole_number(clinic),
             query=params.get("q", "").strip()[:100],
         )
 
@@ -148,7 +149,7 @@ _ROW_FIELDS = (
 def parse_inbox_cursor(value: str) -> tuple[datetime, int] | None:
     """`InboxRow.cursor` back to (last activity, pk); None for anything else."""
     micros, _dot, pk = value.partition(".")
-    if not (micros.lstrip("-").isdigit() and pk.isdigit()):
+    if whole_number(micros.removeprefix("-")) is None or whole_number(pk) is None:
         return None
     try:
         return _EPOCH + timedelta(microseconds=int(micros)), int(pk)

@@ -17,6 +17,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
 from messaging import selectors, services
@@ -126,7 +127,7 @@ def _slot_links(thread: Thread, slots: list[dict]) -> list[dict]:
 
 def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
     before = request.GET.get("before", "")
-    before_seq = int(before) if before.isdigit() else None
+    before_seq = whole_number(before)
     page = selectors.thread_messages(user=request.user, thread=thread, before_seq=before_seq, limit=selectors.PAGE + 1)
     has_more, page = len(page) > selectors.PAGE, page[-selectors.PAGE :]
     tz = thread.clinic.tz
@@ -262,7 +263,7 @@ def portal_start(request: HttpRequest) -> HttpResponse:
     doctor = None
     doctor_id = request.POST.get("doctor", "")
     if doctor_id:
-        doctor = selectors.portal_doctors_to_write(clinic=clinic).filter(pk=int(doctor_id) if doctor_id.isdigit() else 0).first()
+        doctor = selectors.portal_doctors_to_write(clinic=clinic).filter(pk=whole_number(doctor_id) or 0).first()
         if doctor is None:
             messages.error(request, _("This doctor does not answer questions in this clinic."))
             return redirect(home)

@@ -6,7 +6,6 @@ Another family's reminder is 404, as if it did not exist.
 
 from __future__ import annotations
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -14,6 +13,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from appointments.api import MomentField
+from clinic_crm.api import BoundedDateField
 from clinics.models import Clinic
 from notifications import selectors, services
 from notifications.models import PersonalReminder
@@ -44,7 +44,7 @@ class ReminderOut(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_next_at(self, reminder: PersonalReminder) -> str:
         """In the clinic's zone with its offset: the reminder goes out on the clinic's clock."""
-        return timezone.localtime(reminder.next_at, reminder.clinic.tz).isoformat()
+        return reminder.local_next_at.isoformat()
 
 
 class ReminderIn(serializers.Serializer):
@@ -53,7 +53,7 @@ class ReminderIn(serializers.Serializer):
     patient = serializers.IntegerField(min_value=1, required=False, help_text="Default: yourself; or one of your dependants")
     next_at = MomentField(help_text="ISO 8601 with the offset, e.g. 2026-12-14T10:00:00+03:00; in the future")
     repeat = serializers.ChoiceField(choices=PersonalReminder.Repeat.choices, default=PersonalReminder.Repeat.ONCE)
-    repeat_until = serializers.DateField(required=False, allow_null=True, help_text="The last day of a daily or weekly reminder")
+    repeat_until = BoundedDateField(required=False, allow_null=True, help_text="The last day of a daily or weekly reminder")
 
 
 class ReminderViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):

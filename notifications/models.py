@@ -206,3 +206,12 @@ class PersonalReminder(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def local_next_at(self):
+        """next_at on the clinic's clock. A time saved before reminders were bounded (year 9999) may have no
+        local time east of UTC; it is shown in UTC then, rather than failing every page that lists it."""
+        try:
+            return timezone.localtime(self.next_at, self.clinic.tz)
+        except OverflowError:
+            return self.next_at

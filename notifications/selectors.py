@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from clinic_crm.client_input import whole_number
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 
 # Whose messages a patient may turn into a reminder: the clinic's people and its bot, not their own words or system lines.
@@ -58,9 +59,9 @@ def reminders_of(*, patient: Any, include_inactive: bool = False) -> QuerySet[Pe
 
 
 def reminder_of(*, patient: Any, reminder_id: str) -> PersonalReminder | None:
-    if not str(reminder_id).isdigit():
+    if (pk := whole_number(reminder_id)) is None:
         return None
-    return reminders_of(patient=patient).filter(pk=int(reminder_id)).first()
+    return reminders_of(patient=patient).filter(pk=pk).first()
 
 
 def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery | None:
@@ -105,17 +106,17 @@ def reminder_source(*, user: Any, thread_id: str, message_seq: str = "") -> Remi
     """
     from messaging.models import Message, Thread
 
-    if not str(thread_id).isdigit():
+    if (pk := whole_number(thread_id)) is None:
         return ReminderSource()
-    thread = Thread.objects.visible_to(user).select_related("clinic", "patient").filter(pk=int(thread_id)).first()
+    thread = Thread.objects.visible_to(user).select_related("clinic", "patient").filter(pk=pk).first()
     if thread is None:
         return ReminderSource()
     tomorrow = timezone.localtime(timezone.now(), thread.clinic.tz).date() + timedelta(days=1)
     initial = {"clinic": thread.clinic_id, "patient": thread.patient_id, "day": tomorrow.isoformat()}
-    if str(message_seq).isdigit():
+    if (seq := whole_number(message_seq)) is not None:
         text = (
             Message.objects.visible_to(user)
-            .filter(thread=thread, seq=int(message_seq), author__in=REMINDABLE_AUTHORS)
+            .filter(thread=thread, seq=seq, author__in=REMINDABLE_AUTHORS)
             .values_list("text", flat=True)
             .first()
         )

@@ -687,6 +687,15 @@ def personal_reminder_add(
         raise ValidationError({"text": _("Write what to remind about.")})
     if next_at <= timezone.now():
         raise ValidationError({"next_at": _("Choose a time in the future.")})
+    furthest = timezone.now() + timedelta(days=settings.REMINDER_HORIZON_DAYS)
+    if next_at > furthest:
+        raise ValidationError(
+            {"next_at": _("A reminder can be set at most %(days)s days ahead.") % {"days": settings.REMINDER_HORIZON_DAYS}}
+        )
+    if repeat_until and repeat_until > furthest.date():
+        raise ValidationError(
+            {"repeat_until": _("A reminder can repeat at most %(days)s days ahead.") % {"days": settings.REMINDER_HORIZON_DAYS}}
+        )
     if repeat != PersonalReminder.Repeat.ONCE and repeat_until and repeat_until < timezone.localtime(next_at, clinic.tz).date():
         raise ValidationError({"repeat_until": _("The last day must not be before the first reminder.")})
     with transaction.atomic():

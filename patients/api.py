@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.destinations import parse_destination
-from clinic_crm.api import E164Field
+from clinic_crm.api import BoundedDateField, E164Field
 from clinic_crm.requests import client_ip, user_agent
 from clinics.models import Clinic
 from patients import selectors, services
@@ -102,7 +102,7 @@ class LogoutView(APIView):
 
 class ProfileIn(serializers.Serializer):
     full_name = serializers.CharField(max_length=200)
-    birth_date = serializers.DateField(required=False, allow_null=True)
+    birth_date = BoundedDateField(required=False, allow_null=True)
 
 
 class MeView(APIView):
@@ -156,7 +156,7 @@ class ContactChangeConfirmView(APIView):
 
 class DependantIn(serializers.Serializer):
     full_name = serializers.CharField(max_length=200)
-    birth_date = serializers.DateField(required=False, allow_null=True)
+    birth_date = BoundedDateField(required=False, allow_null=True)
     relation = serializers.ChoiceField(choices=[c for c in Patient.Relation.choices if c[0] != Patient.Relation.SELF])
 
 

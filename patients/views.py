@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.destinations import parse_destination
 from accounts.services import LoginCodeError
-from clinic_crm.requests import client_ip, user_agent
+from clinic_crm.requests import client_ip, referrer, user_agent
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
 from messaging import selectors as message_selectors
@@ -79,7 +79,7 @@ def clinic_page(request: HttpRequest, slug: str) -> HttpResponse:
             slug,
             {
                 "utm": {k: request.GET[k][:100] for k in services.Attribution.UTM_KEYS if request.GET.get(k)},
-                "referrer": request.META.get("HTTP_REFERER", "")[:500],
+                "referrer": referrer(request),
             },
         )
         request.session[SESSION_ATTRIBUTION] = stored

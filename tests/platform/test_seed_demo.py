@@ -92,7 +92,7 @@ def test_each_demo_login_opens_the_admin(seeded):
         response = browser.post("/admin/login/?next=/admin/", {"username": username, "password": DEMO_PASSWORD, "next": "/admin/"})
         assert response.status_code == 302, username
         assert response["Location"] == "/admin/"
-        assert browser.get("/admin/").status_code == 200
+        assert browser.get("/admin/", follow=True).status_code == 200
         assert get_user_model().objects.get(pk=browser.session["_auth_user_id"]).username == username
 
 

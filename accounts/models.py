@@ -3,6 +3,14 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+def display_name(*, first_name: str, last_name: str, username: str) -> str:
+    """How colleagues see a person in conversations, lists, notes and logs: the full name, else the login.
+
+    The one rule: User.display_name and lists that read plain values (the inbox) both call it.
+    """
+    return " ".join(part for part in (first_name.strip(), last_name.strip()) if part) or username
+
+
 class User(AbstractUser):
     """Staff members and portal patients alike.
 
@@ -15,10 +23,12 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
 
+    def __str__(self) -> str:
+        return self.display_name  # admin columns, filters and choices show the name, not the login
+
     @property
     def display_name(self) -> str:
-        """How colleagues see this person in histories, lists and presence: full name, else login."""
-        return self.get_full_name() or self.username
+        return display_name(first_name=self.first_name, last_name=self.last_name, username=self.username)
 
 
 class LoginCode(models.Model):

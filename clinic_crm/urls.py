@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter, SimpleRouter
 from appointments import api as appointments_api
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
+from clinics.admin_site import admin_index
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 from notifications import views as notification_views
@@ -68,6 +69,7 @@ api = [
 urlpatterns = [
     path("admin/inbox/", include("messaging.admin_inbox")),  # the operator inbox, behind admin_view
     path("admin/calendar/", include("appointments.admin_calendar")),  # the booking calendar, behind admin_view
+    path("admin/", admin.site.admin_view(admin_index), name="staff-home"),  # before the admin's own index, which it replaces
     path("admin/", admin.site.urls),
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),

@@ -116,11 +116,15 @@ class StaffAddForm(forms.ModelForm):
 
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
-    list_display = ("user", "clinic", "role", "is_active", "created_at")
+    list_display = ("user", "clinic", "role", "is_active", "granted_at")
     list_filter = ("clinic", "role", "is_active")
     search_fields = ("user__username", "user__first_name", "user__last_name", "user__email")
     list_select_related = ("user", "clinic")
     add_fields = ("clinic", "role", "username", "email", "first_name", "last_name", "password")
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def granted_at(self, obj: Membership):
+        return obj.created_at
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

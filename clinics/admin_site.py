@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import reverse_lazy
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
 from clinics.selectors import staff_clinics
@@ -25,6 +27,27 @@ def site_subheader(request) -> str:
     if roles:
         return " · ".join(str(r) for r in roles)
     return str(_("Platform administrator")) if getattr(request.user, "is_superuser", False) else ""
+
+
+def staff_landing(request: HttpRequest) -> str | None:
+    """Where a staff member starts: owners at attendance (their figures, until the owner dashboard exists),
+    everyone else in the clinic at the inbox. None for the platform, whose start is the admin index."""
+    from clinics.tenancy import Role, clinic_roles
+
+    if request.user.is_superuser:
+        return None
+    roles = set(clinic_roles(request.user).values())
+    if Role.OWNER in roles:
+        return reverse("booking:attendance")
+    return reverse("inbox:index") if roles else None
+
+
+def admin_index(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The admin's home page: clinic staff go straight to their working screen (the login lands here too)."""
+    landing = staff_landing(request)
+    if landing is not None:
+        return HttpResponseRedirect(landing)
+    return admin.site.index(request, extra_context)
 
 
 def _model_item(title, icon: str, app_label: str, model_name: str, model_path: str) -> dict:

@@ -103,7 +103,7 @@ class Thread(models.Model):
     last_seq = models.PositiveIntegerField(default=0)
     last_public_seq = models.PositiveIntegerField(default=0)  # the newest message the patient can see
     last_message_preview = models.CharField(max_length=140, blank=True)
-    staff_unread = models.PositiveIntegerField(default=0)
+    staff_unread = models.PositiveIntegerField(_("unread by staff"), default=0)
     patient_unread = models.PositiveIntegerField(default=0)
     staff_read_seq = models.PositiveIntegerField(default=0)
     patient_read_seq = models.PositiveIntegerField(default=0)
@@ -303,10 +303,14 @@ class CannedAnswer(models.Model):
 class ThreadAccess(models.Model):
     """A staff member opened a thread. Owners and managers review these (quality control, 152-FZ)."""
 
+    class Via(models.TextChoices):
+        INBOX = "inbox", _("Inbox")
+        API = "api", _("API")
+
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="accesses", verbose_name=_("thread"))
     user = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+", verbose_name=_("staff member"))
     at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
-    via = models.CharField(_("screen"), max_length=16)  # inbox, api
+    via = models.CharField(_("screen"), max_length=16, choices=Via.choices)
 
     tenancy = Policy(clinic="thread__clinic", view=CLINIC_ADMINS, change=frozenset())
     objects = TenantManager()

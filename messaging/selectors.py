@@ -18,9 +18,11 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
 
+from accounts.models import display_name
 from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
+from patients.models import patient_hint
 
 VIEW_TTL = 45  # seconds a "viewing" mark lasts without a refresh from the client
 REPLY_TTL = 8  # seconds "X is replying" lasts after the last keystroke
@@ -117,6 +119,7 @@ class InboxRow:
     clinic: str
     last_activity_at: Any
     waiting_since: Any
+    patient_hint: str = ""  # the phone tail beside the name: two «Ольга Лебедева» are told apart
 
     @property
     def cursor(self) -> str:
@@ -143,6 +146,7 @@ _ROW_FIELDS = (
     "clinic__name",
     "last_activity_at",
     "waiting_since",
+    "patient__birth_date",
 )
 
 
@@ -173,7 +177,7 @@ def inbox_rows(*, user: Any, filters: InboxFilter | None = None, limit: int = PA
     # The phone as stored (no PhoneNumber parsing per row); formatted only for a patient without a name.
     threads = threads.annotate(patient_phone=Cast("patient__phone", TextField()))
     for values in threads.values_list(*_ROW_FIELDS)[: limit + 1]:
-        (pk, name, phone, email, preview, sensitive, unread, status, priority, first, last, username, doctor, clinic, at, waiting) = values
+        (pk, name, phone, email, preview, sensitive, unread, status, priority, first, last, username, doctor, clinic, at, waiting, born) = values
         rows.append(
             InboxRow(
                 pk=pk,
@@ -185,11 +189,12 @@ def inbox_rows(*, user: Any, filters: InboxFilter | None = None, limit: int = PA
                 status_label=str(statuses.get(status, status)),
                 priority=priority,
                 priority_label=str(priorities.get(priority, priority)),
-                assignee=" ".join(part for part in (first, last) if part) or username or "",  # as User.display_name
+                assignee=display_name(first_name=first or "", last_name=last or "", username=username) if username else "",
                 doctor=doctor or "",
                 clinic=clinic,
                 last_activity_at=at,
                 waiting_since=waiting,
+                patient_hint=patient_hint(phone=phone, birth_date=born) if name else "",  # as Patient.hint
             )
         )
     return rows[:limit], len(rows) > limit

@@ -10,6 +10,17 @@ from phonenumber_field.modelfields import PhoneNumberField
 from clinics.tenancy import ALL_ROLES, CLINIC_ADMINS, FRONT_DESK, NOBODY, Policy, TenantManager
 
 
+def patient_hint(*, phone: object, birth_date: object) -> str:
+    """What tells two people of the same name apart in a staff list: the phone's last four digits
+    («…01-23», enough to ask "is that your number ending 0123?"), else the birth year."""
+    digits = "".join(c for c in str(phone or "") if c.isdigit())
+    if len(digits) >= 4:
+        return f"…{digits[-4:-2]}-{digits[-2:]}"
+    if birth_date is not None:
+        return _("born %(year)s") % {"year": birth_date.year}
+    return ""
+
+
 class Patient(models.Model):
     """A person. Account holders sign in to the portal; dependants (a child, an
     elderly parent) have no account and are represented by their guardian.
@@ -62,6 +73,10 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return self.full_name or str(self.phone or self.email or f"#{self.pk}")
+
+    @property
+    def hint(self) -> str:
+        return patient_hint(phone=self.phone, birth_date=self.birth_date) if self.full_name else ""
 
     @property
     def account_holder(self) -> "Patient":

@@ -89,7 +89,7 @@ def test_operator_books_marks_a_no_show_and_owner_reads_attendance(admin_page, o
     assert page.goto("/admin/calendar/attendance/").status == 403
     owner = open_page(viewport=page.viewport_size)
     staff_login(owner, "alice")
-    menu_item(owner, "Attendance").click()
+    expect(owner).to_have_url(re.compile(r"/admin/calendar/attendance/$"))  # an owner starts at attendance
     table = owner.locator("#attendance")
     expect(table.locator("tbody tr", has_text="Dr Dima")).to_contain_text("50 %")  # came 1, no-show 1
     expect(table.locator("tfoot")).to_contain_text("Total")

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def test_header_shows_the_clinic_name(web, alpha):
     web.force_login(alpha.operator)
-    page = web.get("/admin/").content.decode()
+    page = web.get("/admin/", follow=True).content.decode()
     assert "Alpha Dental" in page
 
 
@@ -29,11 +30,40 @@ def test_header_shows_the_clinic_name(web, alpha):
 )
 def test_sidebar_per_role(web, alpha, role, sees, does_not_see):
     web.force_login(alpha.user(role))
-    page = web.get("/admin/").content.decode()
+    page = web.get("/admin/", follow=True).content.decode()
     for title in sees:
         assert f">{title}<" in page.replace("\n", "").replace("  ", "") or title in page, title
     for title in does_not_see:
         assert title not in page, title
+
+
+@pytest.mark.parametrize(("role", "lands_on", "screen"), [
+    ("operator", "/admin/inbox/", "Входящие"),
+    ("doctor", "/admin/inbox/", "Входящие"),
+    ("manager", "/admin/inbox/", "Входящие"),
+    ("owner", "/admin/calendar/attendance/", "Посещаемость"),
+])  # fmt: skip
+def test_staff_land_on_their_working_screen_after_login(alpha, role, lands_on, screen):
+    browser = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    user = alpha.user(role)
+    response = browser.post("/admin/login/?next=/admin/", {"username": user.username, "password": f.PASSWORD, "next": "/admin/"}, follow=True)
+    assert response.redirect_chain[-1] == (lands_on, 302)
+    page = response.content.decode()
+    assert screen in page
+    assert "Администрирование сайта" not in page and "Site administration" not in page
+
+
+def test_the_platform_keeps_the_admin_index(superuser):
+    browser = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    browser.force_login(superuser)
+    response = browser.get("/admin/")
+    assert response.status_code == 200
+    assert "Администрирование сайта" in response.content.decode()
+
+
+def test_the_admin_home_asks_a_stranger_to_log_in(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
 def test_owner_adds_an_operator(web, alpha):

@@ -437,7 +437,7 @@ def test_doctor_cannot_merge_contacts(web, alpha, anna):
 
 def test_sidebar_inbox_badge_counts_unread_threads(olga_web, alpha, anna_thread):
     patient_says(anna_thread)
-    page = olga_web.get(reverse("admin:index")).content.decode()
+    page = olga_web.get(reverse("admin:index"), follow=True).content.decode()
     assert re.search(r'href="/admin/inbox/".*?Inbox.*?>\s*1\s*</span>', page, re.S)
 
 
@@ -479,7 +479,7 @@ def test_cached_counts_follow_every_change(olga_web, alpha, anna_thread):
     badge = re.compile(r'href="/admin/inbox/".*?Inbox.*?>\s*(\d+)\s*</span>', re.S)
 
     def unread_badge() -> int:
-        found = badge.search(olga_web.get(reverse("admin:index")).content.decode())
+        found = badge.search(olga_web.get(reverse("admin:index"), follow=True).content.decode())
         return int(found.group(1)) if found else 0
 
     assert unread_badge() == 0

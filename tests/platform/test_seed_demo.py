@@ -93,13 +93,28 @@ def test_one_login_per_role_per_clinic(seeded):
     assert Doctor.objects.get(user__username="moscow.doctor").full_name == "Иванова Мария Сергеевна"
 
 
+def test_demo_staff_have_names_and_appear_by_them_in_the_inbox(seeded):
+    staff = get_user_model().objects.filter(memberships__isnull=False).distinct()
+    names = {user.username: user.display_name for user in staff}
+    assert len(names) == 8 and all(name != login and " " in name for login, name in names.items()), names
+    assert len(set(names.values())) == 8, "two colleagues with one name"
+    doctor = Doctor.objects.get(user__username="moscow.doctor")
+    assert names["moscow.doctor"] == " ".join(doctor.full_name.split()[1::-1])  # «Мария Иванова» is «Иванова Мария Сергеевна»
+    browser = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    browser.force_login(get_user_model().objects.get(username="moscow.operator"))
+    answered = Message.objects.filter(sender__username="moscow.operator").values_list("thread_id", flat=True).first()
+    page = browser.get(f"/admin/inbox/{answered}/").content.decode()
+    assert "Дарья Никитина" in page
+    assert "moscow.operator<" not in page and ">moscow.operator" not in page
+
+
 def test_each_demo_login_opens_the_admin(seeded):
     for username in LOGINS:
         browser = Client(HTTP_ACCEPT_LANGUAGE="en")
         response = browser.post("/admin/login/?next=/admin/", {"username": username, "password": DEMO_PASSWORD, "next": "/admin/"})
         assert response.status_code == 302, username
         assert response["Location"] == "/admin/"
-        assert browser.get("/admin/").status_code == 200
+        assert browser.get("/admin/", follow=True).status_code == 200
         assert get_user_model().objects.get(pk=browser.session["_auth_user_id"]).username == username
 
 

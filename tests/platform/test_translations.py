@@ -17,9 +17,11 @@ import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import unfold
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, override_settings
@@ -281,3 +283,140 @@ def test_pages_in_english(url, strings):
     for english, russian in strings.items():
         assert english in html, f"{url}: no {english!r} in the English page"
         assert russian not in html
+
+
+# --- d) the admin theme speaks Russian too -------------------------------------------------------
+# django-unfold ships no Russian: its strings that our screens show are translated in our catalogue
+# (our LOCALE_PATHS come first), written by hand because makemessages does not read the theme.
+
+THEME = Path(unfold.__file__).resolve().parent
+# The theme's own parts and the contrib packages we install (filters; forms holds its widgets).
+THEME_PARTS = [THEME / "templates", *THEME.glob("*.py"), THEME / "mixins", THEME / "templatetags", THEME / "contrib" / "filters", THEME / "contrib" / "forms"]
+TEMPLATE_STRING = re.compile(r"""\{%\s*(?:trans|translate)\s+(["'])(.+?)\1(?:\s+as\s+\w+)?\s*%\}""")
+PYTHON_STRING = re.compile(r"""\b(?:_|gettext|gettext_lazy)\(\s*(["'])(.+?)\1\s*\)""")
+
+
+def theme_strings() -> set[str]:
+    """Every plain {% translate %} and _() string of the theme (no plurals, no context)."""
+    found: set[str] = set()
+    files = [p for part in THEME_PARTS for p in ([part] if part.is_file() else part.rglob("*")) if p.suffix in (".html", ".py")]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        patterns = (TEMPLATE_STRING, PYTHON_STRING) if path.suffix == ".html" else (PYTHON_STRING,)  # templates also say _('…')
+        found.update(m.group(2) for pattern in patterns for m in pattern.finditer(text))
+    return found
+
+
+def test_every_string_of_the_admin_theme_has_russian():
+    from django.utils import translation
+
+    strings = theme_strings()
+    assert {"Welcome back to", "Return to site", "Reset filters", "Type to search", "Select value"} <= strings, "the theme's layout changed"
+    with translation.override("ru"):
+        english = sorted(s for s in strings if translation.gettext(s) == s)
+    assert not english, "the admin theme shows these in English on Russian pages; translate them in django.po:\n" + "\n".join(english)
+
+
+class _Visible(HTMLParser):
+    """Text a person reads on the page, attributes they see or hear included; list headers apart."""
+
+    SEEN = ("placeholder", "title", "aria-label", "alt")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self.headers: list[str] = []
+        self._skip = 0
+        self._header: list[str] | None = None
+        self._in_results = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "style"):
+            self._skip += 1
+        if tag == "table" and attrs.get("id") == "result_list":
+            self._in_results = True
+        if tag == "th" and self._in_results and "scope" in attrs and attrs.get("scope") == "col":
+            self._header = []
+        self.texts += [attrs[name].strip() for name in self.SEEN if attrs.get(name)]
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+        if tag == "th" and self._header is not None:
+            self.headers.append(" ".join("".join(self._header).split()))
+            self._header = None
+        if tag == "thead":
+            self._in_results = False
+
+    def handle_data(self, data):
+        if self._skip:
+            return
+        if data.strip():
+            self.texts.append(" ".join(data.split()))
+        if self._header is not None:
+            self._header.append(data)
+
+
+def _seen(html: str) -> _Visible:
+    parser = _Visible()
+    parser.feed(html)
+    return parser
+
+
+CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
+# Column headers that read the same in Russian.
+SAME_IN_RUSSIAN = {"", "ID", "IP", "API", "UTM", "SMS", "URL", "e-mail", "E-mail"}
+
+
+@pytest.mark.django_db
+def test_russian_admin_pages_show_no_english_from_the_theme_and_no_english_headers(alpha, superuser):
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from tests import factories as f
+
+    f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Анна Петрова")
+    theme = {s for s in theme_strings() if " " in s}  # whole phrases: single words ("Run", "To") occur inside ours
+    anonymous = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    pages = {"/admin/login/": anonymous.get("/admin/login/")}
+    platform = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    platform.force_login(superuser)
+    pages["/admin/"] = platform.get("/admin/")
+    english_headers = []
+    for model in admin.site._registry:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        pages[url] = response = platform.get(url, follow=True)
+        pages[url + "?q=nothing-matches"] = platform.get(url + "?q=nothing-matches", follow=True)
+        english_headers += [f"{url}: {h!r}" for h in _seen(response.content.decode()).headers if not CYRILLIC.search(h) and h not in SAME_IN_RUSSIAN]
+    operator = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    operator.force_login(alpha.operator)
+    for url in ("/admin/inbox/", "/admin/calendar/", "/admin/patients/patientinclinic/?q=nothing-matches"):
+        pages[f"{url} (operator)"] = operator.get(url)
+    pages["/admin/logout/"] = operator.post("/admin/logout/")
+    english = []
+    for url, response in pages.items():
+        assert response.status_code == 200, f"{url}: {response.status_code}"
+        english += [f"{url}: {text!r}" for text in _seen(response.content.decode()).texts if text in theme]
+    assert not english, "English from the admin theme on Russian pages:\n" + "\n".join(english)
+    assert not english_headers, "list columns without a Russian name:\n" + "\n".join(english_headers)
+
+
+@pytest.mark.django_db
+def test_russian_list_counters_use_russian_plurals(alpha, superuser):
+    from tests import factories as f
+
+    client = Client(HTTP_ACCEPT_LANGUAGE="ru")
+    client.force_login(superuser)
+    counter = re.compile(r"\b\d+ (?:результат\w*|\w+)\s*</div>")
+
+    def count_line(url: str) -> str:
+        html = client.get(url).content.decode()
+        return " ".join(counter.search(html).group(0).removesuffix("</div>").split())
+
+    assert count_line("/admin/messaging/cannedanswer/") == "0 результатов"
+    f.CannedAnswerFactory(clinic=alpha.clinic)
+    assert count_line("/admin/messaging/cannedanswer/") == "1 результат"
+    for _ in range(2):
+        f.CannedAnswerFactory(clinic=alpha.clinic)
+    assert count_line("/admin/messaging/cannedanswer/") == "3 результата"

@@ -119,6 +119,18 @@ WEEKS = [
 ]
 BOOKING_RULES = {"ulybka": {"late_cancel_hours": 24}, "zdorovie-ekb": {"late_cancel_hours": 12, "min_notice_minutes": 60}}
 
+# Colleagues see each other by name in conversations and lists; the doctor logins are the clinics' first doctors.
+STAFF_NAMES = {
+    "moscow.owner": ("Виктор", "Белов"),
+    "moscow.manager": ("Ирина", "Комарова"),
+    "moscow.operator": ("Дарья", "Никитина"),
+    "moscow.doctor": ("Мария", "Иванова"),
+    "ekb.owner": ("Андрей", "Гусев"),
+    "ekb.manager": ("Татьяна", "Киселёва"),
+    "ekb.operator": ("Юлия", "Макарова"),
+    "ekb.doctor": ("Дмитрий", "Кузнецов"),
+}
+
 FIRST_NAMES = ["Анна", "Иван", "Мария", "Сергей", "Елена", "Дмитрий", "Ольга", "Андрей", "Наталья", "Павел"]
 LAST_NAMES = ["Волков", "Зайцев", "Лебедев", "Новиков", "Фёдоров", "Козлов", "Орлов", "Егоров", "Павлов", "Семёнов"]
 UTM_SOURCES = [("yandex", "cpc"), ("google", "cpc"), ("vk", "social"), ("2gis", "referral"), ("", "")]
@@ -201,7 +213,15 @@ class Command(BaseCommand):
     def _grant(self, admin, clinic: Clinic, role: Role, username: str) -> Membership:
         """The demo login's membership; granted (and audited) only when it is not there yet."""
         existing = Membership.objects.filter(clinic=clinic, user__username=username, role=role, is_active=True).first()
-        return existing or membership_grant(actor=admin, clinic=clinic, role=role, username=username, password=DEMO_PASSWORD)
+        first_name, last_name = STAFF_NAMES.get(username, ("", ""))
+        membership = existing or membership_grant(
+            actor=admin, clinic=clinic, role=role, username=username, password=DEMO_PASSWORD, first_name=first_name, last_name=last_name
+        )
+        user = membership.user
+        if not (user.first_name or user.last_name):  # a demo seeded before its staff had names
+            user.first_name, user.last_name = first_name, last_name
+            user.save(update_fields=["first_name", "last_name"])
+        return membership
 
     def _seed_patients(self, admin, clinics: list[Clinic], rng: random.Random) -> None:
         for number in range(1, 31):

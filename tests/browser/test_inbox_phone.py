@@ -64,12 +64,17 @@ def no_sideways_scroll(page: Page) -> None:
     assert width <= page.evaluate("window.innerWidth"), f"the page is {width} px wide"
 
 
+def box(locator: Locator) -> dict:
+    """The element's rectangle, measured in the page in one step (live refreshes replace nodes between two calls)."""
+    return locator.evaluate("e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; }")
+
+
 def thumb_sized(*locators: Locator) -> None:
     for locator in locators:
-        box = locator.bounding_box()
-        assert box is not None, f"{locator} is not on the screen"
-        assert box["height"] >= 44 and box["width"] >= 44, f"{locator} is {box['width']}×{box['height']} px"
-        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"{locator} leaves the screen: {box}"
+        expect(locator).to_be_visible()
+        rect = box(locator)
+        assert rect["height"] >= 44 and rect["width"] >= 44, f"{locator} is {rect['width']}×{rect['height']} px"
+        assert rect["x"] >= 0 and rect["x"] + rect["width"] <= PHONE["width"], f"{locator} leaves the screen: {rect}"
 
 
 def only_pane(page: Page, visible: str) -> None:
@@ -78,8 +83,8 @@ def only_pane(page: Page, visible: str) -> None:
             expect(page.locator(pane)).to_be_visible()
         else:
             expect(page.locator(pane)).to_be_hidden()
-    box = page.locator(visible).bounding_box()
-    assert box is not None and box["width"] >= PHONE["width"] - 2, f"{visible} is squeezed: {box}"
+    rect = box(page.locator(visible))
+    assert rect["width"] >= PHONE["width"] - 2, f"{visible} is squeezed: {rect}"
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
@@ -95,7 +100,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     expect(row).to_contain_text("Anna Petrova")
     expect(page.locator("#nav-sidebar")).to_be_hidden()
     only_pane(page, ".inbox-left")
-    assert row.bounding_box()["height"] >= 44
+    assert box(row)["height"] >= 44
     thumb_sized(page.locator(".inbox-scope").first)
     no_sideways_scroll(page)
     screenshot(page, f"inbox-phone-{lang}-1-list", full_page=False)
@@ -106,7 +111,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     only_pane(page, ".inbox-middle")
     expect(page.locator(".msg--patient", has_text="still aches")).to_be_visible()
     composer = page.locator("#inbox-composer")
-    bottom = composer.bounding_box()
+    bottom = box(composer)
     assert PHONE["height"] - 4 <= bottom["y"] + bottom["height"] <= PHONE["height"] + 1, bottom
     send, note, attach, offer = page.locator("#inbox-send"), page.locator(".inbox-note-toggle"), page.locator(".inbox-attach"), page.locator("#inbox-offer-open")
     thumb_sized(send, note, attach, offer, page.locator("#inbox-canned"), page.locator("#inbox-text"), page.locator("[data-inbox-back=list]"), page.locator("[data-inbox-view=card]"))
@@ -121,7 +126,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     text.fill("/addr")
     suggestion = page.locator("#inbox-suggest li[data-index]").first
     expect(suggestion).to_contain_text("/address")
-    assert suggestion.bounding_box()["height"] >= 44
+    assert box(suggestion)["height"] >= 44
     suggestion.click()
     expect(text).to_have_value(re.compile(r"^Anna, we are at "))
     send.click()
@@ -141,6 +146,13 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     expect(panel).to_be_visible()
     expect(panel.locator("select[name=service]")).to_have_value(str(service.pk))  # the clinic's only service
     slots = panel.locator(".offer-slot")
+    expect(slots.first).to_contain_text("Dr Dima")  # any doctor: each time says whose it is
+    panel.locator("select[name=doctor]").select_option(str(alpha.doctor.pk))
+    expect(panel.locator(".offer-slot small")).to_have_count(0)  # one doctor chosen: the times alone
+    later = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
+    panel.locator("input[type=date]").fill(later.isoformat())
+    panel.locator("input[type=date]").dispatch_event("change")
+    expect(panel.locator(".offer-day").first).to_contain_text(f" {later.day} ")
     expect(slots.first).to_be_visible()
     thumb_sized(slots.first, slots.nth(1), panel.locator("button[name=send]"))
     slots.first.click()

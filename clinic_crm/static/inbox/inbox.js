@@ -673,8 +673,16 @@
   const offerPanel = document.getElementById("inbox-offer");
   const offerOpen = document.getElementById("inbox-offer-open");
 
+  let offerPicked = ""; // the service, doctor and day the panel shows: choosing them again keeps the ticks
+
+  function pickedOf(form) {
+    return new URLSearchParams(new FormData(form)).toString();
+  }
+
   function showOffer(html) {
     offerPanel.innerHTML = html; // server-rendered (appointments/_offer_panel.html, escaped by Django)
+    const pick = offerPanel.querySelector("[data-offer-pick]");
+    offerPicked = pick ? pickedOf(pick) : "";
     const root = offerPanel.querySelector("[data-offer]");
     if (root && root.dataset.sent) {
       const flash = root.querySelector(".offer-flash li");
@@ -710,6 +718,9 @@
     offerPanel.addEventListener("change", function (event) {
       const target = event.target;
       if (!(target instanceof HTMLElement) || !target.hasAttribute("data-offer-refresh")) return;
+      const picked = pickedOf(target.form);
+      if (picked === offerPicked) return; // shown or on its way (a date field fires both input-driven and change events)
+      offerPicked = picked;
       const url = new URL(offerOpen.href, window.location.href);
       new FormData(target.form).forEach(function (value, key) { if (value) url.searchParams.set(key, value); });
       loadOffer(url.toString());

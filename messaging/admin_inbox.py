@@ -1,7 +1,8 @@
 """The operator inbox: an admin page at /admin/inbox/ (and /admin/inbox/<thread>/).
 
 Left: filters with counts and the thread list; middle: the open thread and the
-composer; right: the patient card with the thread's controls. The page is
+composer; right: the patient card with the thread's controls (on a phone one pane at a
+time, switched by inbox.js; the card is #card in the address). The page is
 rendered on the server; clinic_crm/static/inbox/inbox.js keeps it live over the
 shared socket (clinic_crm/static/realtime/socket.js) and re-fetches the server
 fragments below when events say something changed.

@@ -329,6 +329,9 @@ def visit_new(request: HttpRequest) -> HttpResponse:
     patient = selectors.bookable_patient(user=request.user, clinic=clinic, patient_id=patient_id) if patient_id else None
     if patient is not None and all(p.pk != patient.pk for p in patients):
         patients.insert(0, patient)  # the chosen person stays a choice when the search changes
+    if patient is None and len(patients) == 1:
+        patient = patients[0]  # the search found exactly this person: nothing is left to choose
+    thread = _booking_thread(request, clinic, patient)
 
     times: list[tuple[str, str]] = []
     wanted_start = _param(request, "starts_at").strip()
@@ -347,8 +350,10 @@ def visit_new(request: HttpRequest) -> HttpResponse:
                 times.insert(0, (wanted_start, _("%(time)s (as chosen)") % {"time": f"{_local(clinic, wanted):%H:%M}"}))
 
     if request.method == "POST" and "book" in request.POST:
-        visit = _book(request, clinic, doctor, service, patient, wanted_start)
+        visit = _book(request, clinic, doctor, service, patient, wanted_start, thread)
         if visit is not None:
+            if thread is not None:  # booked from a conversation: back to it, where the card shows the visit
+                return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
             return HttpResponseRedirect(_url("day", clinic=clinic.pk, date=_local(clinic, visit.starts_at).date().isoformat()))
 
     context = _page(
@@ -369,13 +374,30 @@ def visit_new(request: HttpRequest) -> HttpResponse:
             (Appointment.Source.OPERATOR, Appointment.Source.OPERATOR.label),
             (Appointment.Source.PHONE, Appointment.Source.PHONE.label),
         ],
-        source=_param(request, "source") or Appointment.Source.PHONE,
-        back_url=_url("day", clinic=clinic.pk, date=day.isoformat()),
+        source=_param(request, "source") or (Appointment.Source.OPERATOR if thread else Appointment.Source.PHONE),
+        thread=thread,
+        back_url=reverse("inbox:thread", args=[thread.pk]) if thread else _url("day", clinic=clinic.pk, date=day.isoformat()),
     )
     return _render(request, clinic, "visit_new.html", context)
 
 
-def _book(request: HttpRequest, clinic: Clinic, doctor, service, patient, starts_at: str) -> Appointment | None:
+def _booking_thread(request: HttpRequest, clinic: Clinic, patient) -> Any:
+    """The conversation a booking was started from (?thread=, the card's "Book a visit"): the visit is filed
+    under it and the operator returns to it. Only a thread of this clinic about this patient counts."""
+    from messaging import selectors as messaging_selectors
+    from messaging.models import Thread
+
+    thread_id = _int(request, "thread")
+    if thread_id is None or patient is None:
+        return None
+    try:
+        thread = messaging_selectors.thread_for(user=request.user, thread_id=thread_id)
+    except Thread.DoesNotExist:
+        return None
+    return thread if thread.clinic_id == clinic.pk and thread.patient_id == patient.pk else None
+
+
+def _book(request: HttpRequest, clinic: Clinic, doctor, service, patient, starts_at: str, thread=None) -> Appointment | None:
     missing = [
         label
         for label, value in ((_("patient"), patient), (_("doctor"), doctor), (_("service"), service), (_("time"), starts_at))
@@ -394,7 +416,14 @@ def _book(request: HttpRequest, clinic: Clinic, doctor, service, patient, starts
         source = Appointment.Source.OPERATOR
     try:
         visit = services.visit_book(
-            actor=request.user, clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=moment, source=source
+            actor=request.user,
+            clinic=clinic,
+            doctor=doctor,
+            service=service,
+            patient=patient,
+            starts_at=moment,
+            source=source,
+            thread=thread,
         )
     except REFUSALS as exc:
         _refuse(request, exc)
@@ -528,9 +557,15 @@ def attendance(request: HttpRequest) -> HttpResponse:
 # --- times offered in a conversation -------------------------------------------------------------
 
 
+FRAGMENT_HEADER = "X-Inbox-Fetch"  # the inbox's fetches (messaging/admin_inbox.FETCH_HEADER): answer with the panel alone
+
+
 @require_http_methods(["GET", "POST"])
 def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
-    """Pick a service (and a doctor), tick up to six of the next free times and send them into the thread."""
+    """Pick a service, a doctor and a day, tick up to six free times and send them into the thread.
+
+    The inbox opens this as a panel inside the conversation (its fetches get the panel alone); the
+    same form is a page of its own without JavaScript."""
     from messaging import selectors as messaging_selectors
     from messaging.models import Thread
 
@@ -540,27 +575,39 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
         thread = messaging_selectors.thread_for(user=request.user, thread_id=thread_id)
     except Thread.DoesNotExist:
         raise Http404(_("No such conversation.")) from None
+    fragment = request.headers.get(FRAGMENT_HEADER) == "1"
     clinic = thread.clinic
     service_choices = list(selectors.bookable_services(clinic=clinic))
     service = next((s for s in service_choices if s.pk == _int(request, "service")), None)
+    if service is None and len(service_choices) == 1:
+        service = service_choices[0]
     doctors = list(selectors.bookable_doctors(clinic=clinic, service=service)) if service else []
     doctor = next((d for d in doctors if d.pk == _int(request, "doctor")), None)
+    today = _today(clinic)
+    # Patients book within the clinic's horizon (free_slots applies it); a year bounds what a typed date can ask for.
+    first = min(max(_date(request, "date", today), today), today + timedelta(days=365))
     sent = request.method == "POST" and "send" in request.POST and _send_offer(request, thread, service, {d.pk: d for d in doctors})
-    if sent:
+    if sent and not fragment:
         return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]))
-    slots = []
+    days = []
     if service is not None:
         names = {d.pk: d.full_name for d in doctors}
         found = selectors.free_slots(
-            clinic=clinic, date_from=_today(clinic), days=14, service=service, doctor_ids=[doctor.pk] if doctor else None, for_patient=True
-        )
-        slots = [
-            {
-                "value": f"{s.doctor_id}|{_local(clinic, s.starts_at).isoformat()}",
-                "label": date_format(_local(clinic, s.starts_at), "D j M, H:i"),
-                "doctor": names.get(s.doctor_id, ""),
-            }
-            for s in found[:OFFER_SHOWN]
+            clinic=clinic, date_from=first, days=7, service=service, doctor_ids=[doctor.pk] if doctor else None, for_patient=True
+        )[:OFFER_SHOWN]
+        days = [
+            (
+                date_format(day, "D j M"),
+                [
+                    {
+                        "value": f"{s.doctor_id}|{_local(clinic, s.starts_at).isoformat()}",
+                        "label": f"{_local(clinic, s.starts_at):%H:%M}",
+                        "doctor": "" if doctor else names.get(s.doctor_id, ""),
+                    }
+                    for s in day_slots
+                ],
+            )
+            for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=found)
         ]
     context = _page(
         request,
@@ -571,13 +618,18 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
         service=service,
         doctors=doctors,
         doctor=doctor,
-        slots=slots,
-        chosen=set(request.POST.getlist("slot")),
-        text=request.POST.get("text", ""),
+        day=first,
+        today=today,
+        days=days,
+        chosen=set() if sent else set(request.POST.getlist("slot")),
+        text="" if sent else request.POST.get("text", ""),
         offer_max=OFFER_MAX,
+        fragment=fragment,
+        sent=sent,
+        offer_url=reverse("booking:offer", args=[thread.pk]),
         back_url=reverse("inbox:thread", args=[thread.pk]),
     )
-    return _render(request, clinic, "offer.html", context)
+    return _render(request, clinic, "_offer_panel.html" if fragment else "offer.html", context)
 
 
 def _send_offer(request: HttpRequest, thread, service, doctors: dict[int, Doctor]) -> bool:

@@ -411,7 +411,8 @@ def _tell_thread(*, visit: Appointment, text: str, event: str) -> None:
         sender=None,
         author=Message.Author.SYSTEM,
         text=text,
-        data={"visit": visit.pk, "visit_event": event},
+        # The patient too: the inbox refreshes the card of any conversation with them open beside it.
+        data={"visit": visit.pk, "visit_event": event, "patient": visit.patient_id},
     )
 
 

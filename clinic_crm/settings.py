@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static as _static
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -369,6 +370,12 @@ UNFOLD = {
         "show_all_applications": False,
         "navigation": "clinics.admin_site.sidebar_navigation",
     },
+    # Every admin page keeps the sidebar's inbox badge live over the one socket of the page
+    # (clinic_crm/static/inbox/badge.js); the inbox page shares its socket with it.
+    "SCRIPTS": [
+        lambda request: _static("realtime/socket.js"),
+        lambda request: _static("inbox/badge.js"),
+    ],
 }
 
 # --- Security ------------------------------------------------------------------

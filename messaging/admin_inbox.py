@@ -1,7 +1,8 @@
 """The operator inbox: an admin page at /admin/inbox/ (and /admin/inbox/<thread>/).
 
 Left: filters with counts and the thread list; middle: the open thread and the
-composer; right: the patient card with the thread's controls. The page is
+composer; right: the patient card with the thread's controls (on a phone one pane at a
+time, switched by inbox.js; the card is #card in the address). The page is
 rendered on the server; clinic_crm/static/inbox/inbox.js keeps it live over the
 shared socket (clinic_crm/static/realtime/socket.js) and re-fetches the server
 fragments below when events say something changed.
@@ -22,7 +23,7 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import get_template
 from django.urls import path, reverse
@@ -222,6 +223,7 @@ def _list_context(request: HttpRequest, current: int | None = None) -> dict[str,
             for t in tags
         ],
         "scope": scope,
+        "unread_threads": _counts(request)["unread_threads"],  # the sidebar badge follows the list
         "query_string": _query(request),
         "list_url": reverse("inbox:list") + _query(request),
     }
@@ -241,6 +243,8 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
         "status_choices": Thread.Status.choices,
         "priority_choices": Thread.Priority.choices,
         "can_merge": front_desk and thread.contact_id is not None,
+        "can_book": front_desk,
+        "flash": True,  # a card fetched alone shows the messages of its action; the page shows them once, above
         "is_clinic_admin": user.is_superuser or role in CLINIC_ADMINS,
         "merge_query": merge_query,
         "merge_candidates": selectors.contact_merge_candidates(user=user, thread=thread, query=merge_query) if merge_query else [],
@@ -318,6 +322,7 @@ def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any]
         config["thread"] = {
             "id": thread.pk,
             "patientAuthor": str(thread.patient.account_holder),
+            "patientId": thread.patient_id,
             "lastSeq": thread.last_seq,
             "patientReadSeq": thread.patient_read_seq,
             "patientDeliveredSeq": thread.patient_delivered_seq,
@@ -451,11 +456,24 @@ def _act(request: HttpRequest, thread: Thread, action: str) -> None:
         raise ValidationError(_("Unknown action."))
 
 
-def inbox_badge(request: HttpRequest) -> str:
-    """Unfold sidebar badge: threads with unread patient messages (blank when none)."""
+@require_GET
+def inbox_badge_count(request: HttpRequest) -> JsonResponse:
+    """The sidebar badge's number for pages other than the inbox (clinic_crm/static/inbox/badge.js)."""
+    _staff_only(request)
+    return JsonResponse({"unread_threads": _counts(request)["unread_threads"]})
+
+
+def _counts(request: HttpRequest) -> dict[str, int]:
+    """The inbox counts, once per request (the sidebar asks twice: whether to show the badge, then its text)."""
     counts = getattr(request, "_inbox_counts", None)
     if counts is None:
         counts = request._inbox_counts = selectors.inbox_counts(user=request.user)
+    return counts
+
+
+def inbox_badge(request: HttpRequest) -> str:
+    """Unfold sidebar badge: threads with unread patient messages (blank when none)."""
+    counts = _counts(request)
     return str(counts["unread_threads"]) if counts["unread_threads"] else ""
 
 
@@ -464,6 +482,7 @@ urlpatterns = [
     path("", admin.site.admin_view(inbox), name="index"),
     path("list/", admin.site.admin_view(inbox_list), name="list"),
     path("list/more/", admin.site.admin_view(inbox_more), name="more"),
+    path("badge/", admin.site.admin_view(inbox_badge_count), name="badge"),
     path("<int:thread_id>/", admin.site.admin_view(inbox), name="thread"),
     path("<int:thread_id>/card/", admin.site.admin_view(inbox_card), name="card"),
     path("<int:thread_id>/messages/", admin.site.admin_view(inbox_messages), name="messages"),

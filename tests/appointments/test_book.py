@@ -35,7 +35,7 @@ def test_patient_books_a_free_slot_and_the_visit_shows_in_her_clinic_thread(api,
     last = thread.messages.order_by("-seq").first()
     assert last.author == Message.Author.SYSTEM
     assert last.text.startswith("Visit booked:") and "10:00" in last.text and alpha.doctor.full_name in last.text
-    assert last.data == {"visit": visit.pk, "visit_event": "booked"}
+    assert last.data == {"visit": visit.pk, "visit_event": "booked", "patient": visit.patient_id}
 
 
 def test_patient_books_for_her_child_but_not_for_a_stranger(api, alpha, checkup, anna, day):

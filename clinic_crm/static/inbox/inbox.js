@@ -9,6 +9,10 @@
  *   presence of colleagues ("Mark is also viewing", "Mark is replying…"), older pages upward.
  * - The composer: replies and private notes over the socket (idempotent by client_msg_id),
  *   canned answers ("/" + shortcode or the dropdown), attachments through the REST API.
+ * - Offering times: the form of /admin/calendar/offer/<thread>/ as a panel above the composer.
+ * - On a phone the three panes are shown one at a time (data-view on #inbox: list, thread, card);
+ *   the card is #card in the address, so the browser's Back returns to the conversation.
+ * - The sidebar's inbox badge follows the count the list fragment carries (badge.js).
  */
 (function () {
   "use strict";
@@ -86,6 +90,55 @@
   }
   setInterval(tickWaiting, 30000);
 
+  // --- one pane at a time on a phone (window.history: `history` below is the messages pane) --------
+
+  const inboxNode = document.getElementById("inbox");
+
+  function viewFromAddress() {
+    if (!thread) return "list";
+    return window.location.hash === "#card" ? "card" : "thread";
+  }
+
+  function setView(view) {
+    if (!inboxNode || inboxNode.dataset.view === view) return;
+    inboxNode.dataset.view = view;
+    document.dispatchEvent(new CustomEvent("inbox:view", { detail: view }));
+  }
+
+  function placeInbox() {
+    // The panes fill the screen under Unfold's header: the composer stays at the bottom, the history scrolls.
+    if (inboxNode) inboxNode.style.setProperty("--inbox-top", Math.max(0, Math.round(inboxNode.getBoundingClientRect().top + window.scrollY)) + "px");
+  }
+  placeInbox();
+  window.addEventListener("resize", placeInbox);
+
+  setView(viewFromAddress());
+  window.addEventListener("popstate", function () { setView(viewFromAddress()); });
+
+  document.addEventListener("click", function (event) {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target || !thread) return;
+    if (target.closest("[data-inbox-view=card]")) {
+      event.preventDefault();
+      if (window.location.hash !== "#card") window.history.pushState({ inboxView: "card" }, "", "#card");
+      setView("card");
+    } else if (target.closest("[data-inbox-back=thread]")) {
+      event.preventDefault();
+      if (window.history.state && window.history.state.inboxView === "card") window.history.back(); // the same step as the browser's Back
+      else {
+        window.history.replaceState(null, "", window.location.pathname + window.location.search);
+        setView("thread");
+      }
+    }
+  });
+
+  // --- the sidebar badge ---------------------------------------------------------------------------
+
+  function updateBadge() {
+    const facets = document.getElementById("inbox-facets");
+    if (facets && window.InboxBadge && facets.dataset.unreadThreads !== undefined) window.InboxBadge.set(Number(facets.dataset.unreadThreads));
+  }
+
   // --- the thread list ----------------------------------------------------------------------------
 
   const left = document.getElementById("inbox-left-live");
@@ -115,6 +168,7 @@
         if (fresh) fresh.scrollTop = scroll;
         if (window.htmx) window.htmx.process(left); // the new "load more" link
         tickWaiting();
+        updateBadge();
       })
       .catch(function () { /* the next event or reconnect tries again */ })
       .finally(function () {
@@ -125,7 +179,8 @@
 
   // --- forms: auto-submitting selects, card actions through fetch ---------------------------------
 
-  const cardPane = document.getElementById("inbox-card");
+  const cardPane = document.getElementById("inbox-card-live");
+  let cardStale = false; // a refresh waited while a form of the card was in use
 
   function replaceCard(html) {
     if (!cardPane) return;
@@ -134,8 +189,17 @@
 
   function refreshCard() {
     if (!thread || !cardPane) return;
-    if (cardPane.contains(document.activeElement) && document.activeElement !== document.body) return; // do not yank a form being used
+    if (cardPane.contains(document.activeElement) && document.activeElement !== document.body) {
+      cardStale = true; // do not yank a form being used: refresh when the focus leaves the card
+      return;
+    }
+    cardStale = false;
     fetchHtml(thread.cardUrl).then(replaceCard).catch(function () {});
+  }
+  if (cardPane) {
+    cardPane.addEventListener("focusout", function (event) {
+      if (cardStale && !cardPane.contains(event.relatedTarget)) setTimeout(refreshCard, 0);
+    });
   }
 
   function submitCardForm(form) {
@@ -210,6 +274,7 @@
     }
   });
   rt.on("mention", refreshList);
+  rt.on("message.read", function (event) { if (event.side === "staff") refreshList(); }); // unread counts and the badge
 
   if (!thread) return;
 
@@ -226,6 +291,7 @@
   }
   function toBottom() { history.scrollTop = history.scrollHeight; }
   toBottom();
+  document.addEventListener("inbox:view", function (event) { if (event.detail === "thread") toBottom(); }); // a hidden pane does not scroll
 
   function receiptNode(seq) {
     const node = el("span", "msg-receipt");
@@ -313,6 +379,10 @@
 
   function onMessage(m) {
     refreshList();
+    if (!thread) return;
+    // A visit booked, moved or cancelled (appointments.services._tell_thread) for this patient: the card lists visits.
+    const data = m.data || {};
+    if (data.visit_event && (m.thread === thread.id || data.patient === thread.patientId)) refreshCard();
     if (m.thread !== thread.id) return;
     if (m.seq > thread.lastSeq) thread.lastSeq = m.seq;
     if (list.querySelector('.msg[data-seq="' + m.seq + '"]')) return; // shown already
@@ -434,6 +504,13 @@
   function showError(text) {
     errorNode.textContent = text || "";
     errorNode.hidden = !text;
+    if (text) showStatus("");
+  }
+
+  const statusNode = document.getElementById("inbox-composer-status");
+  function showStatus(text) {
+    statusNode.textContent = text || "";
+    statusNode.hidden = !text;
   }
 
   noteBox.addEventListener("change", function () {
@@ -464,6 +541,7 @@
 
   textarea.addEventListener("input", function () {
     showError("");
+    showStatus("");
     if (!noteBox.checked && textarea.value.trim()) typing(true);
     cannedSuggest();
   });
@@ -590,6 +668,77 @@
       .catch(function (err) { showError(t.uploadFailed + " " + (err.message || "")); })
       .finally(function () { fileInput.value = ""; });
   });
+
+  // Offering times: the calendar's offer form as a panel above the composer (the link opens it as a page).
+  const offerPanel = document.getElementById("inbox-offer");
+  const offerOpen = document.getElementById("inbox-offer-open");
+
+  let offerPicked = ""; // the service, doctor and day the panel shows: choosing them again keeps the ticks
+
+  function pickedOf(form) {
+    return new URLSearchParams(new FormData(form)).toString();
+  }
+
+  function showOffer(html) {
+    offerPanel.innerHTML = html; // server-rendered (appointments/_offer_panel.html, escaped by Django)
+    const pick = offerPanel.querySelector("[data-offer-pick]");
+    offerPicked = pick ? pickedOf(pick) : "";
+    const root = offerPanel.querySelector("[data-offer]");
+    if (root && root.dataset.sent) {
+      const flash = root.querySelector(".offer-flash li");
+      closeOffer(); // the offer itself arrives in the history over the socket
+      showStatus(flash ? flash.textContent : "");
+    }
+  }
+
+  function loadOffer(url, init) {
+    offerPanel.setAttribute("aria-busy", "true");
+    return fetchHtml(url, init)
+      .then(showOffer)
+      .catch(function () { window.location.href = offerOpen.href; }) // the same form as a page
+      .finally(function () { offerPanel.removeAttribute("aria-busy"); });
+  }
+
+  function closeOffer() {
+    offerPanel.hidden = true;
+    offerPanel.textContent = "";
+    offerOpen.setAttribute("aria-expanded", "false");
+    textarea.focus();
+  }
+
+  if (offerPanel && offerOpen) {
+    offerOpen.setAttribute("aria-expanded", "false");
+    offerOpen.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (!offerPanel.hidden) { closeOffer(); return; }
+      offerPanel.hidden = false;
+      offerOpen.setAttribute("aria-expanded", "true");
+      loadOffer(offerOpen.href);
+    });
+    offerPanel.addEventListener("change", function (event) {
+      const target = event.target;
+      if (!(target instanceof HTMLElement) || !target.hasAttribute("data-offer-refresh")) return;
+      const picked = pickedOf(target.form);
+      if (picked === offerPicked) return; // shown or on its way (a date field fires both input-driven and change events)
+      offerPicked = picked;
+      const url = new URL(offerOpen.href, window.location.href);
+      new FormData(target.form).forEach(function (value, key) { if (value) url.searchParams.set(key, value); });
+      loadOffer(url.toString());
+    });
+    offerPanel.addEventListener("submit", function (event) {
+      const form = event.target;
+      if (!(form instanceof HTMLFormElement)) return;
+      event.preventDefault();
+      if (form.hasAttribute("data-offer-send")) {
+        const body = new FormData(form);
+        body.set("send", "1");
+        loadOffer(offerOpen.href, { method: "POST", body: body, headers: { "X-CSRFToken": csrfToken() } });
+      }
+    });
+    offerPanel.addEventListener("click", function (event) {
+      if (event.target instanceof Element && event.target.closest("[data-offer-close]")) closeOffer();
+    });
+  }
 
   // Canned answers: "/" + shortcode in the composer, or the dropdown.
   let canned = null;

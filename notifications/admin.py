@@ -55,7 +55,15 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyTenantAdmin):
     list_display = ("created_at", "to", "kind", "status", "skip_reason", "not_before", "patient", "clinic")
-    list_filter = ("kind", "status", "skip_reason", DeliveryChannelFilter, DeliveryStatusFilter, ("created_at", admin.DateFieldListFilter), CLINIC)
+    list_filter = (
+        "kind",
+        "status",
+        "skip_reason",
+        DeliveryChannelFilter,
+        DeliveryStatusFilter,
+        ("created_at", admin.DateFieldListFilter),
+        CLINIC,
+    )
     search_fields = ("recipient__username", "recipient__patient__phone", "recipient__patient__full_name")
     list_select_related = ("recipient__patient", "clinic", "thread__patient")
     readonly_fields = ("attempt_history",)

@@ -474,7 +474,8 @@ def _claim(delivery_ids: list[int], now: datetime, token: str, task_id: str) -> 
             ours = set(Delivery._base_manager.filter(pk__in=pending, sending_task=token, sending_since=now).values_list("pk", flat=True))
             claimed = [(d, a) for d, a in claimed if d.pk in ours]
         for delivery, _attempt in claimed:
-            delivery.status, delivery.attempts, delivery.sending_since, delivery.sending_task = Delivery.Status.SENDING, delivery.attempts + 1, now, token
+            delivery.status, delivery.attempts = Delivery.Status.SENDING, delivery.attempts + 1
+            delivery.sending_since, delivery.sending_task = now, token
         DeliveryAttempt.objects.bulk_create([a for _d, a in claimed])
     return claimed
 
@@ -554,7 +555,9 @@ def deliveries_send(*, delivery_ids: list[int], task_id: str = "") -> list[tuple
         # Conditional on still holding them: should the sweep have taken one over meanwhile, its decision stands.
         _save_grouped(Delivery, [o[0] for o in outcomes], ["status", "provider", "sent_at", "last_error"], sending_task=token)
         _save_message_ids([o[0] for o in outcomes])
-        _save_grouped(DeliveryAttempt, [o[1] for o in outcomes], ["outcome", "error", "finished_at"], outcome=DeliveryAttempt.Outcome.IN_PROGRESS)
+        _save_grouped(
+            DeliveryAttempt, [o[1] for o in outcomes], ["outcome", "error", "finished_at"], outcome=DeliveryAttempt.Outcome.IN_PROGRESS
+        )
     return retry
 
 

@@ -191,7 +191,7 @@ def test_a_worker_killed_after_sending_never_sends_the_sms_twice(alpha, offline_
     deliver.apply_async((delivery.pk,), task_id=delivery.sending_task)  # acks_late: the broker hands the same task to another worker
     delivery.refresh_from_db()
     assert len(received) == 1  # a second send would have reached the same route
-    assert delivery.status == "unknown" and "whether the SMS went out is unknown" in delivery.last_error
+    assert delivery.status == "unknown" and "ушло ли SMS, неизвестно" in delivery.last_error  # in the clinic's language
     assert [a.outcome for a in delivery.history.all()] == [DeliveryAttempt.Outcome.INTERRUPTED]
 
 

@@ -23,7 +23,7 @@ from django.db import connection
 from django.utils import translation
 
 from clinic_crm.celery import app as celery_app
-from notifications.models import Delivery, Notification
+from notifications.models import Delivery, DeliveryAttempt, Notification
 from notifications.tasks import deliver_batch, dispatch_notifications, settle_stuck_deliveries
 from tests import factories as f
 from tests.notifications.test_worker import _wait_for
@@ -98,13 +98,16 @@ def test_a_worker_killed_whole_mid_batch_strands_nothing_and_sends_nothing_twice
         assert len(dead_batches) == CHILDREN and Delivery.objects.count() == NOTICES
 
         second = start_worker(sms_ru.url, concurrency=CHILDREN, DELIVERY_STUCK_AFTER_SECONDS=str(STUCK_AFTER))
-        ticks = []
+        ticks, taken_over = [], []
 
         def settled() -> bool:
             if not ticks or time.monotonic() - ticks[-1] > 2:  # the beat's tick, more often than its minute
                 settle_stuck_deliveries.delay()
                 ticks.append(time.monotonic())
-            return not Delivery.objects.exclude(status__in=SETTLED).exists()
+            left = Counter(Delivery.objects.exclude(status__in=SETTLED).values_list("status", flat=True))
+            if not left[Delivery.Status.SENDING] and not taken_over:
+                taken_over.append(time.monotonic() - killed_at)
+            return not left
 
         assert _wait_for(settled, seconds=STUCK_AFTER + 120), Counter(Delivery.objects.values_list("status", flat=True))
         took = time.monotonic() - killed_at
@@ -133,4 +136,8 @@ def test_a_worker_killed_whole_mid_batch_strands_nothing_and_sends_nothing_twice
             "The worker stopped while sending; whether the SMS went out is unknown. Not sent again, to avoid a duplicate."
         )
     assert {d.last_error for d in deliveries if d.status == Delivery.Status.UNKNOWN} == {reason}
-    print(f"\n{NOTICES} notices, whole worker killed mid-batch: all settled {took:.1f} s after the kill; {dict(statuses)}")
+    cut = DeliveryAttempt.objects.filter(outcome=DeliveryAttempt.Outcome.RETRY).count()
+    print(
+        f"\n{NOTICES} notices, whole worker killed mid-batch: none left `sending` {taken_over[0]:.1f} s after the kill, "
+        f"all settled after {took:.1f} s; {dict(statuses)}; {cut} cut off by a batch's time, {len(sms_ru.requests)} requests"
+    )

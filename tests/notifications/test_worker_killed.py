@@ -174,6 +174,8 @@ def test_a_worker_killed_while_the_provider_holds_the_sms_never_sends_it_twice(a
     delivery.refresh_from_db()
     assert len(sms_ru.requests) == 1 and "Alpha Dental" in sms_ru.requests[0]["msg"]
     with translation.override(settings.LANGUAGE_CODE):  # the worker writes in the clinic's language
-        reason = translation.gettext("The worker stopped while sending; whether the SMS went out is unknown. Not sent again, to avoid a duplicate.")
+        reason = translation.gettext(
+            "The worker stopped while sending; whether the SMS went out is unknown. Not sent again, to avoid a duplicate."
+        )
     assert (delivery.status, delivery.last_error) == (Delivery.Status.UNKNOWN, reason)
     assert list(delivery.history.values_list("outcome", flat=True)) == [DeliveryAttempt.Outcome.INTERRUPTED]

@@ -574,8 +574,11 @@ def deliveries_settle_stuck(*, now: datetime | None = None, limit: int = 1000) -
     now = now or timezone.now()
     token = f"sweep-{uuid.uuid4().hex}"
     with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
+        # Rows another sweep or a task is deciding right now are skipped, never waited for: a waiter's lock would make
+        # the task the sweep queues skip its delivery (SKIP LOCKED in _claim) and leave it unsent.
         candidates = list(
-            Delivery._base_manager.filter(status=Delivery.Status.SENDING)
+            Delivery._base_manager.select_for_update(skip_locked=True)
+            .filter(status=Delivery.Status.SENDING)
             .filter(models.Q(sending_since__lt=now - _stuck_after()) | models.Q(sending_since__isnull=True))
             .order_by("sending_since")
             .values_list("pk", flat=True)[:limit]

@@ -8,13 +8,16 @@ whether sent" when it may have (never sent twice). The dead worker's task coming
 later changes nothing.
 """
 
+import threading
 from datetime import timedelta
+from unittest import mock
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import time_machine
 from django.conf import settings as django_settings
+from django.db import connection
 from django.test import TestCase
 from django.utils import timezone, translation
 
@@ -54,7 +57,8 @@ def batch(alpha):
         thread = f.ThreadFactory(clinic=alpha.clinic, patient=f.PatientFactory(phone=f"+7916777000{n}"))
         send_message(thread=thread, sender=alpha.operator, text=f"Result {n} is ready")
     Notification.objects.update(urgent=True, not_before=None)
-    ids = services.notifications_dispatch_batch(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
+    with mock.patch.object(services, "_queue"):  # queued by each test itself, also where on-commit callbacks run
+        ids = services.notifications_dispatch_batch(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
     assert len(ids) == 4
     return ids
 
@@ -184,3 +188,37 @@ def test_the_sweep_is_a_beat_task_and_no_broker_countdown_outlives_the_visibilit
     assert longest < visibility / 2  # a reserved countdown task runs long before Redis would hand it out again
     assert settings.DELIVERY_STUCK_AFTER_SECONDS > 10 * settings.PROVIDER_TIMEOUT_SECONDS
     assert settings.DELIVERY_STUCK_AFTER_SECONDS < visibility  # the sweep acts long before the dead worker's tasks return
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two sweeps at once need row locks between two connections: PostgreSQL")
+def test_two_sweeps_at_once_settle_each_delivery_once(alpha, batch, smsru, clock, settings, monkeypatch):
+    """A second sweep while the first is deciding takes nothing over, and waits for nothing."""
+    calls = _die_in_third_call(batch, smsru)
+    clock.shift(timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 1))
+    settle = services._settle
+    holding, second_done, results = threading.Event(), threading.Event(), {}
+
+    def first_holds_its_rows(stuck, now):
+        if stuck:
+            holding.set()
+            assert second_done.wait(30)
+        return settle(stuck, now)
+
+    def first_sweep():
+        try:
+            results["first"] = settle_stuck_deliveries.delay().result
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(services, "_settle", first_holds_its_rows)
+    first = threading.Thread(target=first_sweep)
+    first.start()
+    assert holding.wait(30)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        results["second"] = settle_stuck_deliveries.delay().result
+    second_done.set()
+    first.join(30)
+
+    assert results == {"first": {"sent": 2, "resent": 1, "unknown": 1}, "second": {"sent": 0, "resent": 0, "unknown": 0}}
+    assert _statuses(batch) == ["sent", "sent", "unknown", "sent"] and len(calls) == 4

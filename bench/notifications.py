@@ -95,7 +95,9 @@ def main() -> None:
         start = time.perf_counter()
         dispatch_due_notifications.delay()
         pending = Notification.objects.filter(clinic=clinic, status=Notification.Status.PENDING)
-        unsent = Delivery.objects.filter(notification__clinic=clinic).exclude(status__in=(Delivery.Status.SENT, Delivery.Status.FAILED))
+        unsent = Delivery.objects.filter(notification__clinic=clinic).exclude(
+            status__in=(Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
+        )
         _wait(lambda: not pending.exists() and not unsent.exists(), 900)
         elapsed = time.perf_counter() - start
         outcome = dict(Notification.objects.filter(clinic=clinic).values_list("status").annotate(n=Count("pk")).values_list("status", "n"))

@@ -198,6 +198,13 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged task (acks_late) to another worker once it has been out this long. It is
+# how late the tasks of a worker that died whole come back, and also the longest a task may sit reserved:
+# a countdown/ETA task is reserved by a worker until its time, so a countdown beyond it runs twice.
+# Half an hour, twice the longest retry countdown (notifications.services.retry_delay, 15 min); longer
+# waits belong in the outbox's due time (Notification.not_before, read by the beat sweep), not the broker.
+# Deliveries a dead worker left `sending` do not wait for it: the sweep below settles them.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 30 * 60}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -213,7 +220,12 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-notifications": {"task": "notifications.tasks.dispatch_due_notifications", "schedule": 30},
     "queue-visit-reminders": {"task": "notifications.tasks.queue_visit_reminders", "schedule": 60},
     "queue-personal-reminders": {"task": "notifications.tasks.queue_personal_reminders", "schedule": 60},
+    # A tick not started within its period is dropped (django_celery_beat's expire_seconds): the next one does the same work.
+    "settle-stuck-deliveries": {"task": "notifications.tasks.settle_stuck_deliveries", "schedule": 60, "options": {"expire_seconds": 60}},
 }
+# A delivery `sending` this long belongs to a worker that died whole: the sweep settles it. Far above one
+# provider call (PROVIDER_TIMEOUT_SECONDS, per connect/read/write): a batch stops calling providers at half of it.
+DELIVERY_STUCK_AFTER_SECONDS = env.int("DELIVERY_STUCK_AFTER_SECONDS", default=5 * 60)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

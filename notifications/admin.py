@@ -37,10 +37,33 @@ class DeliveryChannelFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), channel=self.value())))
 
 
+class DeliveryStatusFilter(admin.SimpleListFilter):
+    """Notifications with a delivery in this state, e.g. the SMS a dying worker may or may not have sent."""
+
+    title = _("delivery status")
+    parameter_name = "delivery_status"
+
+    def lookups(self, request, model_admin):
+        return Delivery.Status.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in Delivery.Status.values:
+            return queryset
+        return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), status=self.value())))
+
+
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyTenantAdmin):
     list_display = ("created_at", "to", "kind", "status", "skip_reason", "not_before", "patient", "clinic")
-    list_filter = ("kind", "status", "skip_reason", DeliveryChannelFilter, ("created_at", admin.DateFieldListFilter), CLINIC)
+    list_filter = (
+        "kind",
+        "status",
+        "skip_reason",
+        DeliveryChannelFilter,
+        DeliveryStatusFilter,
+        ("created_at", admin.DateFieldListFilter),
+        CLINIC,
+    )
     search_fields = ("recipient__username", "recipient__patient__phone", "recipient__patient__full_name")
     list_select_related = ("recipient__patient", "clinic", "thread__patient")
     readonly_fields = ("attempt_history",)

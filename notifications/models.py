@@ -100,6 +100,8 @@ class Delivery(models.Model):
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
+        # The worker stopped while the provider had it: it may or may not have gone out, so it is never sent again.
+        UNKNOWN = "unknown", _("Unknown whether sent")
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("notification"))
     channel = models.CharField(_("channel"), max_length=5, choices=Channel.choices)
@@ -114,6 +116,10 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    # Who holds a `sending` delivery and since when: the task that claimed it (its redelivery may settle it at once),
+    # else the sweep, once it has been `sending` longer than settings.DELIVERY_STUCK_AFTER_SECONDS (see services).
+    sending_since = models.DateTimeField(_("sending since"), null=True, blank=True)
+    sending_task = models.CharField(_("sending task"), max_length=64, blank=True, default="")
 
     tenancy = Policy(clinic="notification__clinic", view=CLINIC_ADMINS, change=frozenset())
     objects = TenantManager()
@@ -123,7 +129,10 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         ordering = ["pk"]
         constraints = [models.UniqueConstraint(fields=["notification", "channel"], name="delivery_one_per_channel")]
-        indexes = [models.Index(fields=["destination", "channel"], name="delivery_to_idx")]  # an SMS reply finds its request by number
+        indexes = [
+            models.Index(fields=["destination", "channel"], name="delivery_to_idx"),  # an SMS reply finds its request by number
+            models.Index(fields=["status", "sending_since"], name="delivery_stuck_idx"),  # the sweep's look for stuck ones
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} → {self.destination}"

@@ -79,7 +79,7 @@ def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery 
             channel=Delivery.Channel.SMS,
             provider=provider,
             destination=phone,
-            status__in=[Delivery.Status.SENT, Delivery.Status.DELIVERED],
+            status__in=[Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.UNKNOWN],  # a reply proves it arrived
             notification__kind=Notification.Kind.CONFIRM,
             notification__visit__status__in=Appointment.UPCOMING,
             notification__visit__starts_at__gt=now,

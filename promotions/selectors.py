@@ -113,7 +113,7 @@ CHANNEL_FIGURES = {
     "queued": (Delivery.Status.PENDING, Delivery.Status.SENDING),
     "sent": (Delivery.Status.SENT, Delivery.Status.DELIVERED),
     "delivered": (Delivery.Status.DELIVERED,),
-    "failed": (Delivery.Status.FAILED,),
+    "failed": (Delivery.Status.FAILED, Delivery.Status.UNKNOWN),  # unknown: not known to have reached the person
 }
 
 

@@ -113,3 +113,28 @@ def test_another_clinics_manager_gets_no_notification_page(web, beta, outbox):
     assert web.get(f"/admin/notifications/delivery/{outbox[3].deliveries.get().pk}/change/").status_code == 302
     page = web.get(LIST).content.decode()
     assert "Person 03" not in page and "Alpha Dental" not in page
+
+
+@pytest.mark.parametrize(("language", "status"), [("en", "Unknown whether sent"), ("ru", "Неизвестно, отправлено ли")])
+def test_an_sms_a_dying_worker_may_have_sent_is_shown_as_unknown(web, alpha, outbox, language, status):
+    """What the stuck-delivery sweep leaves when it cannot know: its own status, a filter for it, and the reason."""
+    from django.utils import translation
+
+    from notifications.services import _unknown_fate
+
+    notification = outbox[7]
+    sms = notification.deliveries.get()
+    with translation.override("ru"):  # the worker writes in the clinic's language
+        sms.status, sms.last_error = Delivery.Status.UNKNOWN, _unknown_fate(sms)
+    sms.save()
+    web.force_login(alpha.manager)
+    web.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+
+    unknown = web.get(LIST, {"delivery_status": "unknown"})
+    assert _names(unknown) == {"Person 07"}
+    assert status in web.get(LIST).content.decode()  # offered among the filter's choices
+    page = web.get(f"{LIST}{notification.pk}/change/").content.decode()
+    deliveries = page[page.index('id="deliveries-group"') :]
+    assert status in deliveries and "ушло ли SMS, неизвестно" in deliveries
+    listed = web.get("/admin/notifications/delivery/", {"status__exact": "unknown"})
+    assert [d.pk for d in listed.context["cl"].result_list] == [sms.pk] and status in listed.content.decode()

@@ -300,10 +300,16 @@ class CannedAnswer(models.Model):
         ordering = ["clinic", "shortcode"]
         constraints = [
             models.UniqueConstraint(
-                fields=["clinic", "shortcode"], condition=Q(owner__isnull=True), name="canned_answer_unique_shortcode"
+                fields=["clinic", "shortcode"],
+                condition=Q(owner__isnull=True),
+                name="canned_answer_unique_shortcode",
+                violation_error_message=_("The clinic already has an answer with this shortcode."),
             ),
             models.UniqueConstraint(
-                fields=["clinic", "owner", "shortcode"], condition=Q(owner__isnull=False), name="canned_answer_unique_personal_shortcode"
+                fields=["clinic", "owner", "shortcode"],
+                condition=Q(owner__isnull=False),
+                name="canned_answer_unique_personal_shortcode",
+                violation_error_message=_("You already have an answer with this shortcode."),
             ),
         ]
 

@@ -342,7 +342,10 @@ def visit_new(request: HttpRequest) -> HttpResponse:
     if wanted is None or timezone.is_naive(wanted) or _local(clinic, wanted).date() != day:
         wanted, wanted_start = None, ""
     if doctor and service:
-        slots = selectors.free_slots(clinic=clinic, date_from=day, days=1, service=service, doctor_ids=[doctor.pk], for_patient=False)
+        slots = selectors.free_slots(
+            clinic=clinic, date_from=day, days=1, service=service, doctor_ids=[doctor.pk], for_patient=False,
+            patient_id=patient.pk if patient else None,
+        )  # fmt: skip
         times = [(_local(clinic, s.starts_at).isoformat(), f"{_local(clinic, s.starts_at):%H:%M}") for s in slots]
         if wanted is not None:
             wanted_start = _local(clinic, wanted).isoformat()
@@ -477,8 +480,9 @@ def _move_choices(request: HttpRequest, visit: Appointment) -> dict[str, Any]:
     doctors = list(selectors.bookable_doctors(clinic=clinic, service=visit.service))
     doctor = next((d for d in doctors if d.pk == _int(request, "move_doctor")), visit.doctor)
     slots = selectors.free_slots(
-        clinic=clinic, date_from=first, days=7, service=visit.service, doctor_ids=[doctor.pk], for_patient=False, exclude_visit=visit.pk
-    )
+        clinic=clinic, date_from=first, days=7, service=visit.service, doctor_ids=[doctor.pk], for_patient=False, exclude_visit=visit.pk,
+        patient_id=visit.patient_id,
+    )  # fmt: skip
     days = [
         (date_format(day, "D j M"), [(_local(clinic, s.starts_at).isoformat(), f"{_local(clinic, s.starts_at):%H:%M}") for s in day_slots])
         for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)
@@ -593,8 +597,9 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
     if service is not None:
         names = {d.pk: d.full_name for d in doctors}
         found = selectors.free_slots(
-            clinic=clinic, date_from=first, days=7, service=service, doctor_ids=[doctor.pk] if doctor else None, for_patient=True
-        )[:OFFER_SHOWN]
+            clinic=clinic, date_from=first, days=7, service=service, doctor_ids=[doctor.pk] if doctor else None, for_patient=True,
+            patient_id=thread.patient_id,
+        )[:OFFER_SHOWN]  # fmt: skip
         days = [
             (
                 date_format(day, "D j M"),

@@ -125,6 +125,7 @@ class SlotSearchView(APIView):
             doctor_ids=doctor_ids,
             specialty_id=params.get("specialty"),
             for_patient=not staff,
+            patient_id=portal_holder_id(request.user),  # a signed-in patient is not offered times they already hold elsewhere
         )
         days = [
             {"date": day, "slots": slots_json(clinic, day_slots)} for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)

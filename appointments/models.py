@@ -193,6 +193,14 @@ class PostgresExclusionConstraint(ExclusionConstraint):
             super().validate(model, instance, exclude=exclude, using=using)
 
 
+def room_label(room: str) -> str:
+    """A room as patients read it: a bare number gets its word («101» → «каб. 101»); «Рентген» stays as written."""
+    room = (room or "").strip()
+    if room[:1].isdigit():
+        return _("room %(room)s") % {"room": room}
+    return room
+
+
 class Appointment(models.Model):
     """A visit: one patient with one doctor for one service at one time."""
 
@@ -279,6 +287,10 @@ class Appointment(models.Model):
     @property
     def is_upcoming(self) -> bool:
         return self.status in self.UPCOMING and self.starts_at > timezone.now()
+
+    @property
+    def room_label(self) -> str:
+        return room_label(self.room)
 
     @property
     def local_start(self):

@@ -188,6 +188,22 @@ def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visi
     return busy
 
 
+def _patient_busy(patient_id: int, start: datetime, end: datetime, *, exclude_visit: int | None = None) -> tuple[list, list]:
+    """(starts, ends) of the person's held visits in every clinic overlapping the range, as _busy gives them for a doctor."""
+    rows = (
+        Appointment.objects.filter(patient_id=patient_id, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start)
+        .exclude(pk=exclude_visit)
+        .order_by("starts_at")
+        .values_list("starts_at", "ends_at")
+    )
+    starts: list[float] = []
+    ends: list[float] = []
+    for visit_start, visit_end in rows:
+        starts.append(visit_start.timestamp())
+        ends.append(max(visit_end.timestamp(), ends[-1]) if ends else visit_end.timestamp())
+    return starts, ends
+
+
 class _Epoch(Func):
     """A timestamp as float seconds since 1970 (PostgreSQL), the same number datetime.timestamp() gives."""
 
@@ -206,13 +222,16 @@ def free_slots(
     for_patient: bool = True,
     now: datetime | None = None,
     exclude_visit: int | None = None,
+    patient_id: int | None = None,
 ) -> list[Slot]:
     """Bookable slots, chronologically, over `days` local days from `date_from`.
 
     The slot length is the service's duration (or the clinic's default). With
     `for_patient`, the clinic's minimum notice and horizon apply; staff may book
     any future time inside working hours. `exclude_visit` ignores one visit (a
-    move may land on part of its own old time).
+    move may land on part of its own old time). With `patient_id`, times that
+    overlap that person's other visits in any clinic are left out: booking would
+    refuse them (the other clinic's visit itself is never shown, only its time is gone).
     """
     days = max(1, min(days, MAX_SEARCH_DAYS))
     rules = booking_rules_for(clinic)
@@ -232,6 +251,9 @@ def free_slots(
     range_start = datetime.combine(date_from, time.min, tzinfo=clinic.tz)
     range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=clinic.tz)
     busy = _busy(doctor_ids, range_start, range_end, exclude_visit=exclude_visit)
+    patient_starts, patient_ends = (
+        _patient_busy(patient_id, range_start, range_end, exclude_visit=exclude_visit) if patient_id else ([], [])
+    )
     lower = earliest.timestamp()
     upper = latest.timestamp() if latest else float("inf")
 
@@ -245,7 +267,9 @@ def free_slots(
                     if lower <= begin <= upper:
                         index = bisect_right(ends, begin)
                         if index == len(starts) or starts[index] >= begin + length:
-                            found.append((begin, doctor_id, interval))
+                            held = bisect_right(patient_ends, begin)
+                            if held == len(patient_starts) or patient_starts[held] >= begin + length:
+                                found.append((begin, doctor_id, interval))
                         else:  # jump to the end of the visit in the way, then back onto the grid
                             steps = max(1, math.ceil((ends[index] - begin) / length))
                             begin += steps * length
@@ -282,12 +306,21 @@ def working_interval(*, clinic: Clinic, doctor: Doctor, starts_at: datetime, end
 
 
 def nearest_free_slots(
-    *, clinic: Clinic, doctor: Doctor, service: Service, around: datetime, count: int = 3, for_patient: bool = True
+    *,
+    clinic: Clinic,
+    doctor: Doctor,
+    service: Service,
+    around: datetime,
+    count: int = 3,
+    for_patient: bool = True,
+    patient_id: int | None = None,
 ) -> list[Slot]:
     """The `count` free slots closest to `around` with this doctor, else with any doctor of the service."""
     day = timezone.localtime(max(around, timezone.now()), clinic.tz).date()
     for doctor_ids in ([doctor.pk], None):
-        slots = free_slots(clinic=clinic, date_from=day, days=14, service=service, doctor_ids=doctor_ids, for_patient=for_patient)
+        slots = free_slots(
+            clinic=clinic, date_from=day, days=14, service=service, doctor_ids=doctor_ids, for_patient=for_patient, patient_id=patient_id
+        )
         if slots:
             closest = sorted(slots, key=lambda s: abs((s.starts_at - around).total_seconds()))[:count]
             return sorted(closest, key=lambda s: s.starts_at)
@@ -527,7 +560,7 @@ def visit_calendar_file(visit: Appointment) -> bytes:
     event.add("location", (visit.branch.address if visit.branch and visit.branch.address else visit.clinic.address) or visit.clinic.name)
     lines = [visit.clinic.name, visit.doctor.full_name, visit.service.name]
     if visit.room:
-        lines.append(visit.room)
+        lines.append(str(visit.room_label))
     if visit.clinic.phone:
         lines.append(str(visit.clinic.phone))
     event.add("description", "\n".join(lines))

@@ -23,9 +23,11 @@ from appointments.models import Appointment, SlotOffer, WaitlistEntry
 from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
+from clinics.zones import zone_label
 from messaging.models import Message, Thread
 from notifications.services import visit_notifications_cancel
 from patients.models import Patient, PatientInClinic
+from patients.selectors import patient_sees_zones
 from patients.services import consent_require
 
 OFFER_RECIPIENTS = 5
@@ -45,9 +47,16 @@ class SlotTaken(Exception):
         super().__init__(message)
 
 
-def when(clinic: Clinic, moment: datetime) -> str:
-    """A time as the clinic's patients read it: '14 December 2026, 10:00' in the clinic's zone."""
-    return formats.date_format(timezone.localtime(moment, clinic.tz), "j E Y, H:i")
+def when(clinic: Clinic, moment: datetime, *, with_zone: bool = False) -> str:
+    """A time as the clinic's patients read it: '14 December 2026, 10:00' in the clinic's zone,
+    with the zone named («…, 11:00 (Екатеринбург, UTC+5)») for a person who deals with several zones."""
+    text = formats.date_format(timezone.localtime(moment, clinic.tz), "j E Y, H:i")
+    return f"{text} ({zone_label(time_zone=clinic.time_zone, moment=moment)})" if with_zone else text
+
+
+def patient_when(visit: Appointment) -> str:
+    """The visit's time as its patient reads it (clinics.zones: the zone shown when their clinics differ in zone)."""
+    return when(visit.clinic, visit.starts_at, with_zone=patient_sees_zones(patient=visit.patient))
 
 
 def _is_double_booking(error: IntegrityError) -> bool:
@@ -165,8 +174,9 @@ def _insert(
     overlapping = Appointment.objects.filter(status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
     if overlapping.filter(doctor=doctor).exists():
         raise SlotTaken()
-    if overlapping.filter(patient=patient).exists():
-        raise ValidationError({"starts_at": _("This person already has a visit at this time.")}, code="patient_busy")
+    clash = overlapping.filter(patient=patient).select_related("clinic").order_by("starts_at").first()
+    if clash is not None:
+        raise _patient_busy(clash=clash, patient=patient, by_patient=by_patient, actor=actor)
     with transaction.atomic():  # a savepoint: the constraint's refusal must not poison the caller's transaction
         visit = Appointment.objects.create(
             clinic=clinic,
@@ -186,8 +196,25 @@ def _insert(
     return visit
 
 
-def _refusal_with_alternatives(*, clinic: Clinic, doctor: Doctor, service: Service, starts_at: datetime, by_patient: bool) -> SlotTaken:
-    alternatives = selectors.nearest_free_slots(clinic=clinic, doctor=doctor, service=service, around=starts_at, for_patient=by_patient)
+def _patient_busy(*, clash: Appointment, patient: Patient, by_patient: bool, actor: Any) -> ValidationError:
+    """The person already holds a visit then. The patient is told which (it is theirs, in whichever clinic);
+    staff learn only that the person is busy: another clinic's visit is not theirs to see."""
+    if not by_patient:
+        return ValidationError({"starts_at": _("This person already has a visit at this time.")}, code="patient_busy")
+    facts = {"when": patient_when(clash), "clinic": clash.clinic.name, "name": patient.full_name}
+    if patient.pk == portal_holder_id(actor):
+        message = _("You already have a visit at this time: %(when)s, %(clinic)s. Choose another time.") % facts
+    else:
+        message = _("%(name)s already has a visit at this time: %(when)s, %(clinic)s. Choose another time.") % facts
+    return ValidationError({"starts_at": message}, code="patient_busy")
+
+
+def _refusal_with_alternatives(
+    *, clinic: Clinic, doctor: Doctor, service: Service, starts_at: datetime, by_patient: bool, patient: Patient | None = None
+) -> SlotTaken:
+    alternatives = selectors.nearest_free_slots(
+        clinic=clinic, doctor=doctor, service=service, around=starts_at, for_patient=by_patient, patient_id=patient.pk if patient else None
+    )
     return SlotTaken(alternatives, clinic=clinic)
 
 
@@ -239,11 +266,11 @@ def visit_book(
         if not _is_double_booking(error):
             raise
         raise _refusal_with_alternatives(
-            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, patient=patient
         ) from None
     except SlotTaken:
         raise _refusal_with_alternatives(
-            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+            clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, patient=patient
         ) from None
     return visit
 
@@ -270,7 +297,7 @@ def visit_reschedule(
     except SlotTaken:
         by_patient = portal_holder_id(actor) is not None
         raise _refusal_with_alternatives(
-            clinic=visit.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient
+            clinic=visit.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, patient=visit.patient
         ) from None
 
 
@@ -388,11 +415,11 @@ def visit_mark(*, actor: Any, visit: Appointment, status: str) -> Appointment:
 
 
 def _visit_line(visit: Appointment) -> str:
-    parts = [when(visit.clinic, visit.starts_at), visit.doctor.full_name, visit.service.name]
+    parts = [patient_when(visit), visit.doctor.full_name, visit.service.name]
     if visit.branch_id and visit.branch.address:
         parts.append(visit.branch.address)
     if visit.room:
-        parts.append(visit.room)
+        parts.append(visit.room_label)
     return ", ".join(parts)
 
 
@@ -439,8 +466,14 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
     for doctor, service, starts_at in slots:
         _check_slot(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=False, now=timezone.now())
         ends_at = starts_at + timedelta(minutes=service.duration_minutes)
-        if Appointment.objects.filter(doctor=doctor, status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at).exists():
+        held = Appointment.objects.filter(status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        if held.filter(doctor=doctor).exists():
             raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": when(clinic, starts_at)}}, code="slot_taken")
+        if held.filter(patient_id=thread.patient_id).exists():  # the patient could not take it; where they are then is not said
+            raise ValidationError(
+                {"slots": _("The patient already has a visit at %(when)s: offer another time.") % {"when": when(clinic, starts_at)}},
+                code="patient_busy",
+            )
         offered.append(_slot_data(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at))
     lines = [f"• {slot['label']} — {slot['doctor_name']}, {slot['service_name']}" for slot in offered]
     body = (text.strip() or _("Free times for you: tap one to book.")) + "\n" + "\n".join(lines)

@@ -25,10 +25,10 @@ from django.views.decorators.http import require_POST
 
 from appointments import selectors, services
 from appointments.api import calendar_response
-from appointments.models import Appointment
+from appointments.models import Appointment, room_label
 from clinic_crm import client_input
 from clinics.models import Clinic, Doctor, Service
-from patients.selectors import patient_clinics, patient_family, patient_for_user
+from patients.selectors import patient_clinics, patient_family, patient_for_user, patient_sees_zones
 from patients.services import ConsentRequired
 from patients.views import _get_clinic, patient_required
 
@@ -145,6 +145,7 @@ def book_slots(request: HttpRequest, slug: str, service_id: int) -> HttpResponse
         service=service,
         doctor_ids=[doctor.pk] if doctor else None,
         exclude_visit=move.pk if move else None,
+        patient_id=(move.patient_id if move else patient.pk) if (patient := patient_for_user(request.user)) else None,
     )
     days = selectors.slot_days(clinic=clinic, slots=slots, date_from=today, days=STRIP_DAYS)
     try:
@@ -169,7 +170,7 @@ def book_slots(request: HttpRequest, slug: str, service_id: int) -> HttpResponse
         "chosen": chosen,
         "by_doctor": list(by_doctor.items()),
         "any_slots": bool(slots),
-        "family": patient_family(patient=patient) if (patient := patient_for_user(request.user)) else [],
+        "family": patient_family(patient=patient) if patient else [],
         "here": request.get_full_path(),
     }
     template = "appointments/_slots.html" if request.headers.get("HX-Request") else "appointments/book_slots.html"
@@ -237,7 +238,7 @@ def book_confirm(request: HttpRequest, slug: str) -> HttpResponse:
             "starts_at": starts_at,
             "at": starts_at.strftime(AT_FORMAT),
             "address": address,
-            "room": room,
+            "room": room_label(room),
             "move": move,
             "family": family,
             "person": person,
@@ -267,6 +268,7 @@ def my_visits(request: HttpRequest) -> HttpResponse:
             "past": list(selectors.patient_visits(user=request.user, upcoming=False)[:PAST_SHOWN]),
             "waitlist": list(selectors.waitlist_for(user=request.user)),
             "clinics": list({c.clinic_id: c.clinic for c in patient_clinics(patient=request.patient)}.values()),
+            "show_zones": patient_sees_zones(patient=request.patient),
         },
     )
 

@@ -38,7 +38,11 @@ def catalogue_save(
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     # The clinic the row is (now) in: for a change too, or a row could be moved into another clinic.
     clinic = _clinic_of(instance)
-    if clinic is not None and not actor.is_superuser and clinic.pk not in clinics_with_role(actor, type(instance).tenancy.change):
+    policy = type(instance).tenancy
+    # A row the actor keeps for themselves (Policy.owner) needs only a role that views the model there.
+    own_row = bool(policy.owner) and getattr(instance, f"{policy.owner}_id", None) == actor.pk
+    roles = policy.view if own_row else policy.change
+    if clinic is not None and not actor.is_superuser and clinic.pk not in clinics_with_role(actor, roles):
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     instance.full_clean(validate_unique=True)
     for name, related in (m2m or {}).items():

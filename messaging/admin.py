@@ -6,7 +6,10 @@ the thread list here is a read-only index that links there.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +17,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
-from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
+from clinics.tenancy import clinics_with_role
+from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin, TenantModelForm
 from messaging.admin_inbox import waiting_label
 from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
 
@@ -50,15 +54,54 @@ class ThreadAdmin(ReadOnlyTenantAdmin):
         return waiting_label(obj.waiting_since, timezone.now()) if obj.waiting_since else "—"
 
 
+class CannedAnswerForm(TenantModelForm):
+    """An answer for the whole clinic needs a manager or owner there; anyone may keep one for themselves."""
+
+    actor: Any = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        clinic, owner = cleaned.get("clinic"), cleaned.get("owner")
+        if clinic is not None and owner is None and not self.actor.is_superuser:
+            if clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
+                self.add_error(
+                    "owner", _("Only the clinic's managers and owners write answers for everyone: choose yourself to keep it as your own.")
+                )
+        return cleaned
+
+
 @admin.register(CannedAnswer)
 class CannedAnswerAdmin(TenantAdmin):
-    """Managers and owners write the answers; everyone else may read them (the Policy says so)."""
+    """Managers and owners write the clinic's answers; everyone may keep personal ones (the Policy says so)."""
 
-    list_display = ("shortcode", "title", "clinic")
+    form = CannedAnswerForm
+    list_display = ("shortcode", "title", "clinic", "kept_by")
     list_filter = ("clinic",)
     search_fields = ("shortcode", "title", "text")
-    list_select_related = ("clinic",)
-    fields = ("clinic", "shortcode", "title", "text")
+    list_select_related = ("clinic", "owner")
+    fields = ("clinic", "owner", "shortcode", "title", "text")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "owner":
+            # Nobody writes a personal answer for a colleague.
+            field.queryset = get_user_model().objects.filter(pk=request.user.pk)
+            field.empty_label = _("The whole clinic")
+        return field
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if not request.user.is_superuser and not clinics_with_role(request.user, CannedAnswer.tenancy.change):
+            initial.setdefault("owner", request.user.pk)
+        return initial
+
+    @admin.display(description=_("only for"), ordering="owner")
+    def kept_by(self, obj: CannedAnswer) -> str:
+        return obj.owner.display_name if obj.owner_id else _("the whole clinic")
 
 
 @admin.register(Team)

@@ -314,6 +314,7 @@ def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any]
             "signedOut": _("Signed out — reload the page"),
             "uploadFailed": _("The file was not uploaded."),
             "noCanned": _("No canned answers match."),
+            "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
             "remove": _("Remove"),
             "loadOlder": _("Load earlier messages"),
         },

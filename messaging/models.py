@@ -267,7 +267,23 @@ class CannedAnswer(models.Model):
     """A prepared reply: typed as /shortcode in the composer, variables filled for the thread."""
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="canned_answers", verbose_name=_("clinic"))
-    shortcode = models.SlugField(_("shortcode"), max_length=40)
+    # Set: a personal answer, seen only by its author beside the clinic's (which managers keep).
+    owner = models.ForeignKey(
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_answers",
+        verbose_name=_("only for"),
+        help_text=_("Empty: the whole clinic uses the answer."),
+    )
+    # Letters of any alphabet: operators type «/адрес» as readily as "/address".
+    shortcode = models.SlugField(
+        _("shortcode"),
+        max_length=40,
+        allow_unicode=True,
+        help_text=_("Typed after / in the reply box: letters (Russian too), digits, - and _."),
+    )
     title = models.CharField(_("title"), max_length=120)
     text = models.TextField(
         _("text"),
@@ -275,20 +291,39 @@ class CannedAnswer(models.Model):
         help_text=_("Variables: {patient_name}, {patient_first_name}, {clinic_name}, {clinic_address}, {clinic_phone}, {clinic_url}."),
     )
 
-    tenancy = Policy(view=ALL_ROLES, change=CLINIC_ADMINS)
+    tenancy = Policy(view=ALL_ROLES, change=CLINIC_ADMINS, owner="owner")
     objects = TenantManager()
 
     class Meta:
         verbose_name = _("canned answer")
         verbose_name_plural = _("canned answers")
         ordering = ["clinic", "shortcode"]
-        constraints = [models.UniqueConstraint(fields=["clinic", "shortcode"], name="canned_answer_unique_shortcode")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "shortcode"],
+                condition=Q(owner__isnull=True),
+                name="canned_answer_unique_shortcode",
+                violation_error_message=_("The clinic already has an answer with this shortcode."),
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "owner", "shortcode"],
+                condition=Q(owner__isnull=False),
+                name="canned_answer_unique_personal_shortcode",
+                violation_error_message=_("You already have an answer with this shortcode."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"/{self.shortcode} — {self.title}"
 
+    def save(self, *args, **kwargs):
+        # One spelling per shortcode: the composer matches what is typed without regard to case.
+        self.shortcode = self.shortcode.lower()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         """Refuse a text whose braces do not name a known variable: it would fail in the middle of a reply."""
+        self.shortcode = (self.shortcode or "").lower()  # before the uniqueness checks, which compare it
         try:
             self.text.format_map({name: "" for name in CANNED_VARIABLES})
         except (KeyError, ValueError, IndexError) as exc:

@@ -82,6 +82,9 @@ def message_payload(
     slots = (message.data or {}).get("slots")
     body["slots"] = slots if isinstance(slots, list) else []
     body["offer"] = (message.data or {}).get("offer") if body["slots"] else None
+    # A visit booked, moved or cancelled: the conversation's earlier offers of times are closed by it.
+    visit_event = (message.data or {}).get("visit_event")
+    body["visit_event"] = visit_event if isinstance(visit_event, str) else ""
     if audience == STAFF:
         body["data"] = message.data
         body["mentions"] = [u.pk for u in message.mentions.all()] if message.kind == Message.Kind.NOTE else []
@@ -178,6 +181,9 @@ class MessageOut(_Rendered):
         child=serializers.DictField(), help_text="Times offered to book with one tap: doctor, service, starts_at, label (and names)."
     )
     offer = serializers.IntegerField(allow_null=True, help_text="The freed-slot offer these times belong to; send it with the booking.")
+    visit_event = serializers.CharField(
+        help_text="booked, moved or cancelled when the message reports a visit (it closes the times offered before it); else empty."
+    )
 
     @staticmethod
     def render(instance, *, audience):

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum, TextField
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
@@ -296,19 +296,21 @@ def missed_messages(*, user: Any, cursors: dict[int, int]) -> tuple[list[Message
     return [m for m in rows if m.thread_id not in too_many], too_many
 
 
+def thread_visit_events(*, thread: Thread) -> list[tuple[int, str]]:
+    """(seq, event) of the clinic's messages about a visit (booked, moved, cancelled), in order: each closes the
+    times offered before it in the conversation (the offer is used, or the patient's plans changed)."""
+    rows = Message.objects.filter(thread=thread, data__has_key="visit_event").order_by("seq").values_list("seq", "data")
+    return [(seq, str(data.get("visit_event", ""))) for seq, data in rows]
+
+
 def canned_answers_for(*, user: Any, thread: Thread) -> QuerySet[CannedAnswer]:
-    return CannedAnswer.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("shortcode")
-
-
-def _first_name(full_name: str) -> str:
-    """«Петрова Анна Ивановна» → «Анна», «Петрова Анна» → «Анна», "Anna Petrova" → "Anna"."""
-    words = full_name.split()
-    if len(words) == 3:
-        return words[1]
-    if len(words) == 2:
-        cyrillic = any("а" <= ch.lower() <= "я" or ch.lower() == "ё" for ch in full_name)
-        return words[1] if cyrillic else words[0]
-    return full_name
+    """The clinic's answers and the user's own there; for one shortcode the user's own comes first."""
+    return (
+        CannedAnswer.objects.visible_to(user)
+        .filter(clinic_id=thread.clinic_id)
+        .filter(Q(owner__isnull=True) | Q(owner=user))
+        .order_by("shortcode", F("owner").asc(nulls_last=True))
+    )
 
 
 def canned_answer_render(*, answer: CannedAnswer, thread: Thread, portal_url: str = "") -> str:
@@ -316,7 +318,7 @@ def canned_answer_render(*, answer: CannedAnswer, thread: Thread, portal_url: st
     patient, clinic = thread.patient, thread.clinic
     values = {
         "patient_name": patient.full_name,
-        "patient_first_name": _first_name(patient.full_name),
+        "patient_first_name": patient.given_name,
         "clinic_name": clinic.name,
         "clinic_address": clinic.address,
         "clinic_phone": clinic.phone.as_international if clinic.phone else "",

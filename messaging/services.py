@@ -38,6 +38,8 @@ from patients.services import Attribution, ConsentRequired, consent_require, con
 
 SEND_LIMIT_PER_MINUTE = 30
 MENTION = re.compile(r"@([\w.+-]{2,150})")
+# A staff reply that is nothing but "/word" is a canned-answer shortcode left unexpanded, never meant for the patient.
+SHORTCODE_ONLY = re.compile(r"/[\w-]+")
 
 
 class SendingTooFast(Exception):
@@ -212,6 +214,12 @@ def send_message(
             code="too_long",
         )
     attachment_ids = list(dict.fromkeys(int(pk) for pk in attachment_ids))
+    if author == Message.Author.STAFF and kind == Message.Kind.TEXT and not attachment_ids and SHORTCODE_ONLY.fullmatch(text):
+        raise ValidationError(
+            {"text": _("%(text)s is a canned-answer shortcode, not a reply: choose an answer from the list. Nothing was sent.")
+             % {"text": text}},
+            code="shortcode",
+        )  # fmt: skip
     if not text and not attachment_ids:
         raise ValidationError({"text": _("Write a message or attach a file.")}, code="empty")
     if attachment_ids and not text and kind == Message.Kind.TEXT:

@@ -19,13 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
+from clinics.zones import zone_label
 from clinics.selectors import clinic_get_public
 from messaging import selectors, services
 from messaging.models import Attachment, Message, Thread
 from messaging.payloads import PATIENT, message_payload
 from notifications.selectors import REMINDABLE_AUTHORS
 from patients.models import Patient
-from patients.selectors import consent_is_given, patient_dependant_get
+from patients.selectors import consent_is_given, patient_dependant_get, patient_sees_zones
 from patients.services import Attribution, ConsentRequired
 from patients.views import patient_required
 
@@ -105,10 +106,26 @@ def _tick_state(seq: int, thread: Thread) -> str:
     return "sent"
 
 
-def _slot_links(thread: Thread, slots: list[dict]) -> list[dict]:
+def offer_closed_reasons() -> dict[str, str]:
+    """Why the buttons of an earlier offer no longer book, by the visit event that came after it (chat.js shows the same)."""
+    return {
+        "booked": _("You booked a visit after these times were offered: they are closed. Ask in the chat for other times."),
+        "moved": _("You moved a visit after these times were offered: they are closed. Ask in the chat for other times."),
+        "cancelled": _("A visit was cancelled after these times were offered: they are closed. Ask in the chat for new times."),
+        "passed": _("These times have passed. Ask in the chat for new times."),
+    }
+
+
+def _offer_closed_by(seq: int, events: list[tuple[int, str]]) -> str:
+    """The first visit event after the offer at `seq` (the page and the socket apply the same rule), or ""."""
+    return next((event for event_seq, event in events if event_seq > seq), "")
+
+
+def _slot_links(thread: Thread, slots: list[dict], *, zone: str = "", now: datetime | None = None) -> list[dict]:
     """Offered times with a link to the portal's confirm page: the buttons work without JavaScript too
-    (chat.js books them with one tap through the API instead)."""
+    (chat.js books them with one tap through the API instead). A time already past has no link."""
     base = reverse("appointments:book-confirm", args=[thread.clinic.slug])
+    now = now or timezone.now()
     out = []
     for slot in slots:
         try:
@@ -121,7 +138,7 @@ def _slot_links(thread: Thread, slots: list[dict]) -> list[dict]:
             }
         except (KeyError, TypeError, ValueError):
             continue  # a malformed stored offer shows no button rather than breaking the page
-        out.append({**slot, "url": f"{base}?{urlencode(query)}", "when": local})
+        out.append({**slot, "url": f"{base}?{urlencode(query)}", "when": local, "zone": zone, "passed": local <= now})
     return out
 
 
@@ -134,6 +151,10 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
     today = timezone.now().astimezone(tz).date()
     # "Set a reminder" in the header; "Remind me" under the clinic's messages adds the message's seq (its words prefill the form).
     reminder_url = f"{reverse('portal-reminder-new')}?{urlencode({'thread': thread.pk})}"
+    now = timezone.now()
+    zone = zone_label(time_zone=thread.clinic.time_zone, moment=now) if patient_sees_zones(patient=thread.patient) else ""
+    events = selectors.thread_visit_events(thread=thread) if any(m.data and m.data.get("slots") for m in page) else []
+    reasons = offer_closed_reasons()
     items = []
     for message in page:
         local = message.created_at.astimezone(tz)
@@ -148,7 +169,9 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
             remind_url=f"{reminder_url}&message={message.seq}" if message.author in REMINDABLE_AUTHORS else "",
         )
         if item["slots"]:
-            item["slots"] = _slot_links(thread, item["slots"])
+            item["slots"] = _slot_links(thread, item["slots"], zone=zone, now=now)
+            closed_by = _offer_closed_by(message.seq, events) or ("passed" if all(s["passed"] for s in item["slots"]) else "")
+            item["offer_closed"] = reasons.get(closed_by, "")
         items.append(item)
     # The first message the patient has not read yet gets a "New messages" line above it.
     unread_from = next((item["seq"] for item in items if not item["mine"] and item["seq"] > thread.patient_read_seq), None)
@@ -179,6 +202,8 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         "openVisit": _("Open the visit"),
         "bookFailed": _("Could not book. Try again."),
         "giveConsent": _("Read and accept the consent"),
+        "offerClosed": offer_closed_reasons(),
+        "zone": zone,
         "remindMe": _("Remind me"),
     }
     return render(
@@ -242,6 +267,52 @@ def portal_send(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_thread_url(thread))
 
 
+def _write_url(clinic: Clinic, *, doctor=None, person=None, holder=None) -> str:
+    query = {}
+    if doctor is not None:
+        query["doctor"] = doctor.pk
+    if person is not None and holder is not None and person.pk != holder.pk:
+        query["for"] = person.pk
+    url = reverse("messaging:portal-write", args=[clinic.slug])
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+@require_GET
+@patient_required
+def portal_write(request: HttpRequest, slug: str) -> HttpResponse:
+    """A link into the conversation with a clinic (or one of its doctors): «Contact this clinic», and where the
+    consent page sends the patient afterwards. Finds the conversation, or opens it (nothing is sent), once the
+    clinic has the person's consent; before that, the consent page, which comes back here."""
+    holder = request.patient
+    try:
+        clinic = clinic_get_public(slug=slug)
+    except Clinic.DoesNotExist:
+        raise Http404(_("No such clinic.")) from None
+    person = holder
+    person_id = request.GET.get("for", "")
+    if person_id.isdigit() and int(person_id) != holder.pk:
+        try:
+            person = patient_dependant_get(guardian=holder, dependant_id=int(person_id))
+        except Patient.DoesNotExist:
+            raise Http404(_("This person is not in your family.")) from None
+    doctor = None
+    doctor_id = request.GET.get("doctor", "")
+    if doctor_id:
+        doctor = selectors.portal_doctors_to_write(clinic=clinic).filter(pk=int(doctor_id) if doctor_id.isdigit() else 0).first()
+        if doctor is None:
+            raise Http404(_("This doctor does not answer questions in this clinic."))
+    if not consent_is_given(patient=person, clinic=clinic):
+        return redirect(f"{reverse('patients:consent', args=[clinic.slug])}?{urlencode({'next': request.get_full_path()})}")
+    try:
+        thread, _created = services.thread_open(
+            patient=person, clinic=clinic, doctor=doctor, actor=request.user, attribution=Attribution(source_channel="web")
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("patients:home")
+    return redirect(_thread_url(thread))
+
+
 @require_POST
 @patient_required
 def portal_start(request: HttpRequest) -> HttpResponse:
@@ -272,7 +343,8 @@ def portal_start(request: HttpRequest) -> HttpResponse:
             patient=person, clinic=clinic, doctor=doctor, actor=request.user, attribution=Attribution(source_channel="web")
         )
     except ConsentRequired:
-        return _consent_redirect(request, clinic, home)
+        # After the consent the patient lands in the conversation they asked for, not on the home page.
+        return _consent_redirect(request, clinic, _write_url(clinic, doctor=doctor, person=person, holder=holder))
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect(home)

@@ -28,11 +28,13 @@ from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
+from clinics.zones import zone_label
 from messaging.text import preview
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 from notifications.providers import provider_for
 from notifications.selectors import patient_channels
 from notifications.sms import SmsError, sms_replies_supported
+from patients.selectors import patient_sees_zones
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +135,15 @@ def _visit_text(notification: Notification) -> tuple[str, str]:
     visit = notification.visit
     clinic = notification.clinic
     local = timezone.localtime(visit.starts_at, clinic.tz)
+    # A person with clinics in several zones reads the zone beside the time (clinics.zones).
+    zone = f" ({zone_label(time_zone=clinic.time_zone, moment=visit.starts_at)})" if patient_sees_zones(patient=visit.patient) else ""
     place = (visit.branch.address if visit.branch_id and visit.branch.address else clinic.address) or ""
     if notification.kind == Notification.Kind.CONFIRM:
         link = settings.SITE_URL + reverse("appointments:visit-link", args=[visit_link_token(visit.pk)])
         subject = _("Your visit to %(clinic)s") % {"clinic": clinic.name}
         text = _("%(clinic)s: visit on %(when)s, %(doctor)s. Please confirm or cancel: %(link)s") % {
             "clinic": clinic.name,
-            "when": formats.date_format(local, "j E, H:i"),
+            "when": formats.date_format(local, "j E, H:i") + zone,
             "doctor": visit.doctor.full_name,
             "link": link,
         }
@@ -147,7 +151,7 @@ def _visit_text(notification: Notification) -> tuple[str, str]:
         subject = _("Reminder: visit at %(time)s") % {"time": formats.time_format(local, "H:i")}
         text = _("%(clinic)s: your visit at %(time)s, %(doctor)s. %(place)s") % {
             "clinic": clinic.name,
-            "time": formats.time_format(local, "H:i"),
+            "time": formats.time_format(local, "H:i") + zone,
             "doctor": visit.doctor.full_name,
             "place": place,
         }

@@ -79,6 +79,22 @@ class Patient(models.Model):
         return patient_hint(phone=self.phone, birth_date=self.birth_date) if self.full_name else ""
 
     @property
+    def given_name(self) -> str:
+        """The name a greeting uses, from `full_name` by one rule.
+
+        Russian names are written «Фамилия Имя Отчество», so with three words the second is the given
+        name, and with two Cyrillic words too («Зайцев Сергей» → «Сергей»); two Latin words are read in
+        the Western order ("Anna Petrova" → "Anna"). One word, or four and more, is used as it is.
+        """
+        words = self.full_name.split()
+        if len(words) == 3:
+            return words[1]
+        if len(words) == 2:
+            cyrillic = any("а" <= ch <= "я" or ch == "ё" for ch in self.full_name.lower())
+            return words[1] if cyrillic else words[0]
+        return self.full_name.strip()
+
+    @property
     def account_holder(self) -> "Patient":
         """Who acts (and consents) for this person: themselves or their guardian."""
         return self.guardian if self.guardian_id else self

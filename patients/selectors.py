@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from clinics.models import Clinic
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -108,6 +108,16 @@ def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
         .select_related("clinic", "patient")
         .order_by("clinic__name", "patient__full_name")
     )
+
+
+def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> bool:
+    """Whether this person's times carry their zone (clinics.zones): their family deals with clinics of
+    more than one zone, counting `clinic` (the one being booked) too. One query."""
+    family = Q(patient=patient.account_holder) | Q(patient__guardian=patient.account_holder)
+    zones = set(PatientInClinic.objects.filter(family).values_list("clinic__time_zone", flat=True).distinct())
+    if clinic is not None:
+        zones.add(clinic.time_zone)
+    return len(zones) > 1
 
 
 def portal_clinics_public() -> QuerySet[Clinic]:

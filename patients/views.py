@@ -173,13 +173,15 @@ def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
 @patient_required
 def home(request: HttpRequest) -> HttpResponse:
     contacts = selectors.patient_clinics(patient=request.patient)
+    cards = _clinic_cards(request, contacts)
     return render(
         request,
         "patients/home.html",
         {
             "patient": request.patient,
             "contacts": contacts,
-            "cards": _clinic_cards(request, contacts),
+            "cards": cards,
+            "new_promotions": sum(1 for card in cards if card.promotion),
             "family": selectors.patient_family(patient=request.patient)[1:],
         },
     )

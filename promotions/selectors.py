@@ -162,30 +162,62 @@ def promotion_reach(*, promotion: Promotion) -> Reach:
     return Reach(channels=channels, **people)
 
 
-def unopened_by_clinic(*, patient: Patient) -> dict[int, Promotion]:
-    """{clinic_id: promotion} for running promotions the person has not opened: their clinics stay highlighted.
+@dataclass(frozen=True)
+class PortalPromotion:
+    promotion: Promotion
+    unread: bool  # not opened yet: highlighted, as the clinic's card on the portal home
 
-    A promotion runs to the end of its last day in its clinic's zone; no zone's date is more than a
-    day behind UTC's, so the query keeps a day's margin and each clinic's own date decides.
+
+def portal_promotions(*, patient: Patient) -> list[PortalPromotion]:
+    """Promotions running today in the person's clinics that are meant for them, newest first.
+
+    Meant for them: it reached them at launch (a receipt), or they are in its audience now — a patient who
+    became a contact after the launch sees it while it runs, as those reached by it do. Clinics whose
+    consent the person withdrew show nothing (they no longer write to them).
     """
+    holder = patient.account_holder
     now = timezone.now()
-    receipts = (
-        Receipt.objects.filter(
-            patient=patient.account_holder, opened_at__isnull=True, promotion__valid_until__gte=now.date() - timedelta(days=1)
+    family = Q(patient=holder) | Q(patient__guardian=holder)
+    clinic_ids = set(PatientInClinic.objects.filter(family, merged_into__isnull=True).values_list("clinic_id", flat=True))
+    consented = {clinic_id for _patient, clinic_id in consent_given_pairs(pairs={(holder.pk, c) for c in clinic_ids})}
+    running = list(
+        Promotion.objects.filter(
+            # A promotion runs from its first to the end of its last day in its clinic's zone; no zone's date
+            # is more than a day from UTC's, so the query keeps a day's margin and each clinic's own date decides.
+            status=Promotion.Status.LAUNCHED,
+            clinic_id__in=consented,
+            valid_from__lte=now.date() + timedelta(days=1),
+            valid_until__gte=now.date() - timedelta(days=1),
         )
-        .select_related("promotion__clinic")
-        .order_by("created_at")
+        .select_related("clinic")
+        .order_by("-launched_at", "-pk")
     )
-    return {
-        r.promotion.clinic_id: r.promotion
-        for r in receipts
-        if r.promotion.valid_until >= timezone.localtime(now, r.promotion.clinic.tz).date()
-    }
+    running = [p for p in running if p.valid_from <= timezone.localtime(now, p.clinic.tz).date() <= p.valid_until]
+    opened = dict(Receipt.objects.filter(patient=holder, promotion__in=running).values_list("promotion_id", "opened_at"))
+    shown = []
+    for promotion in running:
+        if promotion.pk not in opened and not promotion_audience(promotion=promotion).filter(pk=holder.pk).exists():
+            continue
+        shown.append(PortalPromotion(promotion=promotion, unread=opened.get(promotion.pk) is None))
+    return shown
+
+
+def unopened_by_clinic(*, patient: Patient) -> dict[int, Promotion]:
+    """{clinic_id: promotion} for running promotions the person has not opened: their clinics stay highlighted."""
+    unopened: dict[int, Promotion] = {}
+    for item in reversed(portal_promotions(patient=patient)):  # the oldest unopened one per clinic, as before
+        if item.unread:
+            unopened.setdefault(item.promotion.clinic_id, item.promotion)
+    return unopened
 
 
 def promotion_for_patient(*, patient: Patient, promotion_id: int) -> Promotion | None:
-    return (
+    """A promotion that reached the person (any time), or one running now that is meant for them."""
+    reached = (
         Promotion.objects.filter(pk=promotion_id, receipts__patient=patient.account_holder, status=Promotion.Status.LAUNCHED)
         .select_related("clinic")
         .first()
     )
+    if reached is not None:
+        return reached
+    return next((item.promotion for item in portal_promotions(patient=patient) if item.promotion.pk == promotion_id), None)

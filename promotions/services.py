@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -60,4 +61,11 @@ def promotion_launch(*, actor: Any, promotion: Promotion) -> int:
 
 def promotion_open(*, patient: Patient, promotion: Promotion) -> None:
     """The person opened the promotion in the portal: the clinic is no longer highlighted for them."""
-    Receipt.objects.filter(promotion=promotion, patient=patient.account_holder, opened_at__isnull=True).update(opened_at=timezone.now())
+    holder = patient.account_holder
+    now = timezone.now()
+    if not Receipt.objects.filter(promotion=promotion, patient=holder).exists():
+        # Seen in the portal without having been reached at launch (a contact since): counted as reached now, and opened.
+        with transaction.atomic(), suppress(IntegrityError):  # a second tab opening it at once made the row: fine
+            Receipt.objects.create(promotion=promotion, patient=holder, created_at=now, opened_at=now)
+        return
+    Receipt.objects.filter(promotion=promotion, patient=holder, opened_at__isnull=True).update(opened_at=now)

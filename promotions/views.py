@@ -9,6 +9,12 @@ from promotions import selectors, services
 
 
 @patient_required
+def promotion_list(request: HttpRequest) -> HttpResponse:
+    """What the person's clinics offer now, the ones not opened yet highlighted."""
+    return render(request, "promotions/promotion_list.html", {"items": selectors.portal_promotions(patient=request.patient)})
+
+
+@patient_required
 def promotion(request: HttpRequest, pk: int) -> HttpResponse:
     found = selectors.promotion_for_patient(patient=request.patient, promotion_id=pk)
     if found is None:

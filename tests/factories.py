@@ -195,6 +195,7 @@ class CannedAnswerFactory(DjangoModelFactory):
         model = CannedAnswer
 
     clinic = factory.SubFactory(ClinicFactory)
+    owner = None  # the clinic's answer; a user makes it personal
     shortcode = factory.Sequence(lambda n: f"answer{n}")
     title = "Address"
     text = "{patient_first_name}, we are at {clinic_address}."

@@ -50,6 +50,10 @@ class Policy:
     # (themselves and their dependants), narrowed by `patient_visible(user)`.
     patient: str | None = None
     patient_visible: Callable[[Any], Q] | None = None
+    # Path to an accounts.User who keeps the row for themselves (a personal canned answer):
+    # such a row is seen and changed by that user alone, in a clinic where their role may view
+    # the model; rows without one follow `view` and `change` as usual.
+    owner: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,6 +121,8 @@ def staff_can_view(user: Any, obj: models.Model) -> bool:
     role = clinic_roles(user).get(getattr(holder, f"{last}_id", None)) if holder is not None else None
     if role is None or role not in policy.view:
         return False
+    if policy.owner and _follow(obj, f"{policy.owner}_id") not in (None, user.pk):
+        return False
     if role == Role.DOCTOR and policy.doctor:
         doctor = _follow(obj, policy.doctor)
         return doctor is not None and doctor.user_id == user.pk
@@ -154,6 +160,11 @@ class TenantQuerySet(models.QuerySet):
             own = [c for c, r in roles_by_clinic.items() if r == Role.DOCTOR]
             if own:
                 pieces.append(Q(**{f"{policy.clinic}__in": own, f"{policy.doctor}__user": user}))
+        if policy.owner:
+            pieces = [piece & Q(**{f"{policy.owner}__isnull": True}) for piece in pieces]
+            keeps_own = [c for c, r in roles_by_clinic.items() if r in policy.view]
+            if keeps_own:
+                pieces.append(Q(**{f"{policy.clinic}__in": keeps_own, policy.owner: user}))
         if not pieces:
             return self._patient_scoped(user) if roles is policy.view else self.none()
         condition = reduce(operator.or_, pieces)
@@ -190,7 +201,13 @@ def can_view_any(user: Any, model: type[models.Model]) -> bool:
 
 
 def can_change_any(user: Any, model: type[models.Model]) -> bool:
-    return bool(user.is_superuser or clinics_with_role(user, model.tenancy.change))
+    return bool(user.is_superuser or clinics_with_role(user, _creating_roles(model)))
+
+
+def _creating_roles(model: type[models.Model]) -> frozenset[Role]:
+    """Roles that may create a row: those that change it, and with an owner path everyone who views it (a row of their own)."""
+    policy = model.tenancy
+    return policy.change | policy.view if policy.owner else policy.change
 
 
 def clinics_editable_by(user: Any, model: type[models.Model]) -> models.QuerySet:
@@ -199,4 +216,4 @@ def clinics_editable_by(user: Any, model: type[models.Model]) -> models.QuerySet
 
     if user.is_superuser:
         return Clinic.objects.all()
-    return Clinic.objects.filter(pk__in=clinics_with_role(user, model.tenancy.change))
+    return Clinic.objects.filter(pk__in=clinics_with_role(user, _creating_roles(model)))

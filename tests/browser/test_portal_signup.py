@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import re
 from datetime import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_new_patient_signs_up_from_a_clinic_page_and_joins_it(page, sms, smile):
 
     page.get_by_role("link", name="Contact this clinic").click()
     # Not signed in yet: the portal asks who we are first, and remembers where we were going.
-    expect(page).to_have_url("/login/?next=/portal/clinics/smile/consent/")
+    expect(page).to_have_url("/login/?next=/portal/clinics/smile/write/")
     page.get_by_label("Phone or e-mail").fill("+7 916 123-45-67")
     screenshot(page, "signup-3-login")
     request_code(page, "+7 916 123-45-67")
@@ -67,12 +68,18 @@ def test_new_patient_signs_up_from_a_clinic_page_and_joins_it(page, sms, smile):
     screenshot(page, "signup-5-consent")
     page.get_by_role("button", name="I agree").click()
 
-    expect(page.get_by_role("heading", name="Hello, Anna Petrova")).to_be_visible()
+    # The patient lands in the conversation they asked for, ready to write.
     expect(page.get_by_text("Thank you. Smile Dental is now in your list.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/portal/threads/\d+/"))
+    expect(page.get_by_text("Ask your question: the clinic will answer here.")).to_be_visible()
+    screenshot(page, "signup-6-conversation")
+
+    page.get_by_role("navigation").get_by_role("link", name="My clinics").click()
+    expect(page.get_by_role("heading", name="Hello, Anna")).to_be_visible()
     my_clinics = page.locator("#my-clinics")
     expect(my_clinics.get_by_role("link", name="Smile Dental")).to_be_visible()
     expect(my_clinics.get_by_role("button", name="Withdraw consent")).to_be_visible()
-    screenshot(page, "signup-6-home")
+    screenshot(page, "signup-7-home")
 
     # Back on the clinic page the call to action is gone: we are its patient now.
     my_clinics.get_by_role("link", name="Smile Dental").click()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import re
 
+from urllib.parse import urlencode
+
 import pytest
 from django.core.cache import cache
 from django.core.files.storage import FileSystemStorage
@@ -131,13 +133,41 @@ def test_cannot_start_for_a_stranger_or_with_a_doctor_who_does_not_answer(portal
     assert not Thread.objects.exists()
 
 
-def test_starting_without_consent_goes_to_the_consent_page(portal, alpha, anna):
-    f.ConsentDocumentFactory(clinic=alpha.clinic)
-    response = portal.post("/portal/threads/start/", {"clinic": "alpha"})
-    assert response.status_code == 302 and response["Location"] == "/portal/clinics/alpha/consent/?next=%2Fportal%2F"
+def test_starting_without_consent_goes_to_the_consent_page_and_then_into_the_conversation(portal, alpha, anna):
+    document = f.ConsentDocumentFactory(clinic=alpha.clinic)
+    response = portal.post("/portal/threads/start/", {"clinic": "alpha", "doctor": alpha.doctor.pk})
+    write = f"/portal/clinics/alpha/write/?doctor={alpha.doctor.pk}"
+    assert response.status_code == 302 and response["Location"] == "/portal/clinics/alpha/consent/?" + urlencode({"next": write})
     page = page_of(portal.get(response["Location"]))
     assert "Before writing to or booking with Alpha Dental, please accept its personal data consent." in page
     assert not Thread.objects.exists()
+    agreed = portal.post(response["Location"], {"version": document.version, "agree": "on", "next": write}, follow=True)
+    thread = Thread.objects.get()
+    assert (thread.patient, thread.doctor) == (anna, alpha.doctor)
+    assert agreed.redirect_chain[-1][0] == f"{thread_url(thread)}#latest"
+    assert "Thank you. Alpha Dental is now in your list." in page_of(agreed)
+
+
+def test_contact_this_clinic_leads_through_the_consent_into_the_clinic_conversation(portal, alpha, anna):
+    document = f.ConsentDocumentFactory(clinic=alpha.clinic)
+    page = page_of(portal.get("/c/alpha/"))
+    assert 'href="/portal/clinics/alpha/write/"' in page
+    to_consent = portal.get("/portal/clinics/alpha/write/")
+    assert to_consent["Location"] == "/portal/clinics/alpha/consent/?next=%2Fportal%2Fclinics%2Falpha%2Fwrite%2F"
+    consent_page = page_of(portal.get(to_consent["Location"]))
+    assert 'name="next" value="/portal/clinics/alpha/write/"' in consent_page
+    agreed = portal.post(to_consent["Location"], {"version": document.version, "agree": "on", "next": "/portal/clinics/alpha/write/"})
+    assert agreed["Location"] == "/portal/clinics/alpha/write/"
+    landed = portal.get(agreed["Location"])
+    thread = Thread.objects.get(patient=anna, clinic=alpha.clinic, doctor=None)
+    assert landed["Location"] == f"{thread_url(thread)}#latest"
+
+
+def test_consent_never_sends_the_patient_to_another_site(portal, alpha, anna):
+    document = f.ConsentDocumentFactory(clinic=alpha.clinic)
+    for target in ("https://evil.example.com/", "//evil.example.com/", "javascript:alert(1)"):
+        agreed = portal.post(f"/portal/clinics/alpha/consent/?{urlencode({'next': target})}", {"version": document.version, "agree": "on", "next": target})
+        assert agreed.status_code == 302 and agreed["Location"] == "/portal/", target
 
 
 # --- the thread page ---------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
@@ -14,6 +15,7 @@ from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, 
 from clinics.tenancy import Role
 from messaging.models import Message, Thread
 from patients.models import ConsentDocument, ConsentRecord, Patient, PatientInClinic
+from tests.conftest import CommittingClient
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +195,65 @@ def test_no_doctor_and_no_patient_is_booked_twice_at_once(seeded):
             who, starts, ends = row[key], row[2], row[3]
             assert who not in last_end or last_end[who] <= starts, row
             last_end[who] = max(ends, last_end.get(who, ends))
+
+
+def test_every_demo_person_is_unique_by_name_and_phone(seeded):
+    people = list(Patient.objects.values_list("full_name", "phone"))
+    assert len({name for name, _phone in people}) == len(people) == 30
+    assert len({phone for _name, phone in people}) == 30
+    doctors = list(Doctor.objects.values_list("full_name", flat=True))
+    assert len(set(doctors)) == len(doctors)
+
+
+def test_each_clinic_ships_canned_answers_in_russian(seeded):
+    from messaging.models import CannedAnswer
+
+    for clinic in Clinic.objects.all():
+        answers = {a.shortcode: a for a in CannedAnswer.objects.filter(clinic=clinic, owner__isnull=True)}
+        assert {"адрес", "цены", "подготовка", "документы"} <= set(answers), clinic.slug
+        assert clinic.address.split(",")[0] not in answers["адрес"].text  # the address is a variable, filled per thread
+        assert "{clinic_address}" in answers["адрес"].text and "₽" in answers["цены"].text
+        for answer in answers.values():
+            answer.full_clean()  # every variable is known
+    assert CannedAnswer.objects.filter(clinic__slug="ulybka", shortcode="после-удаления").exists()
+
+
+def test_readme_demo_walkthrough_works_as_written(seeded, sms):
+    """README «Demo»: the first patient writes to «Улыбка», `moscow.operator` sees it in the inbox and answers."""
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    assert "+7 916 000-00-01" in readme and "moscow.operator" in readme and "/адрес" in readme
+    patient_browser = CommittingClient(HTTP_ACCEPT_LANGUAGE="ru")
+    # 1–2. Sign in at /login/ with +7 916 000-00-01 and the code from the console.
+    sent = patient_browser.post("/login/", {"destination": "+7 916 000-00-01"})
+    assert sent.status_code == 302
+    signed_in = patient_browser.post(sent["Location"], {"code": sms.last_code("+79160000001")})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/portal/"
+    home = patient_browser.get("/portal/").content.decode()
+    assert "Здравствуйте, Анна" in home and "Стоматология «Улыбка»" in home
+    # 3. «Написать в клинику» under «Улыбка», write and send.
+    opened = patient_browser.post("/portal/threads/start/", {"clinic": "ulybka", "doctor": ""})
+    assert opened.status_code == 302
+    thread_path = opened["Location"].split("#")[0]
+    thread = Thread.objects.get(pk=int(thread_path.rstrip("/").rsplit("/", 1)[1]))
+    assert (thread.clinic.slug, thread.patient.phone, thread.doctor_id) == ("ulybka", "+79160000001", None)
+    question = "Здравствуйте! Как к вам добраться?"
+    sent = patient_browser.post(f"{thread_path}send/", {"text": question, "client_msg_id": "readme-walkthrough"})
+    assert sent.status_code == 302
+    # 4. Sign in at /admin/ as moscow.operator; the conversation is in the inbox.
+    staff_browser = CommittingClient(HTTP_ACCEPT_LANGUAGE="ru")
+    login = staff_browser.post("/admin/login/?next=/admin/", {"username": "moscow.operator", "password": DEMO_PASSWORD, "next": "/admin/"})
+    assert login.status_code == 302
+    inbox = staff_browser.get("/admin/inbox/").content.decode()
+    assert thread.patient.full_name in inbox and f"/admin/inbox/{thread.pk}/" in inbox
+    conversation = staff_browser.get(f"/admin/inbox/{thread.pk}/").content.decode()
+    assert question in conversation
+    # 5. Type /адрес: the canned answer fills in for this patient; send it.
+    canned = {a["shortcode"]: a["text"] for a in staff_browser.get(f"/api/threads/{thread.pk}/canned/").json()}
+    answer = canned["адрес"]
+    assert answer.startswith("Анна, мы находимся по адресу: Москва, ул. Тверская, 12.")
+    replied = staff_browser.post(
+        f"/api/threads/{thread.pk}/messages/", {"text": answer, "client_msg_id": "readme-answer"}, content_type="application/json"
+    )
+    assert replied.status_code == 201, replied.content
+    # 6. The patient reads the answer in the conversation.
+    assert "Москва, ул. Тверская, 12" in patient_browser.get(thread_path).content.decode()

@@ -122,3 +122,44 @@ def test_sms_go_out_in_the_day_and_reach_counts_what_happened(web, alpha, people
         f'<td class="px-3 py-2 text-right">{n}</td>' for n in (0, 1, 0, 0)
     )
     assert sms_row in page  # queued, sent, delivered, failed
+
+
+def test_the_portal_lists_running_promotions_and_a_patient_who_joined_later_sees_them(web, alpha, people, promotion):
+    _launch(web, alpha.manager, promotion)
+    late = f.PatientFactory(full_name="Lena Later", phone="+79160001009")
+    f.ThreadFactory(clinic=alpha.clinic, patient=late).contact.tags.add(people["tag"])  # a contact since the launch
+    ended = Promotion.objects.create(
+        clinic=alpha.clinic, title="Old news", text="…", valid_from=timezone.localdate() - timedelta(days=40),
+        valid_until=timezone.localdate() - timedelta(days=10), status=Promotion.Status.LAUNCHED,
+    )  # fmt: skip
+    draft = Promotion.objects.create(clinic=alpha.clinic, title="Not yet", text="…", valid_from=timezone.localdate(), valid_until=timezone.localdate())
+    web.force_login(late.user)
+    home = web.get("/portal/").content.decode()
+    assert 'href="/portal/promotions/"' in home and 'href="/portal/notifications/"' in home  # in the navigation and on the home page
+    assert "has-promotion" in home  # highlighted as for those reached at launch
+    listing = web.get("/portal/promotions/").content.decode()
+    assert "Implants −20%" in listing and ended.title not in listing and draft.title not in listing
+    assert listing.count("has-promotion") == 1 and "★ New" in listing
+
+    opened = web.get(f"/portal/promotions/{promotion.pk}/")
+    assert opened.status_code == 200 and "Until the end of the month." in opened.content.decode()
+    assert Receipt.objects.get(patient=late).opened_at is not None  # reached now, and opened
+    listing = web.get("/portal/promotions/").content.decode()
+    assert "Implants −20%" in listing and "has-promotion" not in listing
+    assert "has-promotion" not in web.get("/portal/").content.decode()
+    assert web.get(f"/portal/promotions/{ended.pk}/").status_code == 404
+
+
+def test_the_promotions_list_shows_nothing_outside_the_audience_or_the_consent(web, alpha, beta, people, promotion):
+    from patients.services import consent_withdraw
+
+    _launch(web, alpha.manager, promotion)
+    web.force_login(people["Dina"].user)  # not tagged
+    assert "Implants −20%" not in web.get("/portal/promotions/").content.decode()
+    boris = f.PatientFactory(full_name="Boris", phone="+79160001010")
+    f.ThreadFactory(clinic=beta.clinic, patient=boris)
+    web.force_login(boris.user)  # another clinic's patient
+    assert "Your clinics have no promotions running now." in web.get("/portal/promotions/").content.decode()
+    consent_withdraw(patient=people["Vera"], clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
+    web.force_login(people["Vera"].user)
+    assert "Implants −20%" not in web.get("/portal/promotions/").content.decode()

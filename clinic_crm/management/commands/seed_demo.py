@@ -55,6 +55,9 @@ CLINICS = [
             ("Смирнова Ольга Андреевна", ["Ортодонт"], "Брекеты и элайнеры для детей и взрослых."),
         ],
         "tags": ["VIP", "Импланты", "Ребёнок"],
+        "directions": "Метро «Пушкинская» или «Тверская», выход к ул. Тверской, 5 минут пешком; вход со двора, "
+        "2-й этаж. Парковка платная, во дворе есть 3 места для пациентов — скажите охране фамилию.",
+        "extraction": True,
     },
     {
         "slug": "zdorovie-ekb",
@@ -76,6 +79,9 @@ CLINICS = [
             ("Морозова Елена Павловна", ["Гинеколог"], "Деликатно отвечает на любые вопросы."),
         ],
         "tags": ["Повторный", "Семья", "ДМС"],
+        "directions": "Остановка «Площадь 1905 года» (трамваи 1, 5, 13) или метро «Площадь 1905 года», "
+        "3 минуты пешком; вход с пр. Ленина, 1-й этаж. Бесплатная парковка у здания.",
+        "extraction": False,
     },
 ]
 
@@ -106,6 +112,30 @@ DEMO_DIALOGUES = [
         "Среда 15:00 подойдёт.",
     ),
 ]
+
+# The clinic's canned answers (shortcode, title, text); {…} are filled for the conversation's patient.
+CANNED_ANSWERS = [
+    ("адрес", "Адрес и как добраться", "{patient_first_name}, мы находимся по адресу: {clinic_address}. {directions} Телефон: {clinic_phone}."),
+    ("цены", "Цены", "{patient_first_name}, наши цены: {prices}. Точную стоимость лечения врач назовёт после осмотра."),
+    (
+        "подготовка",
+        "Подготовка к визиту",
+        "{patient_first_name}, приходите, пожалуйста, за 10 минут до приёма. Если принимаете лекарства, возьмите их список; "
+        "при простуде или температуре лучше перенести визит — напишите нам здесь.",
+    ),
+    (
+        "документы",
+        "Какие документы взять",
+        "{patient_first_name}, возьмите паспорт, полис ДМС (если лечение по нему) и результаты прошлых обследований, "
+        "если они есть. Для ребёнка — свидетельство о рождении и документ родителя.",
+    ),
+]
+AFTER_EXTRACTION = (
+    "после-удаления",
+    "После удаления зуба",
+    "{patient_first_name}, после удаления: 2 часа не ешьте, сутки не полощите рот и не грейте щёку, не курите 2 дня. "
+    "Холод к щеке по 15 минут в первые часы. Если кровь не останавливается или поднялась температура — позвоните {clinic_phone}.",
+)
 
 # Weekly templates (weekday, starts, ends), local time; doctors take them in turn.
 WEEKS = [
@@ -201,6 +231,7 @@ class Command(BaseCommand):
                 if doctor.user_id != membership.user_id:
                     doctor.user = membership.user
                     doctor.save(update_fields=["user"])
+        self._seed_canned(admin, clinic, spec, services)
         if not ConsentDocument.objects.filter(clinic=clinic).exists():
             consent_document_publish(
                 actor=admin,
@@ -209,6 +240,20 @@ class Command(BaseCommand):
                 text=CONSENT_TEXT.format(clinic=clinic.name),
             )
         return clinic
+
+    def _seed_canned(self, admin, clinic: Clinic, spec: dict, services: dict) -> None:
+        """The clinic's canned answers, in Russian, with its own directions and prices; a shortcode present is kept."""
+        from clinics.services import catalogue_save
+        from messaging.models import CannedAnswer
+
+        prices = "; ".join(f"{name} — {service.price_rub:.0f} ₽" for name, service in services.items())
+        answers = CANNED_ANSWERS + ([AFTER_EXTRACTION] if spec["extraction"] else [])
+        for shortcode, title, text in answers:
+            if CannedAnswer.objects.filter(clinic=clinic, owner__isnull=True, shortcode=shortcode).exists():
+                continue
+            # Clinic-specific parts are written in now; {patient_first_name} and the like stay variables.
+            text = text.replace("{directions}", spec["directions"]).replace("{prices}", prices)
+            catalogue_save(actor=admin, instance=CannedAnswer(clinic=clinic, shortcode=shortcode, title=title, text=text), created=True)
 
     def _grant(self, admin, clinic: Clinic, role: Role, username: str) -> Membership:
         """The demo login's membership; granted (and audited) only when it is not there yet."""
@@ -232,8 +277,10 @@ class Command(BaseCommand):
                 user = User(username=f"patient-demo-{number:02d}")
                 user.set_unusable_password()
                 user.save()
-                last = LAST_NAMES[number % len(LAST_NAMES)]
-                first = FIRST_NAMES[(number * 3) % len(FIRST_NAMES)]
+                # Each of the 30 gets a pair of its own: the first name shifts by one every ten patients.
+                index = number - 1
+                last = LAST_NAMES[index % len(LAST_NAMES)]
+                first = FIRST_NAMES[(index + index // len(LAST_NAMES)) % len(FIRST_NAMES)]
                 if first in {"Анна", "Мария", "Елена", "Ольга", "Наталья"}:
                     last += "а"
                 patient = Patient.objects.create(
@@ -243,8 +290,9 @@ class Command(BaseCommand):
                     full_name=f"{last} {first}",
                     birth_date=date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 45)),
                 )
-            # Most patients know one clinic; every fifth knows both (the platform case).
-            targets = clinics if number % 5 == 0 else [clinics[number % 2]]
+            # Most patients know one clinic (odd numbers «Улыбка», so the README's +7 916 000-00-01 writes to
+            # Moscow); every fifth knows both (the platform case).
+            targets = clinics if number % 5 == 0 else [clinics[(number + 1) % 2]]
             for clinic in targets:
                 if consent_is_given(patient=patient, clinic=clinic):
                     continue

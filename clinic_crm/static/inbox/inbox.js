@@ -561,6 +561,11 @@
         useCanned(shown[Math.max(0, index)]);
         return;
       }
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        refuseShortcode(textarea.value.trim());
+        return;
+      }
       if (event.key === "Escape") { suggest.hidden = true; return; }
     }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -594,9 +599,22 @@
     toBottom();
   }
 
+  // "/" + letters of any alphabet ("/адрес" as well as "/address"); JavaScript's \w alone knows only Latin.
+  const SHORTCODE = /^\/([\p{L}\p{N}_-]*)$/u;
+
+  function refuseShortcode(text) {
+    suggest.hidden = true;
+    showError(t.shortcodeNotSent.replace("%(shortcode)s", text));
+  }
+
   function send() {
     const text = textarea.value.trim();
     if (!text && !files.length) return;
+    // A lone "/word" is a shortcode that matched nothing: it is never sent to the patient as text.
+    if (!noteBox.checked && !files.length && text.length > 1 && SHORTCODE.test(text)) {
+      refuseShortcode(text);
+      return;
+    }
     const frame = { type: "message.send", thread: thread.id, text: text, client_msg_id: rt.newId() };
     if (noteBox.checked) frame.note = true;
     if (files.length) frame.attachments = files.map(function (f) { return f.id; });
@@ -763,7 +781,7 @@
   function useCanned(answer) {
     if (!answer) return;
     const current = textarea.value;
-    textarea.value = current.trim() === "" || /^\/[\w-]*$/.test(current.trim()) ? answer.text : current.replace(/\s*$/, " ") + answer.text;
+    textarea.value = current.trim() === "" || SHORTCODE.test(current.trim()) ? answer.text : current.replace(/\s*$/, " ") + answer.text;
     suggest.hidden = true;
     cannedSelect.value = "";
     textarea.focus();
@@ -776,7 +794,7 @@
   });
 
   function cannedSuggest() {
-    const match = /^\/([\w-]*)$/.exec(textarea.value);
+    const match = SHORTCODE.exec(textarea.value);
     if (!match) { suggest.hidden = true; return; }
     loadCanned().then(function (answers) {
       const prefix = match[1].toLowerCase();

@@ -150,13 +150,35 @@
     return dayKey.format(date) + "T" + clock24.format(date);
   }
 
-  /** In the reader's language and the clinic's zone (the stored label is in the operator's language). */
+  /** In the reader's language and the clinic's zone (the stored label is in the operator's language),
+   *  with the zone named for a patient whose clinics are in several zones (as the server renders it). */
   function slotLabel(date) {
-    return dayMonth.format(date) + ", " + clock24.format(date);
+    return dayMonth.format(date) + ", " + clock24.format(date) + (strings.zone ? " (" + strings.zone + ")" : "");
+  }
+
+  /** An offer's buttons stop booking: the reason is said under them (messaging.views.offer_closed_reasons). */
+  function closeOffer(box, reason) {
+    box.classList.add("is-closed");
+    box.querySelectorAll(".offer-slot").forEach(function (a) {
+      a.setAttribute("aria-disabled", "true");
+      a.removeAttribute("href");
+    });
+    if (reason) showResult(box, reason);
+  }
+
+  /** A visit booked, moved or cancelled closes every offer made before it in this conversation. */
+  function closeOffersBefore(seq, event) {
+    list.querySelectorAll(".offer-slots").forEach(function (box) {
+      const li = box.closest("li.msg");
+      if (!li || Number(li.dataset.seq) >= seq || box.classList.contains("is-closed")) return;
+      if (box.classList.contains("is-done")) { closeOffer(box, ""); return; } // its own "Booked" line stays
+      closeOffer(box, strings.offerClosed[event] || strings.offerClosed.booked);
+    });
   }
 
   function slotLink(slot, label) {
     const link = el("a", "offer-slot", label);
+    if (new Date(slot.starts_at) <= new Date()) link.setAttribute("aria-disabled", "true"); // as the server renders a past time
     const query = new URLSearchParams({ service: slot.service, doctor: slot.doctor, at: localAt(new Date(slot.starts_at)), for: root.dataset.patient });
     link.href = root.dataset.confirmUrl + "?" + query.toString();
     link.dataset.doctor = slot.doctor;
@@ -395,6 +417,7 @@
       insert(renderMessage(m), m.seq);
     }
     if (m.seq > newestSeen) newestSeen = m.seq;
+    if (m.visit_event) closeOffersBefore(m.seq, m.visit_event);
     if (m.author === "staff") {
       // A reply means the clinic has read everything before it (the server records the same).
       staffRead = Math.max(staffRead, m.seq);

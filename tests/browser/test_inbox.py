@@ -142,6 +142,9 @@ def test_second_operator_sees_who_is_viewing_and_replying(open_live, alpha, wait
     mark = open_live(viewport=DESKTOP)
     staff_login(mark, "mark")
     mark.goto(f"/admin/inbox/{waiting_thread.pk}/")
+    expect(mark.locator("#inbox-conn")).to_have_text("Live")
+    # "replying" lasts REPLY_TTL seconds after a keystroke: she is still typing when he is in, however long his sign-in took.
+    olga.get_by_label("Message", exact=True).press_sequentially(" for you", delay=20)
     presence = mark.locator("#inbox-presence")
     expect(presence).to_contain_text("olga is replying")
     fits_the_screen(mark)

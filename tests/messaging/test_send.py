@@ -1,7 +1,6 @@
 """Sending through the API: numbering, resends, counters, notes, inert HTML, bad input."""
 
 import pytest
-from django.utils import timezone
 
 from messaging.models import Message, Thread
 from notifications.models import Notification

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -69,6 +70,13 @@ def exception_handler(exc, context):
         return Response({"code": exc.code, "detail": str(exc), "alternatives": alternatives}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ProtectedError):
+        # A delete that other records still point at (a doctor's or a service's visits): refused,
+        # nothing deleted, rather than a 500.
+        return Response(
+            {"code": "in_use", "detail": _("This is still in use by other records (for example visits), so it cannot be deleted.")},
+            status=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, ObjectDoesNotExist):
         return Response({"code": "not_found", "detail": _("Not found.")}, status=status.HTTP_404_NOT_FOUND)
     response = drf_exception_handler(exc, context)

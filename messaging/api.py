@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -97,7 +98,12 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return super().get_queryset()
 
     def _thread(self) -> Thread:
-        return selectors.thread_for(user=self.request.user, thread_id=int(self.kwargs["pk"]))
+        # The router's lookup takes any path segment: "/threads/null/" is a thread that does not exist.
+        try:
+            thread_id = int(self.kwargs["pk"])
+        except ValueError:
+            raise NotFound from None
+        return selectors.thread_for(user=self.request.user, thread_id=thread_id)
 
     @extend_schema(
         parameters=[

@@ -3,6 +3,8 @@
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -22,6 +24,7 @@ class E164Field(serializers.Field):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("read_only", True)
+        kwargs.setdefault("allow_null", True)  # no number on file is null, and the schema says so
         super().__init__(**kwargs)
 
     def to_representation(self, value):
@@ -87,3 +90,11 @@ def exception_handler(exc, context):
         first = next(iter(fields.values()), [""])
         response.data = {"code": "invalid", "detail": str(first[0] if isinstance(first, list) and first else first), "errors": fields}
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: an API path no route matches (/api/threads/null/) answers in the API's error
+    format, as the schema promises; pages keep the site's 404 page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": _("Not found.")}, status=404)
+    return page_not_found(request, exception)

@@ -82,6 +82,8 @@ urlpatterns = [
     path("", include("patients.urls")),
 ]
 
+handler404 = "clinic_crm.api.not_found"
+
 if settings.DEBUG:
     from django.conf.urls.static import static
 

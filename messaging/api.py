@@ -17,6 +17,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from clinic_crm.openapi import RETRY_AFTER, refusals
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id
@@ -210,7 +211,13 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         responses=MessagesPageOut,
         summary="Messages of a thread, oldest first within the page",
     )
-    @extend_schema(methods=["POST"], request=MessageIn, responses={201: MessageOut, 200: MessageOut}, summary="Send a message")
+    @extend_schema(
+        methods=["POST"],
+        request=MessageIn,
+        responses={201: MessageOut, 200: MessageOut, **refusals(**{"429": "Sending too fast: wait Retry-After seconds"})},
+        parameters=[RETRY_AFTER],
+        summary="Send a message",
+    )
     @action(detail=True, methods=["get", "post"])
     def messages(self, request, pk=None):
         thread = self._thread()
@@ -275,7 +282,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         ),
         summary="Staff: canned answers with this thread's variables filled in",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole list, as its schema says
     def canned(self, request, pk=None):
         thread = self._thread()
         if _audience(request) != STAFF:

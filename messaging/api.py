@@ -137,7 +137,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(
         request=ThreadOpenIn,
-        responses={201: ThreadOut, 200: ThreadOut},
+        responses={201: ThreadOut, 200: ThreadOut, **refusals(**{"404": "No such clinic"})},
         summary="Patient: open (or find) the thread with a clinic or doctor",
     )
     def create(self, request, *args, **kwargs):

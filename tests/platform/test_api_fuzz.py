@@ -29,9 +29,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from appointments.models import Appointment, BookingRules
+from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
+from audit.models import AuditEvent
 from clinic_crm.wsgi import application
+from clinics.models import Branch, Doctor, Membership, Service, Specialty, Tag, WorkingHours
+from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
 from notifications.models import PersonalReminder
+from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 from tests import factories as f
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
@@ -56,7 +60,7 @@ FUZZ = hypothesis_settings(
     phases=[Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-SENT = {"requests": 0, "operations": set()}
+SENT: dict = {"requests": 0, "operations": set(), "succeeded": set()}
 
 
 @pytest.fixture
@@ -112,12 +116,6 @@ def in_process_requests():
 
 def _real_ids(operation_path: str, world) -> dict[str, object]:
     """Ids of rows that exist, by the collection the path names, so most requests hit something."""
-    from appointments.models import ScheduleException, ScheduleRule, WaitlistEntry
-    from audit.models import AuditEvent
-    from clinics.models import Branch, Doctor, Membership, Service, Specialty, Tag, WorkingHours
-    from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
-    from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
-
     clinic = world["alpha"].clinic
     pavel = world["pavel"]
     by_prefix = {
@@ -159,7 +157,10 @@ def _report_volume(request):
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and SENT["requests"]:
-        reporter.write_line(f"API fuzz: {SENT['requests']} requests over {len(SENT['operations'])} operations of {len(list(schema.get_all_operations()))}")
+        reporter.write_line(
+            f"API fuzz: {SENT['requests']} requests to {len(SENT['operations'])} operations,"
+            f" {len(SENT['succeeded'])} of them answered 2xx at least once"
+        )
 
 
 @pytest.fixture(params=["staff", "patient"])
@@ -185,4 +186,33 @@ def test_api_answers_what_its_schema_says(case, signed_in, world):
         response = case.call(app=application, **signed_in)
     SENT["requests"] += 1
     SENT["operations"].add(case.operation.label)
+    if response.status_code < 300:
+        SENT["succeeded"].add(case.operation.label)
     case.validate_response(response, checks=CHECKS, headers=signed_in["headers"])
+
+
+# --- what the fuzz found, pinned -----------------------------------------------------------------
+
+
+def test_an_api_path_no_route_matches_answers_json_and_a_page_keeps_the_site_404(api, web, alpha):
+    api.force_login(alpha.operator)
+    for path in ("/api/threads/null/", "/api/staff/teams/4.98e-232/", "/api/no-such-thing/"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"code": "not_found", "detail": "Not found."}
+    page = web.get("/no-such-page/")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_deleting_a_doctor_or_service_with_visits_is_a_409_and_deletes_nothing(api, alpha, pavel):
+    service = f.ServiceFactory(clinic=alpha.clinic)
+    f.VisitFactory(doctor=alpha.doctor, service=service, patient=pavel, starts_at=timezone.now() + timedelta(days=1))
+    api.force_login(alpha.manager)
+    for path in (f"/api/staff/doctors/{alpha.doctor.pk}/", f"/api/staff/services/{service.pk}/"):
+        response = api.delete(path)
+        assert response.status_code == 409, path
+        assert response.json()["code"] == "in_use"
+    assert Doctor.objects.filter(pk=alpha.doctor.pk).exists()
+    assert Service.objects.filter(pk=service.pk).exists()

@@ -248,6 +248,9 @@ def _parse_date(value: str | None, field: str) -> date | None:
         raise _not_found(field, _("Give the date as YYYY-MM-DD.")) from None
 
 
+SLOT_TAKEN = refusals(**{"409": "The time was taken meanwhile (or clashes with another visit); `alternatives` lists free ones"})
+
+
 class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Visits: the patient's own (portal) or the clinic's (staff), with booking, moves, cancellations and attendance."""
 
@@ -283,7 +286,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=VisitIn, responses={201: VisitOut, **refusals(**{"409": "The time was taken meanwhile (or clashes with another visit); `alternatives` lists free ones"})}, summary="Book a visit")
+    @extend_schema(request=VisitIn, responses={201: VisitOut, **SLOT_TAKEN}, summary="Book a visit")
     def create(self, request):
         data = VisitIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -325,7 +328,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return self._done(services.visit_cancel(actor=request.user, visit=self.get_object(), reason=data.validated_data.get("reason", "")))
 
     @extend_schema(
-        request=MoveIn, responses={201: VisitOut, **refusals(**{"409": "The time was taken meanwhile (or clashes with another visit); `alternatives` lists free ones"})}, summary="Move a visit (the old one is cancelled, a new one created)"
+        request=MoveIn, responses={201: VisitOut, **SLOT_TAKEN}, summary="Move a visit (the old one is cancelled, a new one created)"
     )
     @action(detail=True, methods=["post"])
     def move(self, request, pk=None):

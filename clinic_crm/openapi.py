@@ -42,7 +42,11 @@ def refusals(**codes: str) -> dict[int, OpenApiResponse]:
 
 # A wall-clock time of day with no offset ("09:00", "18:30:00"): opening hours, shifts. OpenAPI's
 # "time" format is RFC 3339's full-time, which requires an offset, so it would be a false promise.
-WALL_CLOCK_TIME = {"type": "string", "format": "partial-time", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"}
+WALL_CLOCK_TIME = {
+    "type": "string",
+    "format": "partial-time",
+    "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+}
 
 
 # With a 429: how many seconds until the caller may try again.

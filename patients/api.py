@@ -60,12 +60,15 @@ class CodeSentOut(serializers.Serializer):
     expires_in = serializers.IntegerField()
 
 
+CODE_LIMITS = refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"})
+
+
 class CodeRequestView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         request=DestinationIn,
-        responses={202: CodeSentOut, **refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"})},
+        responses={202: CodeSentOut, **CODE_LIMITS},
         parameters=[RETRY_AFTER],
         summary="Send a sign-in code by SMS or e-mail",
     )
@@ -87,7 +90,7 @@ class CodeVerifyView(APIView):
         request=CodeIn,
         responses={
             200: inline_serializer("SignedIn", {"patient": PatientOut(), "created": serializers.BooleanField()}),
-            **refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"}),
+            **CODE_LIMITS,
         },
         parameters=[RETRY_AFTER],
         summary="Sign in (or sign up) with the code",
@@ -140,7 +143,7 @@ class ContactChangeRequestView(APIView):
 
     @extend_schema(
         request=DestinationIn,
-        responses={202: CodeSentOut, **refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"})},
+        responses={202: CodeSentOut, **CODE_LIMITS},
         parameters=[RETRY_AFTER],
         summary="Send a code to a new phone or e-mail",
     )
@@ -159,7 +162,7 @@ class ContactChangeConfirmView(APIView):
     permission_classes = [IsPatient]
 
     @extend_schema(
-        request=CodeIn, responses={200: PatientOut, **refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"})}, parameters=[RETRY_AFTER], summary="Switch to the new phone or e-mail"
+        request=CodeIn, responses={200: PatientOut, **CODE_LIMITS}, parameters=[RETRY_AFTER], summary="Switch to the new phone or e-mail"
     )
     def post(self, request):
         data = CodeIn(data=request.data)
@@ -259,7 +262,10 @@ class ClinicConsentView(APIView):
 
     @extend_schema(
         request=ConsentIn,
-        responses={201: ConsentRecordOut, **refusals(**{"409": "The clinic has published a newer text than the version given: read it first"})},
+        responses={
+            201: ConsentRecordOut,
+            **refusals(**{"409": "The clinic has published a newer text than the version given: read it first"}),
+        },
     )
     def post(self, request, slug: str):
         clinic = get_object_or_404(Clinic, slug=slug, is_active=True)

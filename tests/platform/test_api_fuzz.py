@@ -74,7 +74,8 @@ def world(alpha, beta):
         clinic = world.clinic
         service = f.ServiceFactory(clinic=clinic, name="Check-up")
         f.ScheduleRuleFactory(doctor=world.doctor, weekday=(now + timedelta(days=2)).weekday())
-        f.ScheduleExceptionFactory(doctor=world.doctor, date_from=(now + timedelta(days=30)).date(), date_to=(now + timedelta(days=31)).date())
+        away = (now + timedelta(days=30)).date()
+        f.ScheduleExceptionFactory(doctor=world.doctor, date_from=away, date_to=away + timedelta(days=1))
         f.BranchFactory(clinic=clinic)
         f.WorkingHoursFactory(clinic=clinic)
         f.SpecialtyFactory(clinic=clinic)

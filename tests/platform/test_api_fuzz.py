@@ -155,13 +155,20 @@ def _real_ids(operation_path: str, world) -> dict[str, object]:
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_volume(request):
+    """How much the fuzz did, in pytest's summary (output written during a test is captured)."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and SENT["requests"]:
-        reporter.write_line(
-            f"API fuzz: {SENT['requests']} requests to {len(SENT['operations'])} operations,"
-            f" {len(SENT['succeeded'])} of them answered 2xx at least once"
-        )
+    if not SENT["requests"]:
+        return
+    line = (
+        f"API fuzz: {SENT['requests']} requests to {len(SENT['operations'])} operations,"
+        f" {len(SENT['succeeded'])} of them answered 2xx at least once"
+    )
+
+    class Summary:
+        def pytest_terminal_summary(self, terminalreporter):
+            terminalreporter.write_line(line)
+
+    request.config.pluginmanager.register(Summary(), "api-fuzz-summary")
 
 
 @pytest.fixture(params=["staff", "patient"])

@@ -26,6 +26,7 @@ from appointments import selectors, services
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
 from clinic_crm import client_input
 from clinic_crm.api import BoundedDateField, BoundedDateTimeField
+from clinic_crm.openapi import refusals
 from clinics.api import CatalogueViewSet, _serializer
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
@@ -252,6 +253,9 @@ def _parse_date(value: str | None, field: str) -> date | None:
         raise _not_found(field, _("Give the date as YYYY-MM-DD.")) from None
 
 
+SLOT_TAKEN = refusals(**{"409": "The time was taken meanwhile (or clashes with another visit); `alternatives` lists free ones"})
+
+
 class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Visits: the patient's own (portal) or the clinic's (staff), with booking, moves, cancellations and attendance."""
 
@@ -287,7 +291,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=VisitIn, responses={201: VisitOut}, summary="Book a visit")
+    @extend_schema(request=VisitIn, responses={201: VisitOut, **SLOT_TAKEN}, summary="Book a visit")
     def create(self, request):
         data = VisitIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -328,7 +332,9 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data.is_valid(raise_exception=True)
         return self._done(services.visit_cancel(actor=request.user, visit=self.get_object(), reason=data.validated_data.get("reason", "")))
 
-    @extend_schema(request=MoveIn, responses={201: VisitOut}, summary="Move a visit (the old one is cancelled, a new one created)")
+    @extend_schema(
+        request=MoveIn, responses={201: VisitOut, **SLOT_TAKEN}, summary="Move a visit (the old one is cancelled, a new one created)"
+    )
     @action(detail=True, methods=["post"])
     def move(self, request, pk=None):
         data = MoveIn(data=request.data)

@@ -25,6 +25,7 @@ class E164Field(serializers.Field):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("read_only", True)
+        kwargs.setdefault("allow_null", True)  # no number on file is null, and the schema says so
         super().__init__(**kwargs)
 
     def to_representation(self, value):

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -19,6 +20,7 @@ from rest_framework.response import Response
 from clinic_crm.api import BoundedDateTimeField
 from clinic_crm.client_input import whole_number
 from clinic_crm.parsers import JSONParser
+from clinic_crm.openapi import RETRY_AFTER, refusals
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id
@@ -100,7 +102,12 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return super().get_queryset()
 
     def _thread(self) -> Thread:
-        return selectors.thread_for(user=self.request.user, thread_id=int(self.kwargs["pk"]))
+        # The router's lookup takes any path segment: "/threads/null/" is a thread that does not exist.
+        try:
+            thread_id = int(self.kwargs["pk"])
+        except ValueError:
+            raise NotFound from None
+        return selectors.thread_for(user=self.request.user, thread_id=thread_id)
 
     @extend_schema(
         parameters=[
@@ -133,7 +140,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(
         request=ThreadOpenIn,
-        responses={201: ThreadOut, 200: ThreadOut},
+        responses={201: ThreadOut, 200: ThreadOut, **refusals(**{"404": "No such clinic"})},
         summary="Patient: open (or find) the thread with a clinic or doctor",
     )
     def create(self, request, *args, **kwargs):
@@ -207,7 +214,13 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         responses=MessagesPageOut,
         summary="Messages of a thread, oldest first within the page",
     )
-    @extend_schema(methods=["POST"], request=MessageIn, responses={201: MessageOut, 200: MessageOut}, summary="Send a message")
+    @extend_schema(
+        methods=["POST"],
+        request=MessageIn,
+        responses={201: MessageOut, 200: MessageOut, **refusals(**{"429": "Sending too fast: wait Retry-After seconds"})},
+        parameters=[RETRY_AFTER],
+        summary="Send a message",
+    )
     @action(detail=True, methods=["get", "post"])
     def messages(self, request, pk=None):
         thread = self._thread()
@@ -272,7 +285,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         ),
         summary="Staff: canned answers with this thread's variables filled in",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole list, as its schema says
     def canned(self, request, pk=None):
         thread = self._thread()
         if _audience(request) != STAFF:

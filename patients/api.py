@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.destinations import parse_destination
 from clinic_crm.api import BoundedDateField, E164Field
+from clinic_crm.openapi import RETRY_AFTER, refusals
 from clinic_crm.requests import client_ip, user_agent
 from clinics.models import Clinic
 from patients import selectors, services
@@ -59,10 +60,18 @@ class CodeSentOut(serializers.Serializer):
     expires_in = serializers.IntegerField()
 
 
+CODE_LIMITS = refusals(**{"429": "Too many codes asked for or wrong codes typed: wait Retry-After seconds"})
+
+
 class CodeRequestView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=DestinationIn, responses={202: CodeSentOut}, summary="Send a sign-in code by SMS or e-mail")
+    @extend_schema(
+        request=DestinationIn,
+        responses={202: CodeSentOut, **CODE_LIMITS},
+        parameters=[RETRY_AFTER],
+        summary="Send a sign-in code by SMS or e-mail",
+    )
     def post(self, request):
         data = DestinationIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -79,7 +88,11 @@ class CodeVerifyView(APIView):
 
     @extend_schema(
         request=CodeIn,
-        responses={200: inline_serializer("SignedIn", {"patient": PatientOut(), "created": serializers.BooleanField()})},
+        responses={
+            200: inline_serializer("SignedIn", {"patient": PatientOut(), "created": serializers.BooleanField()}),
+            **CODE_LIMITS,
+        },
+        parameters=[RETRY_AFTER],
         summary="Sign in (or sign up) with the code",
     )
     def post(self, request):
@@ -128,7 +141,12 @@ class MeView(APIView):
 class ContactChangeRequestView(APIView):
     permission_classes = [IsPatient]
 
-    @extend_schema(request=DestinationIn, responses={202: CodeSentOut}, summary="Send a code to a new phone or e-mail")
+    @extend_schema(
+        request=DestinationIn,
+        responses={202: CodeSentOut, **CODE_LIMITS},
+        parameters=[RETRY_AFTER],
+        summary="Send a code to a new phone or e-mail",
+    )
     def post(self, request):
         data = DestinationIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -143,7 +161,9 @@ class ContactChangeRequestView(APIView):
 class ContactChangeConfirmView(APIView):
     permission_classes = [IsPatient]
 
-    @extend_schema(request=CodeIn, responses=PatientOut, summary="Switch to the new phone or e-mail")
+    @extend_schema(
+        request=CodeIn, responses={200: PatientOut, **CODE_LIMITS}, parameters=[RETRY_AFTER], summary="Switch to the new phone or e-mail"
+    )
     def post(self, request):
         data = CodeIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -240,7 +260,13 @@ class ClinicConsentView(APIView):
             return Response({"code": "not_found", "detail": _("This clinic has not published its consent text yet.")}, status=404)
         return Response(ConsentDocumentOut(document).data)
 
-    @extend_schema(request=ConsentIn, responses={201: ConsentRecordOut})
+    @extend_schema(
+        request=ConsentIn,
+        responses={
+            201: ConsentRecordOut,
+            **refusals(**{"409": "The clinic has published a newer text than the version given: read it first"}),
+        },
+    )
     def post(self, request, slug: str):
         clinic = get_object_or_404(Clinic, slug=slug, is_active=True)
         data = ConsentIn(data=request.data)

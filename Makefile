@@ -27,6 +27,7 @@ run: install
 
 test: install chromium
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on the machine's PostgreSQL + Redis (what .ci/run runs first).

@@ -62,11 +62,11 @@ class CannedAnswerForm(TenantModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         clinic, owner = cleaned.get("clinic"), cleaned.get("owner")
-        if clinic is not None and owner is None and not self.actor.is_superuser:
-            if clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
-                self.add_error(
-                    "owner", _("Only the clinic's managers and owners write answers for everyone: choose yourself to keep it as your own.")
-                )
+        everyone = clinic is not None and owner is None
+        if everyone and not self.actor.is_superuser and clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
+            self.add_error(
+                "owner", _("Only the clinic's managers and owners write answers for everyone: choose yourself to keep it as your own.")
+            )
         return cleaned
 
 

@@ -19,8 +19,8 @@ from rest_framework.response import Response
 
 from clinic_crm.api import BoundedDateTimeField
 from clinic_crm.client_input import whole_number
-from clinic_crm.parsers import JSONParser
 from clinic_crm.openapi import RETRY_AFTER, refusals
+from clinic_crm.parsers import JSONParser
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id

@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
-from clinics.zones import zone_label
 from clinics.selectors import clinic_get_public
+from clinics.zones import zone_label
 from messaging import selectors, services
 from messaging.models import Attachment, Message, Thread
 from messaging.payloads import PATIENT, message_payload

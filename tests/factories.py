@@ -244,3 +244,12 @@ class WaitlistEntryFactory(DjangoModelFactory):
     clinic = factory.SelfAttribute("doctor.clinic")
     service = factory.SubFactory(ServiceFactory, clinic=factory.SelfAttribute("..clinic"))
     patient = factory.SubFactory(PatientFactory)
+
+
+def bookable_service(doctor: Doctor, *, name: str, ends: time = time(18), duration_minutes: int = 30) -> Service:
+    """A service the doctor does, and a doctor who works it every day from 09:00 to `ends` (clinic's time)."""
+    service = ServiceFactory(clinic=doctor.clinic, name=name, duration_minutes=duration_minutes)
+    doctor.services.add(service)
+    for weekday in range(7):
+        ScheduleRuleFactory(doctor=doctor, weekday=weekday, starts=time(9), ends=ends)
+    return service

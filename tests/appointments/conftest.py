@@ -12,11 +12,7 @@ from tests import factories as f
 
 @pytest.fixture
 def checkup(alpha):
-    service = f.ServiceFactory(clinic=alpha.clinic, name="Check-up", duration_minutes=30)
-    alpha.doctor.services.add(service)
-    for weekday in range(7):
-        f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
-    return service
+    return f.bookable_service(alpha.doctor, name="Check-up")
 
 
 @pytest.fixture

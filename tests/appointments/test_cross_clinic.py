@@ -21,11 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def therapy(beta):
-    service = f.ServiceFactory(clinic=beta.clinic, name="Therapy", duration_minutes=30)
-    beta.doctor.services.add(service)
-    for weekday in range(7):
-        f.ScheduleRuleFactory(doctor=beta.doctor, weekday=weekday, starts=time(9), ends=time(20))
-    return service
+    return f.bookable_service(beta.doctor, name="Therapy", ends=time(20))
 
 
 @pytest.fixture

@@ -18,11 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def checkup(alpha):
-    service = f.ServiceFactory(clinic=alpha.clinic, name="Check-up", duration_minutes=30)
-    alpha.doctor.services.add(service)
-    for weekday in range(7):
-        f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
-    return service
+    return f.bookable_service(alpha.doctor, name="Check-up")
 
 
 @pytest.fixture

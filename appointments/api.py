@@ -423,7 +423,7 @@ class ScheduleExceptionViewSet(CatalogueViewSet):
 
 
 class BookingRulesViewSet(CatalogueViewSet):
-    queryset = BookingRules.objects.all()
+    queryset = BookingRules.objects.order_by("clinic_id")  # one row per clinic; pages need a fixed order
     serializer_class = _serializer(
         BookingRules, ("clinic", "min_notice_minutes", "horizon_days", "late_cancel_hours", "max_upcoming_visits", "default_slot_minutes")
     )

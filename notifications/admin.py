@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
@@ -22,34 +23,34 @@ class DeliveryInline(ReadOnlyTenantInline):
     show_change_link = True
 
 
-class DeliveryChannelFilter(admin.SimpleListFilter):
-    """Notifications with a delivery on this channel: EXISTS, so a notification is listed once, without DISTINCT."""
+class _DeliveryFilter(admin.SimpleListFilter):
+    """Notifications with a delivery whose `field` has the chosen value: EXISTS, so a notification is listed
+    once, without DISTINCT."""
 
-    title = _("channel")
-    parameter_name = "channel"
+    field: str
+    options: type[models.TextChoices]  # not `choices`: SimpleListFilter's own method has that name
 
     def lookups(self, request, model_admin):
-        return Delivery.Channel.choices
+        return self.options.choices
 
     def queryset(self, request, queryset):
-        if self.value() not in Delivery.Channel.values:
+        if self.value() not in self.options.values:
             return queryset
-        return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), channel=self.value())))
+        return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), **{self.field: self.value()})))
 
 
-class DeliveryStatusFilter(admin.SimpleListFilter):
-    """Notifications with a delivery in this state, e.g. the SMS a dying worker may or may not have sent."""
+class DeliveryChannelFilter(_DeliveryFilter):
+    title = _("channel")
+    parameter_name = "channel"
+    field, options = "channel", Delivery.Channel
+
+
+class DeliveryStatusFilter(_DeliveryFilter):
+    """E.g. the SMS a dying worker may or may not have sent."""
 
     title = _("delivery status")
     parameter_name = "delivery_status"
-
-    def lookups(self, request, model_admin):
-        return Delivery.Status.choices
-
-    def queryset(self, request, queryset):
-        if self.value() not in Delivery.Status.values:
-            return queryset
-        return queryset.filter(Exists(Delivery.objects.filter(notification=OuterRef("pk"), status=self.value())))
+    field, options = "status", Delivery.Status
 
 
 @admin.register(Notification)

@@ -26,9 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from appointments import selectors, services
 from appointments.admin import error_text
 from appointments.models import Appointment
-from clinic_crm import client_input
 from clinics.models import Clinic, Doctor
 from clinics.tenancy import FRONT_DESK, clinic_roles, is_staff_member
+from core import client_input
 
 PX_PER_MINUTE = 1.4
 DEFAULT_HOURS = (9, 18)

@@ -24,12 +24,12 @@ from rest_framework.views import APIView
 
 from appointments import selectors, services
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
-from clinic_crm import client_input
-from clinic_crm.api import BoundedDateField, BoundedDateTimeField
-from clinic_crm.openapi import refusals
 from clinics.api import CatalogueViewSet, _serializer
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
+from core import client_input
+from core.api import BoundedDateField, BoundedDateTimeField
+from core.openapi import refusals
 from messaging.models import Thread
 from messaging.payloads import message_payload
 from patients.models import Patient

@@ -26,8 +26,8 @@ from django.views.decorators.http import require_POST
 from appointments import selectors, services
 from appointments.api import calendar_response
 from appointments.models import Appointment, room_label
-from clinic_crm import client_input
 from clinics.models import Clinic, Doctor, Service
+from core import client_input
 from patients.selectors import patient_clinics, patient_family, patient_for_user, patient_sees_zones
 from patients.services import ConsentRequired
 from patients.views import _get_clinic, patient_required

@@ -2,7 +2,7 @@
 
 The socket stack checks Origin against ALLOWED_HOSTS and authenticates with the
 same session cookie as the portal and the admin. A socket that finds the database
-connection pool full is closed with 4503 (clinic_crm.pool).
+connection pool full is closed with 4503 (core.pool).
 """
 
 import os
@@ -16,8 +16,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from clinic_crm.pool import PoolTimeoutSocketMiddleware  # noqa: E402
 from clinic_crm.routing import websocket_urlpatterns  # noqa: E402
+from core.pool import PoolTimeoutSocketMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -69,10 +69,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything that reads the session or the user: takes the request's database connection
     # from the pool, or answers 503 when none comes in time.
-    "clinic_crm.pool.PoolTimeoutMiddleware",
+    "core.pool.PoolTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
-    "clinic_crm.middleware.RefuseNulMiddleware",
+    "core.middleware.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -124,7 +124,7 @@ else:
     # Connections come from a bounded pool per process (psycopg_pool, README "Database connections"):
     # under ASGI every request runs in a thread of its own, and persistent per-thread connections
     # (CONN_MAX_AGE) added up to PostgreSQL's max_connections in a burst. A request takes a
-    # connection when it starts (clinic_crm.pool) and gives it back when it ends; one that waits
+    # connection when it starts (core.pool) and gives it back when it ends; one that waits
     # longer than DB_POOL_TIMEOUT is answered 503. Celery's processes do without the pool (clinic_crm.celery).
     if env.str("CONN_MAX_AGE", default="0") != "0":
         raise ImproperlyConfigured("CONN_MAX_AGE is replaced by the connection pool: set DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE instead.")
@@ -325,20 +325,20 @@ SMSRU_CALLBACK_SECRET = env.str("SMSRU_CALLBACK_SECRET", default="")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "clinic_crm.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "clinic_crm.api.exception_handler",
-    # Bounded in size and depth, NUL refused (clinic_crm.client_input); forms and files as DRF parses them.
+    # Bounded in size and depth, NUL refused (core.client_input); forms and files as DRF parses them.
     "DEFAULT_PARSER_CLASSES": [
-        "clinic_crm.parsers.JSONParser",
+        "core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
 }
 # The largest JSON body the API reads: a message is at most a few KB; files come as multipart, not JSON.
 API_JSON_MAX_BYTES = 1024 * 1024
-CSRF_FAILURE_VIEW = "clinic_crm.api.csrf_failure"
+CSRF_FAILURE_VIEW = "core.api.csrf_failure"
 
 # --- Dates a client may give --------------------------------------------------------
 # The furthest ahead any date from a client may lie (staff booking, offered slots, searches, filters);
@@ -405,7 +405,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"client_mistake": {"()": "clinic_crm.log_filters.ClientMistakeWithoutTraceback"}},
+    "filters": {"client_mistake": {"()": "core.log_filters.ClientMistakeWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

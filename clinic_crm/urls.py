@@ -85,10 +85,10 @@ urlpatterns = [
 ]
 
 # On /api/ paths Django's own refusals answer in the API's JSON format (clinic_crm.api).
-handler400 = "clinic_crm.api.bad_request"
-handler403 = "clinic_crm.api.permission_denied"
-handler404 = "clinic_crm.api.page_not_found"
-handler500 = "clinic_crm.api.server_error"
+handler400 = "core.api.bad_request"
+handler403 = "core.api.permission_denied"
+handler404 = "core.api.page_not_found"
+handler500 = "core.api.server_error"
 
 if settings.DEBUG:
     from django.conf.urls.static import static

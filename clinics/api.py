@@ -10,11 +10,11 @@ from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic_crm.api import E164Field
 from clinics import selectors
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.services import catalogue_delete, catalogue_save, membership_grant
 from clinics.tenancy.api import TenantViewSetMixin
+from core.api import E164Field
 
 # --- Public catalogue ---------------------------------------------------------------------------
 

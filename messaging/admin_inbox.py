@@ -34,8 +34,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from clinic_crm.client_input import whole_number
 from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_member
+from core.client_input import whole_number
 from messaging import selectors, services
 from messaging.models import Message, Thread
 from messaging.payloads import STAFF, message_payload

@@ -17,14 +17,14 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from clinic_crm.api import BoundedDateTimeField
-from clinic_crm.client_input import whole_number
-from clinic_crm.openapi import RETRY_AFTER, refusals
-from clinic_crm.parsers import JSONParser
 from clinics.api import CatalogueViewSet
 from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import is_staff_member, portal_holder_id
 from clinics.tenancy.api import ClinicRolePermission, TenantViewSetMixin
+from core.api import BoundedDateTimeField
+from core.client_input import whole_number
+from core.openapi import RETRY_AFTER, refusals
+from core.parsers import JSONParser
 from messaging import selectors, services
 from messaging.models import CannedAnswer, Message, Team, Thread, ThreadAccess
 from messaging.payloads import PATIENT, STAFF, AttachmentOut, MessageOut, ThreadOut, attachment_payload, message_payload, thread_payload

@@ -27,8 +27,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-from clinic_crm import client_input
 from clinics.tenancy.consumers import socket_groups, socket_user_kind
+from core import client_input
 from messaging import realtime, selectors, services
 from messaging.models import Thread
 from messaging.payloads import STAFF, message_payload

@@ -19,8 +19,8 @@ from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
 
 from accounts.models import display_name
-from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
+from core.client_input import whole_number
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
 from patients.models import patient_hint
 

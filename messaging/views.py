@@ -17,10 +17,10 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from clinic_crm.client_input import whole_number
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
 from clinics.zones import zone_label
+from core.client_input import whole_number
 from messaging import selectors, services
 from messaging.models import Attachment, Message, Thread
 from messaging.payloads import PATIENT, message_payload

@@ -13,8 +13,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from appointments.api import MomentField
-from clinic_crm.api import BoundedDateField
 from clinics.models import Clinic
+from core.api import BoundedDateField
 from notifications import selectors, services
 from notifications.models import PersonalReminder
 from patients.api import IsPatient

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from clinic_crm.client_input import whole_number
+from core.client_input import whole_number
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
 
 # Whose messages a patient may turn into a reminder: the clinic's people and its bot, not their own words or system lines.

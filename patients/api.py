@@ -15,10 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.destinations import parse_destination
-from clinic_crm.api import BoundedDateField, E164Field
-from clinic_crm.openapi import RETRY_AFTER, refusals
-from clinic_crm.requests import client_ip, user_agent
 from clinics.models import Clinic
+from core.api import BoundedDateField, E164Field
+from core.openapi import RETRY_AFTER, refusals
+from core.requests import client_ip, user_agent
 from patients import selectors, services
 from patients.models import ConsentRecord, Patient
 

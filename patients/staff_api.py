@@ -7,9 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from audit.models import AuditEvent
-from clinic_crm.api import E164Field
 from clinics.models import Tag
 from clinics.tenancy.api import TenantViewSetMixin
+from core.api import E164Field
 from messaging.services import contacts_merge
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 from patients.services import contact_update

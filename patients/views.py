@@ -19,9 +19,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.destinations import parse_destination
 from accounts.services import LoginCodeError
-from clinic_crm.requests import client_ip, referrer, user_agent
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
+from core.requests import client_ip, referrer, user_agent
 from messaging import selectors as message_selectors
 from patients import selectors, services
 from patients.forms import CodeForm, ConsentForm, DependantForm, DestinationForm, ProfileForm

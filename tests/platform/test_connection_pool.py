@@ -30,7 +30,7 @@ from django.test import Client
 from django.urls import reverse
 
 from appointments import selectors
-from clinic_crm.pool import RETRY_AFTER_SECONDS, SOCKET_CLOSE_BUSY
+from core.pool import RETRY_AFTER_SECONDS, SOCKET_CLOSE_BUSY
 from tests.appointments.conftest import checkup  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

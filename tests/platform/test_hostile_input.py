@@ -1,6 +1,6 @@
 """Input a client can send that used to answer 500: deep JSON, NUL characters, oversized bodies, Django's own refusals.
 
-Each is refused at the edge (clinic_crm.client_input through the API's JSON parser and
+Each is refused at the edge (core.client_input through the API's JSON parser and
 the NUL middleware) with a 4xx a person can read, in the API's JSON format on /api/,
 and nothing is stored. NUL matters on PostgreSQL (it refuses NUL in text); on SQLite
 the same requests must be refused too, so the rule does not depend on the database.
@@ -195,7 +195,7 @@ def test_django_csrf_failure_is_json_on_the_api_and_html_elsewhere(anna):
     """Django's own CSRF check guards the plain views; its failure view answers by path."""
     from django.test import Client, RequestFactory
 
-    from clinic_crm.api import csrf_failure
+    from core.api import csrf_failure
 
     api_refusal = csrf_failure(RequestFactory().post("/api/anything/"), reason="CSRF cookie not set.")
     assert api_refusal.status_code == 403 and api_refusal["Content-Type"].startswith("application/json")

@@ -4,15 +4,15 @@ DRF's and Django's form CharFields already refuse NUL, but views, the admin's se
 (?q=), filters and the portal's plain forms also read request.GET / request.POST
 directly, and PostgreSQL answers a NUL in any query parameter with an error (a 500).
 Checking here covers every such reader at once. JSON bodies are checked by
-clinic_crm.api.JSONParser, socket frames by the consumer, both through client_input.
+core.parsers.JSONParser, socket frames by the consumer, both through client_input.
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
-from clinic_crm import client_input
-from clinic_crm.api import is_api_request, json_error
+from core import client_input
+from core.api import is_api_request, json_error
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

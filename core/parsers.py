@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
 
-from clinic_crm import client_input
+from core import client_input
 
 
 class PayloadTooLarge(APIException):

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
+from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -99,6 +101,40 @@ def is_staff_member(user: Any) -> bool:
 
 def clinics_with_role(user: Any, roles: frozenset[Role]) -> list[int]:
     return [clinic_id for clinic_id, role in clinic_roles(user).items() if role in roles]
+
+
+def has_role(user: Any, clinic_id: int | None, roles: frozenset[Role]) -> bool:
+    """The user holds one of `roles` in that clinic (a superuser holds them all)."""
+    if getattr(user, "is_superuser", False):
+        return True
+    role = clinic_roles(user).get(clinic_id) if clinic_id is not None else None
+    return role is not None and role in roles
+
+
+def require_role(user: Any, clinic_id: int | None, roles: frozenset[Role], *, refusal: str | None = None) -> None:
+    """PermissionDenied unless `has_role`; `refusal` is the sentence the person reads."""
+    if not has_role(user, clinic_id, roles):
+        raise PermissionDenied(refusal or _("Your role in this clinic does not allow this."))
+
+
+def acts_for(user: Any, patient: Any) -> bool:
+    """A portal user acts for their own record and their dependants' (the family they hold); staff for nobody."""
+    holder_id = portal_holder_id(user)
+    return holder_id is not None and holder_id == (patient.guardian_id or patient.pk)
+
+
+def require_acts_for(user: Any, patient: Any, *, refusal: str | None = None) -> None:
+    """PermissionDenied unless `acts_for`; `refusal` is the sentence the person reads."""
+    if not acts_for(user, patient):
+        raise PermissionDenied(refusal or _("You can act only for yourself and your family."))
+
+
+def visible_or_404(model: type[models.Model], user: Any, **lookup: Any) -> Any:
+    """The row `lookup` names if `user` may see it, else Http404: another tenant's row looks like no row."""
+    try:
+        return model._default_manager.visible_to(user).get(**lookup)  # type: ignore[attr-defined]
+    except model.DoesNotExist:  # type: ignore[attr-defined]
+        raise Http404(_("Not found.")) from None
 
 
 def staff_can_view(user: Any, obj: models.Model) -> bool:

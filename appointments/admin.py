@@ -19,18 +19,10 @@ from unfold.admin import TabularInline
 
 from appointments import services
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
-from clinics.tenancy import can_change_any, can_view_any
+from clinics.services import catalogue_delete, catalogue_save
+from clinics.tenancy import FRONT_DESK, can_change_any, can_view_any, clinics_with_role
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
-
-
-def error_text(exc: Exception) -> str:
-    """One readable line from a ValidationError / PermissionDenied raised by a service."""
-    if isinstance(exc, ValidationError):
-        if hasattr(exc, "error_dict"):
-            return " ".join(str(m) for ms in exc.message_dict.values() for m in ms)
-        return " ".join(exc.messages)
-    return str(exc) or gettext("Your role in this clinic does not allow this.")
-
+from core.errors import refusal_text
 
 # Filter choices only from rows the user sees: a plain related filter would list every clinic's doctors.
 DOCTOR = ("doctor", admin.RelatedOnlyFieldListFilter)
@@ -71,8 +63,6 @@ class ScheduleRuleInline(TabularInline):
 
 def schedule_formset_save(request, formset, doctor) -> None:
     """Inline schedule rows go through the same service as the schedule screen (checks, audit)."""
-    from clinics.services import catalogue_delete, catalogue_save
-
     rows = formset.save(commit=False)
     for row in formset.deleted_objects:
         catalogue_delete(actor=request.user, instance=row)
@@ -131,8 +121,7 @@ class AppointmentAdmin(ReadOnlyTenantAdmin):
         return HttpResponseRedirect(reverse("booking:new"))
 
     def has_add_permission(self, request, *args) -> bool:
-        from clinics.tenancy import FRONT_DESK, clinics_with_role
-
+        """The front desk of some clinic books (on the calendar's new-visit form)."""
         return bool(request.user.is_superuser or clinics_with_role(request.user, FRONT_DESK))
 
     @admin.display(description=_("starts"), ordering="starts_at")
@@ -183,7 +172,7 @@ class WaitlistEntryAdmin(TenantAdmin):
             entry = services.waitlist_join(actor=request.user, patient=data["patient"], doctor=data["doctor"], service=data["service"])
         except (ValidationError, PermissionDenied) as exc:
             # The form already passed: a service refusal (consent, service of the doctor) is shown, nothing saved.
-            raise _Refused(error_text(exc)) from exc
+            raise _Refused(refusal_text(exc)) from exc
         obj.__dict__.update(entry.__dict__)
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -201,7 +190,7 @@ class WaitlistEntryAdmin(TenantAdmin):
                 services.waitlist_leave(actor=request.user, entry=entry)
                 done += 1
             except PermissionDenied as exc:
-                messages.error(request, error_text(exc))
+                messages.error(request, refusal_text(exc))
         if done:
             messages.success(request, gettext("Removed from the waiting list: %(count)s.") % {"count": done})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 from django.db import connections
 from django.db.models import Count, FloatField, Func, Q, QuerySet
 from django.utils import timezone
+from icalendar import Alarm, Calendar, Event
 
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
-from clinics.models import Clinic, Doctor, Service
-from clinics.tenancy import Role, clinic_roles
+from clinics.models import Branch, Clinic, Doctor, Service
+from clinics.tenancy import CLINIC_ADMINS, Role, clinic_roles, clinics_with_role
+from patients.models import Patient, PatientInClinic
 
 MAX_SEARCH_DAYS = 31
 
@@ -118,6 +120,11 @@ class _Exception(NamedTuple):
     def is_absence(self) -> bool:
         return self.kind != ScheduleException.Kind.EXTRA
 
+    @property
+    def hours(self) -> tuple[time, time] | None:
+        """(starts, ends), or None for a whole day (the table's constraints: both or neither, and an extra always has them)."""
+        return (self.starts, self.ends) if self.starts is not None and self.ends is not None else None
+
 
 class _Schedule:
     """Working intervals of some doctors over a date range, in epoch seconds."""
@@ -140,7 +147,7 @@ class _Schedule:
             exception = _Exception(*row)
             self.exceptions[exception.doctor_id].append(exception)
 
-    def _at(self, day: date, moment: time) -> float:
+    def _epoch(self, day: date, moment: time) -> float:
         # Doctors mostly share their hours: each (day, time) is converted through the zone once per search.
         key = (day, moment)
         seconds = self._seconds.get(key)
@@ -150,22 +157,25 @@ class _Schedule:
 
     def intervals(self, doctor_id: int, day: date) -> list[_Interval]:
         found = [
-            _Interval(self._at(day, r.starts), self._at(day, r.ends), r.branch_id, r.room)
+            _Interval(self._epoch(day, r.starts), self._epoch(day, r.ends), r.branch_id, r.room)
             for r in self.rules.get((doctor_id, day.weekday()), ())
             if (r.valid_from is None or r.valid_from <= day) and (r.valid_until is None or r.valid_until >= day)
         ]
         todays = [e for e in self.exceptions.get(doctor_id, ()) if e.date_from <= day <= e.date_to]
         for extra in (e for e in todays if not e.is_absence):
-            found.append(_Interval(self._at(day, extra.starts), self._at(day, extra.ends), extra.branch_id, extra.room))
+            if (hours := extra.hours) is not None:
+                found.append(_Interval(self._epoch(day, hours[0]), self._epoch(day, hours[1]), extra.branch_id, extra.room))
         found = _merge(found)
         for absence in (e for e in todays if e.is_absence):
-            if absence.starts is None:
-                return []
-            found = _cut(found, self._at(day, absence.starts), self._at(day, absence.ends))
+            if (hours := absence.hours) is None:
+                return []  # away the whole day
+            found = _cut(found, self._epoch(day, hours[0]), self._epoch(day, hours[1]))
         return found
 
 
-def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visit: int | None = None) -> dict[int, tuple[list, list]]:
+def _doctor_busy_times(
+    doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visit: int | None = None
+) -> dict[int, tuple[list[float], list[float]]]:
     """Per doctor: (starts, ends) of held visits overlapping the range, sorted, as epoch seconds."""
     rows = Appointment.objects.filter(
         doctor_id__in=doctor_ids, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start
@@ -180,16 +190,18 @@ def _busy(doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visi
             values = cursor.fetchall()
     else:
         values = ((d, s.timestamp(), e.timestamp()) for d, s, e in rows.values_list("doctor_id", "starts_at", "ends_at"))
-    busy: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
-    for doctor_id, start, end in values:
+    busy: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for doctor_id, visit_start, visit_end in values:
         starts, ends = busy[doctor_id]
-        starts.append(start)
-        ends.append(max(end, ends[-1]) if ends else end)
+        starts.append(visit_start)
+        ends.append(max(visit_end, ends[-1]) if ends else visit_end)
     return busy
 
 
-def _patient_busy(patient_id: int, start: datetime, end: datetime, *, exclude_visit: int | None = None) -> tuple[list, list]:
-    """(starts, ends) of the person's held visits in every clinic overlapping the range, as _busy gives them for a doctor."""
+def _patient_busy_times(
+    patient_id: int, start: datetime, end: datetime, *, exclude_visit: int | None = None
+) -> tuple[list[float], list[float]]:
+    """(starts, ends) of the person's held visits in every clinic overlapping the range, as _doctor_busy_times gives them for a doctor."""
     rows = (
         Appointment.objects.filter(patient_id=patient_id, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start)
         .exclude(pk=exclude_visit)
@@ -235,48 +247,81 @@ def free_slots(
     """
     days = max(1, min(days, MAX_SEARCH_DAYS))
     rules = booking_rules_for(clinic)
-    now = now or timezone.now()
-    earliest = now + timedelta(minutes=rules.min_notice_minutes) if for_patient else now
-    latest = now + timedelta(days=rules.horizon_days) if for_patient else None
-    if doctor_ids is None:
-        doctor_ids = bookable_doctors(clinic=clinic, service=service, specialty_id=specialty_id).values_list("pk", flat=True)
-    elif service is not None:
-        doctor_ids = bookable_doctors(clinic=clinic, service=service).filter(pk__in=list(doctor_ids)).values_list("pk", flat=True)
-    doctor_ids = list(doctor_ids)
-    if not doctor_ids:
+    searched = _searched_doctor_ids(clinic=clinic, service=service, doctor_ids=doctor_ids, specialty_id=specialty_id)
+    if not searched:
         return []
     length = (service.duration_minutes if service else rules.default_slot_minutes) * 60
     last = date_from + timedelta(days=days - 1)
-    schedule = _Schedule(clinic=clinic, doctor_ids=doctor_ids, first=date_from, last=last)
+    schedule = _Schedule(clinic=clinic, doctor_ids=searched, first=date_from, last=last)
     range_start = datetime.combine(date_from, time.min, tzinfo=clinic.tz)
     range_end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=clinic.tz)
-    busy = _busy(doctor_ids, range_start, range_end, exclude_visit=exclude_visit)
-    patient_starts, patient_ends = (
-        _patient_busy(patient_id, range_start, range_end, exclude_visit=exclude_visit) if patient_id else ([], [])
-    )
-    lower = earliest.timestamp()
-    upper = latest.timestamp() if latest else float("inf")
-
+    busy = _doctor_busy_times(searched, range_start, range_end, exclude_visit=exclude_visit)
+    patient_busy = _patient_busy_times(patient_id, range_start, range_end, exclude_visit=exclude_visit) if patient_id else ([], [])
+    lower, upper = _bookable_window(rules=rules, now=now or timezone.now(), for_patient=for_patient)
     found: list[tuple[float, int, _Interval]] = []
-    for doctor_id in doctor_ids:
-        starts, ends = busy.get(doctor_id, ([], []))
+    for doctor_id in searched:
+        doctor_busy = busy.get(doctor_id, ([], []))
         for offset in range(days):
             for interval in schedule.intervals(doctor_id, date_from + timedelta(days=offset)):
-                begin = interval.start
-                while begin + length <= interval.end:
-                    if lower <= begin <= upper:
-                        index = bisect_right(ends, begin)
-                        if index == len(starts) or starts[index] >= begin + length:
-                            held = bisect_right(patient_ends, begin)
-                            if held == len(patient_starts) or patient_starts[held] >= begin + length:
-                                found.append((begin, doctor_id, interval))
-                        else:  # jump to the end of the visit in the way, then back onto the grid
-                            steps = max(1, math.ceil((ends[index] - begin) / length))
-                            begin += steps * length
-                            continue
-                    begin += length
+                found.extend(
+                    (begin, doctor_id, interval)
+                    for begin in _free_starts(interval, length, lower, upper, doctor_busy=doctor_busy, patient_busy=patient_busy)
+                )
     found.sort(key=lambda item: (item[0], item[1]))
-    # Doctors share the grid: a few hundred distinct moments behind thousands of slots, each made a datetime once.
+    return _as_slots(found, length)
+
+
+def _searched_doctor_ids(
+    *, clinic: Clinic, service: Service | None, doctor_ids: Iterable[int] | None, specialty_id: int | None
+) -> list[int]:
+    """The doctors a search covers: those asked for (who provide the service, if one is given), else every bookable one."""
+    if doctor_ids is None:
+        return list(bookable_doctors(clinic=clinic, service=service, specialty_id=specialty_id).values_list("pk", flat=True))
+    if service is not None:
+        return list(bookable_doctors(clinic=clinic, service=service).filter(pk__in=list(doctor_ids)).values_list("pk", flat=True))
+    return list(doctor_ids)
+
+
+def _bookable_window(*, rules: BookingRules, now: datetime, for_patient: bool) -> tuple[float, float]:
+    """(earliest, latest) start as epoch seconds: a patient within the clinic's notice and horizon, staff any future time."""
+    if not for_patient:
+        return now.timestamp(), float("inf")
+    earliest = now + timedelta(minutes=rules.min_notice_minutes)
+    return earliest.timestamp(), (now + timedelta(days=rules.horizon_days)).timestamp()
+
+
+def _free_starts(
+    interval: _Interval,
+    length: float,
+    lower: float,
+    upper: float,
+    *,
+    doctor_busy: tuple[list[float], list[float]],
+    patient_busy: tuple[list[float], list[float]],
+) -> Iterator[float]:
+    """Starts of free slots on the grid of one working interval: inside [lower, upper], clear of the doctor's
+    and the patient's held visits. The hot loop of a search: a slot is one bisect per busy list."""
+    starts, ends = doctor_busy
+    patient_starts, patient_ends = patient_busy
+    begin = interval.start
+    while begin + length <= interval.end:
+        if lower <= begin <= upper:
+            index = bisect_right(ends, begin)
+            if index == len(starts) or starts[index] >= begin + length:
+                held = bisect_right(patient_ends, begin)
+                if held == len(patient_starts) or patient_starts[held] >= begin + length:
+                    yield begin
+            else:  # jump to the end of the visit in the way, then back onto the grid
+                begin += max(1, math.ceil((ends[index] - begin) / length)) * length
+                continue
+        begin += length
+
+
+def _as_slots(found: list[tuple[float, int, _Interval]], length: float) -> list[Slot]:
+    """Slots from (start, doctor, interval) in epoch seconds.
+
+    Doctors share the grid: a few hundred distinct moments behind thousands of slots, each made a datetime once.
+    """
     moments: dict[float, datetime] = {}
 
     def moment(seconds: float) -> datetime:
@@ -286,13 +331,7 @@ def free_slots(
         return made
 
     return [
-        Slot(
-            doctor_id=doctor_id,
-            starts_at=moment(begin),
-            ends_at=moment(begin + length),
-            branch_id=interval.branch_id,
-            room=interval.room,
-        )
+        Slot(doctor_id=doctor_id, starts_at=moment(begin), ends_at=moment(begin + length), branch_id=interval.branch_id, room=interval.room)
         for begin, doctor_id, interval in found
     ]
 
@@ -372,15 +411,6 @@ def upcoming_count(*, patient_id: int, clinic_id: int) -> int:
     ).count()
 
 
-def day_visits(*, user: Any, clinic: Clinic, day: date, doctor_id: int | None = None) -> QuerySet[Appointment]:
-    """Visits of one local day of a clinic (the admin calendar), cancelled ones included."""
-    start = datetime.combine(day, time.min, tzinfo=clinic.tz)
-    visits = visits_visible(user=user).filter(clinic=clinic, starts_at__gte=start, starts_at__lt=start + timedelta(days=1))
-    if doctor_id:
-        visits = visits.filter(doctor_id=doctor_id)
-    return visits.order_by("starts_at", "doctor__full_name")
-
-
 def calendar_clinics(*, user: Any) -> QuerySet[Clinic]:
     """Clinics whose calendar the user may open: where they work (every clinic for a superuser)."""
     clinics = Clinic.objects.all() if user.is_superuser else Clinic.objects.filter(pk__in=list(clinic_roles(user)))
@@ -427,10 +457,8 @@ def working_hours(
     return out
 
 
-def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20) -> list[Any]:
+def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20) -> list[PatientInClinic]:
     """Contacts of the clinic matching a name or phone fragment: who a visit may be booked for."""
-    from patients.models import PatientInClinic
-
     query = query.strip()
     if len(query) < 2:
         return []
@@ -446,18 +474,14 @@ def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20)
     )
 
 
-def bookable_patient(*, user: Any, clinic: Clinic, patient_id: int) -> Any:
+def bookable_patient(*, user: Any, clinic: Clinic, patient_id: int) -> Patient | None:
     """The patient of a contact card of the clinic that the user sees, or None."""
-    from patients.models import Patient, PatientInClinic
-
     contacts = PatientInClinic.objects.visible_to(user).filter(clinic=clinic, merged_into__isnull=True)
     return Patient.objects.filter(pk=patient_id, pk__in=contacts.values("patient_id")).first()
 
 
 def attendance_clinics(*, user: Any) -> QuerySet[Clinic]:
     """Clinics whose attendance the user may read: owners and managers (every clinic for a superuser)."""
-    from clinics.tenancy import CLINIC_ADMINS, clinics_with_role
-
     clinics = Clinic.objects.all() if user.is_superuser else Clinic.objects.filter(pk__in=clinics_with_role(user, CLINIC_ADMINS))
     return clinics.order_by("name")
 
@@ -545,8 +569,6 @@ def open_offer(*, offer_id: int, patient_id: int) -> SlotOffer | None:
 
 def visit_calendar_file(visit: Appointment) -> bytes:
     """The visit as an iCalendar (.ics) file: add-to-calendar on any phone."""
-    from icalendar import Alarm, Calendar, Event
-
     calendar = Calendar()
     calendar.add("prodid", "-//Clinic CRM//visits//RU")
     calendar.add("version", "2.0")
@@ -571,7 +593,8 @@ def visit_calendar_file(visit: Appointment) -> bytes:
     alarm.add("trigger", timedelta(hours=-2))
     event.add_component(alarm)
     calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical
 
 
 # --- portal booking screens ----------------------------------------------------------------------
@@ -585,8 +608,6 @@ def slot_days(*, clinic: Clinic, slots: list[Slot], date_from: date, days: int) 
 
 def slot_place(*, clinic: Clinic, doctor: Doctor, starts_at: datetime, ends_at: datetime) -> tuple[str, str]:
     """(address, room) where a slot takes place: the branch of the doctor's working interval, else the clinic."""
-    from clinics.models import Branch
-
     interval = working_interval(clinic=clinic, doctor=doctor, starts_at=starts_at, ends_at=ends_at)
     address = ""
     if interval is not None and interval.branch_id:

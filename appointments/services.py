@@ -22,12 +22,13 @@ from appointments import selectors
 from appointments.models import Appointment, SlotOffer, WaitlistEntry
 from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Service
-from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
+from clinics.tenancy import FRONT_DESK, portal_holder_id, require_acts_for, require_role
 from clinics.zones import zone_label
 from messaging.models import Message, Thread
+from messaging.services import send_message, thread_open
 from notifications.services import visit_notifications_cancel
 from patients.models import Patient, PatientInClinic
-from patients.selectors import patient_sees_zones
+from patients.selectors import consent_is_given, patient_sees_zones
 from patients.services import consent_require
 
 OFFER_RECIPIENTS = 5
@@ -41,22 +42,22 @@ class SlotTaken(Exception):
     def __init__(self, alternatives: list[selectors.Slot] | None = None, *, clinic: Clinic | None = None) -> None:
         self.alternatives = alternatives or []
         self.clinic = clinic
-        times = ", ".join(when(clinic, slot.starts_at) for slot in self.alternatives) if clinic else ""
+        times = ", ".join(visit_time_text(clinic, slot.starts_at) for slot in self.alternatives) if clinic else ""
         message = _("This time has just been taken.")
         message += " " + (_("Nearest free times: %(times)s.") % {"times": times} if times else _("Choose another day."))
         super().__init__(message)
 
 
-def when(clinic: Clinic, moment: datetime, *, with_zone: bool = False) -> str:
+def visit_time_text(clinic: Clinic, moment: datetime, *, with_zone: bool = False) -> str:
     """A time as the clinic's patients read it: '14 December 2026, 10:00' in the clinic's zone,
     with the zone named («…, 11:00 (Екатеринбург, UTC+5)») for a person who deals with several zones."""
     text = formats.date_format(timezone.localtime(moment, clinic.tz), "j E Y, H:i")
     return f"{text} ({zone_label(time_zone=clinic.time_zone, moment=moment)})" if with_zone else text
 
 
-def patient_when(visit: Appointment) -> str:
+def patient_visit_time_text(visit: Appointment) -> str:
     """The visit's time as its patient reads it (clinics.zones: the zone shown when their clinics differ in zone)."""
-    return when(visit.clinic, visit.starts_at, with_zone=patient_sees_zones(patient=visit.patient))
+    return visit_time_text(visit.clinic, visit.starts_at, with_zone=patient_sees_zones(patient=visit.patient))
 
 
 def _is_double_booking(error: IntegrityError) -> bool:
@@ -66,26 +67,29 @@ def _is_double_booking(error: IntegrityError) -> bool:
 # --- who is acting -----------------------------------------------------------------------------
 
 
-def _acting_patient(actor: Any, patient: Patient) -> bool:
+def _is_portal_user(actor: Any) -> bool:
+    """The actor is a patient (an account holder of the portal), not clinic staff: the clinic's booking rules apply."""
+    return portal_holder_id(actor) is not None
+
+
+def _acts_as_patient(actor: Any, patient: Patient) -> bool:
     """True when a portal user acts for themselves or a dependant; False for clinic staff; else refused."""
-    holder_id = portal_holder_id(actor)
-    if holder_id is not None:
-        if patient.account_holder.pk != holder_id:
-            raise PermissionDenied(_("You can book only for yourself and your family."))
-        return True
-    return False
+    if not _is_portal_user(actor):
+        return False
+    require_acts_for(actor, patient, refusal=_("You can book only for yourself and your family."))
+    return True
 
 
-def _staff_clinic_check(actor: Any, clinic: Clinic, patient: Patient) -> None:
-    if not (actor.is_superuser or clinic.pk in clinics_with_role(actor, FRONT_DESK)):
-        raise PermissionDenied(_("Your role in this clinic does not allow this."))
+def _require_front_desk_of_contact(actor: Any, clinic: Clinic, patient: Patient) -> None:
+    """Staff book for the clinic's own contacts, from the front desk."""
+    require_role(actor, clinic.pk, FRONT_DESK, refusal=_("Your role in this clinic does not allow this."))
     if not PatientInClinic.objects.filter(clinic=clinic, patient=patient).exists():
         raise ValidationError({"patient": _("This person is not a contact of your clinic yet.")}, code="not_contact")
 
 
 def _visit_for_change(actor: Any, visit: Appointment) -> tuple[Appointment, bool]:
     """The visit locked for update if the actor may change it, and whether the actor is the patient."""
-    by_patient = portal_holder_id(actor) is not None
+    by_patient = _is_portal_user(actor)
     visits = Appointment.objects.visible_to(actor) if by_patient else Appointment.objects.editable_by(actor)
     locked = visits.select_for_update(of=("self",)).select_related("clinic", "doctor", "service", "patient").filter(pk=visit.pk).first()
     if locked is None:
@@ -144,7 +148,7 @@ def _check_slot(
     return ends_at, interval
 
 
-def _insert(
+def _create_visit(
     *,
     clinic: Clinic,
     doctor: Doctor,
@@ -176,7 +180,7 @@ def _insert(
         raise SlotTaken()
     clash = overlapping.filter(patient=patient).select_related("clinic").order_by("starts_at").first()
     if clash is not None:
-        raise _patient_busy(clash=clash, patient=patient, by_patient=by_patient, actor=actor)
+        raise _patient_busy_refusal(clash=clash, patient=patient, by_patient=by_patient, actor=actor)
     with transaction.atomic():  # a savepoint: the constraint's refusal must not poison the caller's transaction
         visit = Appointment.objects.create(
             clinic=clinic,
@@ -196,12 +200,12 @@ def _insert(
     return visit
 
 
-def _patient_busy(*, clash: Appointment, patient: Patient, by_patient: bool, actor: Any) -> ValidationError:
+def _patient_busy_refusal(*, clash: Appointment, patient: Patient, by_patient: bool, actor: Any) -> ValidationError:
     """The person already holds a visit then. The patient is told which (it is theirs, in whichever clinic);
     staff learn only that the person is busy: another clinic's visit is not theirs to see."""
     if not by_patient:
         return ValidationError({"starts_at": _("This person already has a visit at this time.")}, code="patient_busy")
-    facts = {"when": patient_when(clash), "clinic": clash.clinic.name, "name": patient.full_name}
+    facts = {"when": patient_visit_time_text(clash), "clinic": clash.clinic.name, "name": patient.full_name}
     if patient.pk == portal_holder_id(actor):
         message = _("You already have a visit at this time: %(when)s, %(clinic)s. Choose another time.") % facts
     else:
@@ -238,9 +242,9 @@ def visit_book(
     Patients are held to the clinic's rules (notice, horizon, upcoming visits);
     staff may book any free future time inside working hours.
     """
-    by_patient = _acting_patient(actor, patient)
+    by_patient = _acts_as_patient(actor, patient)
     if not by_patient:
-        _staff_clinic_check(actor, clinic, patient)
+        _require_front_desk_of_contact(actor, clinic, patient)
     if thread is not None and (thread.clinic_id != clinic.pk or thread.patient_id != patient.pk):
         raise ValidationError({"thread": _("This conversation is about another person or clinic.")}, code="thread")
     if source is None:
@@ -254,7 +258,7 @@ def visit_book(
         with transaction.atomic():
             if offer is not None:
                 _take_offer(offer=offer, patient=patient, doctor=doctor, starts_at=starts_at)
-            visit = _insert(
+            visit = _create_visit(
                 clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=starts_at, ends_at=ends_at,
                 interval=interval, source=source, actor=actor, by_patient=by_patient, thread=thread,
             )  # fmt: skip
@@ -295,7 +299,7 @@ def visit_reschedule(
     try:
         return _reschedule(actor=actor, visit=visit, starts_at=starts_at, doctor=doctor, service=service, now=now)
     except SlotTaken:
-        by_patient = portal_holder_id(actor) is not None
+        by_patient = _is_portal_user(actor)
         raise _refusal_with_alternatives(
             clinic=visit.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, patient=visit.patient
         ) from None
@@ -317,10 +321,10 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
             clinic=old.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now
         )
         _mark_cancelled(
-            old, actor=actor, by_patient=by_patient, now=now, reason=_("Moved to %(when)s") % {"when": when(old.clinic, starts_at)}
+            old, actor=actor, by_patient=by_patient, now=now, reason=_("Moved to %(when)s") % {"when": visit_time_text(old.clinic, starts_at)}
         )
         try:
-            visit_new = _insert(
+            visit_new = _create_visit(
                 clinic=old.clinic, doctor=doctor, service=service, patient=old.patient, starts_at=starts_at, ends_at=ends_at,
                 interval=interval, source=old.source, actor=actor, by_patient=by_patient, thread=old.thread, rescheduled_from=old,
             )  # fmt: skip
@@ -331,7 +335,7 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
         audit_record(actor=actor, action="visit.moved", clinic=old.clinic, patient=old.patient, target=visit_new, data={"from": old.pk})
         _tell_thread(
             visit=visit_new,
-            text=_("Visit moved from %(old)s to %(visit)s.") % {"old": when(old.clinic, old.starts_at), "visit": _visit_line(visit_new)},
+            text=_("Visit moved from %(old)s to %(visit)s.") % {"old": visit_time_text(old.clinic, old.starts_at), "visit": _visit_line(visit_new)},
             event="moved",
         )
     return visit_new
@@ -373,7 +377,7 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
         )
         _tell_thread(visit=visit, text=_("Visit cancelled: %(visit)s.") % {"visit": _visit_line(visit)}, event="cancelled")
         if visit.starts_at > now + timedelta(minutes=rules.min_notice_minutes):
-            from appointments.tasks import offer_freed_slot
+            from appointments.tasks import offer_freed_slot  # tasks imports this module: a task only calls a service
 
             visit_id = visit.pk
             transaction.on_commit(lambda: offer_freed_slot.delay(visit_id))
@@ -415,8 +419,8 @@ def visit_mark(*, actor: Any, visit: Appointment, status: str) -> Appointment:
 
 
 def _visit_line(visit: Appointment) -> str:
-    parts = [patient_when(visit), visit.doctor.full_name, visit.service.name]
-    if visit.branch_id and visit.branch.address:
+    parts = [patient_visit_time_text(visit), visit.doctor.full_name, visit.service.name]
+    if visit.branch is not None and visit.branch.address:
         parts.append(visit.branch.address)
     if visit.room:
         parts.append(visit.room_label)
@@ -425,9 +429,6 @@ def _visit_line(visit: Appointment) -> str:
 
 def _tell_thread(*, visit: Appointment, text: str, event: str) -> None:
     """The visit shows in the patient's conversation with the clinic, as a message from the clinic."""
-    from messaging.services import send_message, thread_open
-    from patients.selectors import consent_is_given
-
     if not consent_is_given(patient=visit.patient, clinic=visit.clinic):
         return  # consent withdrawn: the clinic no longer writes to this person (152-FZ)
     thread = visit.thread
@@ -451,14 +452,12 @@ def _slot_data(*, clinic: Clinic, doctor: Doctor, service: Service, starts_at: d
         "service": service.pk,
         "service_name": service.name,
         "starts_at": timezone.localtime(starts_at, clinic.tz).isoformat(),
-        "label": when(clinic, starts_at),
+        "label": visit_time_text(clinic, starts_at),
     }
 
 
 def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Service, datetime]], text: str = "") -> Message:
     """An operator offers times in the chat as buttons; the patient books one with a tap (visit_book with the thread)."""
-    from messaging.services import send_message
-
     if not 1 <= len(slots) <= 6:
         raise ValidationError({"slots": _("Offer from one to six times.")}, code="slots")
     clinic = thread.clinic
@@ -468,10 +467,10 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
         ends_at = starts_at + timedelta(minutes=service.duration_minutes)
         held = Appointment.objects.filter(status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
         if held.filter(doctor=doctor).exists():
-            raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": when(clinic, starts_at)}}, code="slot_taken")
+            raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": visit_time_text(clinic, starts_at)}}, code="slot_taken")
         if held.filter(patient_id=thread.patient_id).exists():  # the patient could not take it; where they are then is not said
             raise ValidationError(
-                {"slots": _("The patient already has a visit at %(when)s: offer another time.") % {"when": when(clinic, starts_at)}},
+                {"slots": _("The patient already has a visit at %(when)s: offer another time.") % {"when": visit_time_text(clinic, starts_at)}},
                 code="patient_busy",
             )
         offered.append(_slot_data(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at))
@@ -486,9 +485,9 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
 
 def waitlist_join(*, actor: Any, patient: Patient, doctor: Doctor, service: Service) -> WaitlistEntry:
     """Ask to be offered an earlier time with this doctor when one frees up."""
-    by_patient = _acting_patient(actor, patient)
+    by_patient = _acts_as_patient(actor, patient)
     if not by_patient:
-        _staff_clinic_check(actor, doctor.clinic, patient)
+        _require_front_desk_of_contact(actor, doctor.clinic, patient)
     if service.clinic_id != doctor.clinic_id or not doctor.services.filter(pk=service.pk).exists():
         raise ValidationError(
             {"service": _("%(doctor)s does not provide «%(service)s».") % {"doctor": doctor.full_name, "service": service.name}}
@@ -503,7 +502,7 @@ def waitlist_join(*, actor: Any, patient: Patient, doctor: Doctor, service: Serv
 
 
 def waitlist_leave(*, actor: Any, entry: WaitlistEntry) -> None:
-    by_patient = _acting_patient(actor, entry.patient)
+    by_patient = _acts_as_patient(actor, entry.patient)
     if not by_patient and not WaitlistEntry.objects.editable_by(actor).filter(pk=entry.pk).exists():
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     WaitlistEntry.objects.filter(pk=entry.pk).update(is_active=False)
@@ -514,9 +513,6 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
 
     Nothing is offered when the time is no longer free (already re-booked) or too close.
     """
-    from messaging.services import send_message, thread_open
-    from patients.selectors import consent_is_given
-
     visit = Appointment.objects.select_related("clinic", "doctor", "service").get(pk=visit_id)
     clinic = visit.clinic
     rules = selectors.booking_rules_for(clinic)

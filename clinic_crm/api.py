@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import LoginCodeError
+from appointments.api import slots_json
 from appointments.services import SlotTaken
 from core.api import still_in_use_body, too_large_body, validation_body
 from core.pool import busy_api_response, is_pool_timeout
@@ -45,8 +46,6 @@ def exception_handler(exc, context):
             headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, SlotTaken):
-        from appointments.api import slots_json
-
         alternatives = slots_json(exc.clinic, exc.alternatives) if exc.clinic else []
         return Response({"code": exc.code, "detail": str(exc), "alternatives": alternatives}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):

@@ -16,7 +16,8 @@ from accounts.destinations import Destination
 from accounts.models import LoginCode
 from accounts.services import IssuedCode, login_code_issue, login_code_redeem
 from audit.services import audit_record
-from clinics.models import Clinic, Tag
+from clinics.models import Clinic, Membership, Tag
+from clinics.tenancy import FRONT_DESK
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 from patients.selectors import consent_current_document, consent_is_given
 
@@ -185,7 +186,7 @@ def dependant_update(*, dependant: Patient, full_name: str, birth_date: date | N
     with transaction.atomic():
         dependant.full_name, dependant.birth_date, dependant.relation = full_name, birth_date, relation
         dependant.save(update_fields=["full_name", "birth_date", "relation"])
-        audit_record(actor=dependant.guardian.user, action="patient.dependant_updated", patient=dependant, target=dependant)
+        audit_record(actor=dependant.account_holder.user, action="patient.dependant_updated", patient=dependant, target=dependant)
     return dependant
 
 
@@ -195,7 +196,7 @@ def dependant_remove(*, dependant: Patient) -> None:
         if PatientInClinic.objects.filter(patient=dependant).exists():
             raise ValidationError(_("This family member already has a history with a clinic and cannot be removed."))
         audit_record(
-            actor=dependant.guardian.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
+            actor=dependant.account_holder.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
         )
         dependant.delete()
 
@@ -311,9 +312,6 @@ def contact_update(
     assigned_operator: Any | None,
 ) -> PatientInClinic:
     """Staff edit a contact card. Tags and the operator must belong to the same clinic."""
-    from clinics.models import Membership
-    from clinics.tenancy import FRONT_DESK
-
     if any(tag.clinic_id != contact.clinic_id for tag in tags):
         raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
     if (

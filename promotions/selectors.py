@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import reduce
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -21,9 +23,19 @@ def promotion_audience(*, promotion: Promotion) -> QuerySet[Patient]:
 
     One person per family: a parent of two children who are contacts is reached once.
     """
+    people = _people_matching(promotion)
+    holder_ids = {guardian_id or pk for pk, guardian_id in people.values_list("pk", "guardian_id")}
+    return Patient.objects.filter(pk__in=holder_ids).select_related("user")
+
+
+def _people_matching(promotion: Promotion) -> QuerySet[Patient]:
+    """The clinic's contacts (holders and dependants alike) who match every filter of the promotion, as a lazy query.
+
+    Reads the promotion's tags (prefetched ones when the caller prefetched them), nothing else.
+    """
     clinic = promotion.clinic
     contacts = PatientInClinic.objects.filter(clinic=clinic, merged_into__isnull=True)
-    tag_ids = list(promotion.tags.values_list("pk", flat=True))
+    tag_ids = [tag.pk for tag in promotion.tags.all()]
     if tag_ids:
         contacts = contacts.filter(tags__in=tag_ids)
     people = Patient.objects.filter(pk__in=contacts.values("patient_id"))
@@ -39,8 +51,7 @@ def promotion_audience(*, promotion: Promotion) -> QuerySet[Patient]:
         if promotion.last_visit_after:
             last = last.filter(last_visit__gte=datetime.combine(promotion.last_visit_after, time.min, tzinfo=clinic.tz))
         people = Patient.objects.filter(pk__in=last.values("pk"))
-    holder_ids = {guardian_id or pk for pk, guardian_id in people.values_list("pk", "guardian_id")}
-    return Patient.objects.filter(pk__in=holder_ids).select_related("user")
+    return people
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ def promotion_audience_size(*, promotion: Promotion) -> AudienceSize:
     consented = consent_given_pairs(pairs={(person.pk, promotion.clinic_id) for person in holders if person.user_id})
     sms = email = 0
     for person in holders:
-        preference = preferences.get(person.user_id) or Preference()
+        preference = (preferences.get(person.user_id) if person.user_id else None) or Preference()
         if not person.user_id or (person.pk, promotion.clinic_id) not in consented or preference.opted_out or not preference.promotions:
             continue
         channels = {channel for channel, _to in patient_channels(patient=person, preference=preference)}
@@ -190,16 +201,26 @@ def portal_promotions(*, patient: Patient) -> list[PortalPromotion]:
             valid_until__gte=now.date() - timedelta(days=1),
         )
         .select_related("clinic")
+        .prefetch_related("tags")
         .order_by("-launched_at", "-pk")
     )
     running = [p for p in running if p.valid_from <= timezone.localtime(now, p.clinic.tz).date() <= p.valid_until]
     opened = dict(Receipt.objects.filter(patient=holder, promotion__in=running).values_list("promotion_id", "opened_at"))
-    shown = []
-    for promotion in running:
-        if promotion.pk not in opened and not promotion_audience(promotion=promotion).filter(pk=holder.pk).exists():
-            continue
-        shown.append(PortalPromotion(promotion=promotion, unread=opened.get(promotion.pk) is None))
-    return shown
+    meant = _meant_for_family(holder=holder, promotions=[p for p in running if p.pk not in opened])
+    return [
+        PortalPromotion(promotion=promotion, unread=opened.get(promotion.pk) is None)
+        for promotion in running
+        if promotion.pk in opened or promotion.pk in meant
+    ]
+
+
+def _meant_for_family(*, holder: Patient, promotions: list[Promotion]) -> set[int]:
+    """Which of `promotions` have the holder in their audience now (they or a dependant match): one query for all."""
+    if not promotions:
+        return set()
+    family = Q(pk=holder.pk) | Q(guardian_id=holder.pk)
+    audiences = [Q(pk=promotion.pk) & Q(Exists(_people_matching(promotion).filter(family))) for promotion in promotions]
+    return set(Promotion.objects.filter(reduce(operator.or_, audiences)).values_list("pk", flat=True))
 
 
 def unopened_by_clinic(*, patient: Patient) -> dict[int, Promotion]:
@@ -213,7 +234,7 @@ def unopened_by_clinic(*, patient: Patient) -> dict[int, Promotion]:
 
 def promotion_for_patient(*, patient: Patient, promotion_id: int) -> Promotion | None:
     """A promotion that reached the person (any time), or one running now that is meant for them."""
-    reached = (
+    reached: Promotion | None = (
         Promotion.objects.filter(pk=promotion_id, receipts__patient=patient.account_holder, status=Promotion.Status.LAUNCHED)
         .select_related("clinic")
         .first()

@@ -6,13 +6,13 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import audit_record
-from clinics.tenancy import CLINIC_ADMINS, clinics_with_role
+from clinics.tenancy import CLINIC_ADMINS, require_role
 from notifications.models import Notification
 from patients.models import Patient
 from promotions import selectors
@@ -27,8 +27,7 @@ def promotion_launch(*, actor: Any, promotion: Promotion) -> int:
 
     Returns how many people were reached. A promotion launches once.
     """
-    if not (actor.is_superuser or promotion.clinic_id in clinics_with_role(actor, CLINIC_ADMINS)):
-        raise PermissionDenied(_("Only the clinic's owner or manager launches promotions."))
+    require_role(actor, promotion.clinic_id, CLINIC_ADMINS, refusal=_("Only the clinic's owner or manager launches promotions."))
     now = timezone.now()
     with transaction.atomic():
         promotion = Promotion.objects.select_for_update().select_related("clinic").get(pk=promotion.pk)

@@ -163,3 +163,28 @@ def test_the_promotions_list_shows_nothing_outside_the_audience_or_the_consent(w
     consent_withdraw(patient=people["Vera"], clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
     web.force_login(people["Vera"].user)
     assert "Implants −20%" not in web.get("/portal/promotions/").content.decode()
+
+
+@pytest.mark.parametrize("running", [1, 5])
+def test_the_portal_finds_the_running_promotions_in_the_same_queries_however_many_run(
+    alpha, people, promotion, running, django_assert_num_queries
+):
+    """None was launched at Vera (no receipts): every one is checked against its audience now, in one query for all
+    (contacts, consent twice, running, their tags, receipts, audiences)."""
+    from promotions.selectors import portal_promotions
+
+    Promotion.objects.filter(pk=promotion.pk).update(status=Promotion.Status.LAUNCHED, launched_at=timezone.now())
+    for n in range(running - 1):
+        extra = Promotion.objects.create(
+            clinic=alpha.clinic, title=f"News {n}", text="…", valid_from=promotion.valid_from, valid_until=promotion.valid_until,
+            status=Promotion.Status.LAUNCHED, launched_at=timezone.now(), doctor=alpha.doctor if n % 2 else None,
+        )  # fmt: skip
+        if n % 2 == 0:
+            extra.tags.add(people["tag"])
+    with django_assert_num_queries(7):
+        shown = portal_promotions(patient=people["Vera"])
+    expected = {"Implants −20%"} | {f"News {n}" for n in range(0, running - 1, 2)}  # not those for Dr's patients: Vera saw none yet
+    assert {item.promotion.title for item in shown} == expected
+    assert all(item.unread for item in shown)
+    with django_assert_num_queries(7):
+        assert portal_promotions(patient=people["Dina"]) == []  # untagged, and no visit with the doctor

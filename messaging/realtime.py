@@ -18,12 +18,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 import redis.sentinel
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 try:
     from channels_redis.core import RedisChannelLayer
@@ -65,12 +67,21 @@ def patient_groups(thread: Any) -> list[str]:
     return [family_group(patient.guardian_id or patient.pk)]
 
 
+Event = tuple[list[str], dict[str, Any]]  # (groups, payload): what one broadcast sends where
+
+
+def send_on_commit(events: Sequence[Event] | Callable[[], Sequence[Event]]) -> None:
+    """The one way services broadcast: after the surrounding transaction commits, so no client
+    hears of a change that rolled back. Pass a callable to build the payloads only then."""
+    transaction.on_commit(lambda: send_events(events() if callable(events) else events))
+
+
 def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
     """Fire and forget: a failure here must never undo or fail the committed change."""
     send_events([(groups, payload)])
 
 
-def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
+def send_events(events: Sequence[Event]) -> None:
     """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast.
 
     The payload travels as JSON text, encoded once here: a socket server relays it as it is
@@ -79,7 +90,7 @@ def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    sends = [(group, _event(payload)) for groups, payload in events for group in groups]
+    sends = [(group, layer_message(payload)) for groups, payload in events for group in groups]
     if _RedisPubSubSender.serves(layer):
         _RedisPubSubSender.send(layer, sends)
     elif _RedisGroupSender.serves(layer):
@@ -88,7 +99,15 @@ def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
         async_to_sync(_send_all)(layer, sends)
 
 
-def _event(payload: dict[str, Any]) -> dict[str, Any]:
+async def asend_events(events: Sequence[Event]) -> None:
+    """send_events for async code (the socket consumer): the layer's own group_send on the running loop."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await _send_all(layer, [(group, layer_message(payload)) for groups, payload in events for group in groups])
+
+
+def layer_message(payload: dict[str, Any]) -> dict[str, Any]:
+    """The channel layer message for a payload: handled by RealtimeConsumer.user_event."""
     return {"type": "user.event", "text": json.dumps(payload), "event": payload.get("type")}
 
 

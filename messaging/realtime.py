@@ -95,8 +95,46 @@ def send_events(events: Sequence[Event]) -> None:
         _RedisPubSubSender.send(layer, sends)
     elif _RedisGroupSender.serves(layer):
         _RedisGroupSender.send(layer, sends)
+    elif USE_LOOP_THREAD and _LoopThread.serves(layer):
+        _LoopThread.run(_send_all(layer, sends))
     else:
         async_to_sync(_send_all)(layer, sends)
+
+
+USE_LOOP_THREAD = True
+
+
+class _LoopThread:
+    """One event loop per process in a daemon thread, for the layer's async group_send from synchronous code.
+
+    async_to_sync from a plain thread makes a new event loop per call, and channels_redis keeps
+    its connections per loop: every broadcast would connect anew.
+    """
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _pid = 0
+
+    @staticmethod
+    def serves(layer: Any) -> bool:
+        redis_layer = (RedisChannelLayer is not None and isinstance(layer, RedisChannelLayer)) or (
+            RedisPubSubChannelLayer is not None and isinstance(layer, RedisPubSubChannelLayer)
+        )
+        return redis_layer and _RedisGroupSender.serves_from_here()
+
+    @classmethod
+    def run(cls, coroutine: Any) -> None:
+        loop = cls._loop
+        if loop is None or cls._pid != os.getpid():
+            with cls._lock:
+                if cls._loop is None or cls._pid != os.getpid():  # a forked worker starts its own
+                    cls._loop, cls._pid = asyncio.new_event_loop(), os.getpid()
+                    threading.Thread(target=cls._loop.run_forever, name="realtime-loop", daemon=True).start()
+                loop = cls._loop
+        try:
+            asyncio.run_coroutine_threadsafe(coroutine, loop).result(SEND_TIMEOUT)
+        except Exception:  # the database already holds the truth; clients re-fetch
+            logger.exception("realtime: broadcast did not finish in %s s", SEND_TIMEOUT)
 
 
 async def asend_events(events: Sequence[Event]) -> None:
@@ -223,7 +261,7 @@ class _RedisGroupSender:
                 queued.setdefault(index, []).extend((key, messages[key], capacities[key]) for key in channel_keys)
         for index, items in queued.items():
             keys = [key for key, _m, _c in items]
-            args = [m for _k, m, _c in items] + [c for _k, _m, c in items]
+            args: list[Any] = [m for _k, m, _c in items] + [c for _k, _m, c in items]
             args += [int(now) - int(layer.expiry), now, layer.expiry]
             over = cls._client(layer, index)[2](keys=keys, args=args)
             if over:

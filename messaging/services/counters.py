@@ -12,8 +12,9 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, assert_never
 
+from django.db import models
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 
@@ -83,6 +84,17 @@ COUNTER_RULES: tuple[Rule, ...] = (
 )
 
 
+def model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """A concrete field of `model` (not a reverse relation), for its column and output type."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field), name
+    return field
+
+
+def column(model: type[models.Model], name: str) -> str:
+    return str(model_field(model, name).column)
+
+
 def rules_for(author: str, public: bool) -> tuple[Rule, ...]:
     return tuple(rule for rule in COUNTER_RULES if rule.applies(author, public))
 
@@ -92,7 +104,7 @@ def orm_changes(author: str, public: bool, *, seq: int, now: datetime, preview: 
     reopened = [status.value for status in REOPENED_BY_PATIENT]
 
     def value(rule: Rule) -> Any:
-        field = Thread._meta.get_field(rule.field)
+        field = model_field(Thread, rule.field)
         match rule.to:
             case To.SEQ:
                 return seq
@@ -112,6 +124,8 @@ def orm_changes(author: str, public: bool, *, seq: int, now: datetime, preview: 
                 return Case(When(status__in=reopened, then=Value(Thread.Status.OPEN.value)), default=F(rule.field), output_field=field)
             case To.EMPTY_IF_REOPENED:
                 return Case(When(status__in=reopened, then=Value(None)), default=F(rule.field), output_field=field)
+            case _:
+                assert_never(rule.to)
 
     return {rule.field: value(rule) for rule in rules_for(author, public)}
 
@@ -123,31 +137,29 @@ def sql_set_list(author: str, public: bool) -> tuple[str, ...]:
     In PostgreSQL every SET expression reads the row as it was: `last_seq + 1` is the new seq.
     """
     reopened = ", ".join(f"'{status.value}'" for status in REOPENED_BY_PATIENT)
-    status = Thread._meta.get_field("status").column
+    status = column(Thread, "status")
 
-    def expression(column: str, to: To) -> str:
+    def expression(name: str, to: To) -> str:
         match to:
             case To.SEQ:
-                return f"{Thread._meta.get_field('last_seq').column} + 1"
+                return f"{column(Thread, 'last_seq')} + 1"
             case To.NOW:
                 return "%(now)s"
             case To.PREVIEW:
-                return f"CASE WHEN {Thread._meta.get_field('sensitive').column} THEN '' ELSE %(preview)s END"
+                return f"CASE WHEN {column(Thread, 'sensitive')} THEN '' ELSE %(preview)s END"
             case To.ZERO:
                 return "0"
             case To.NULL:
                 return "NULL"
             case To.ONE_MORE:
-                return f"{column} + 1"
+                return f"{name} + 1"
             case To.NOW_IF_EMPTY:
-                return f"COALESCE({column}, %(now)s)"
+                return f"COALESCE({name}, %(now)s)"
             case To.OPEN_IF_REOPENED:
-                return f"CASE WHEN {status} IN ({reopened}) THEN '{Thread.Status.OPEN.value}' ELSE {column} END"
+                return f"CASE WHEN {status} IN ({reopened}) THEN '{Thread.Status.OPEN.value}' ELSE {name} END"
             case To.EMPTY_IF_REOPENED:
-                return f"CASE WHEN {status} IN ({reopened}) THEN NULL ELSE {column} END"
+                return f"CASE WHEN {status} IN ({reopened}) THEN NULL ELSE {name} END"
+            case _:
+                assert_never(to)
 
-    items = []
-    for rule in rules_for(author, public):
-        column = Thread._meta.get_field(rule.field).column
-        items.append(f"{column} = {expression(column, rule.to)}")
-    return tuple(items)
+    return tuple(f"{column(Thread, rule.field)} = {expression(column(Thread, rule.field), rule.to)}" for rule in rules_for(author, public))

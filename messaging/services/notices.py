@@ -51,7 +51,7 @@ def note_offline_recipients(*, message: Message, thread: Thread) -> bool:
         case Recipient.ANSWERER:
             if thread.assigned_to_id:
                 recipients.append(thread.assigned_to_id)
-            elif thread.doctor_id and thread.doctor.user_id:
+            elif thread.doctor is not None and thread.doctor.user_id:
                 recipients.append(thread.doctor.user_id)
     online = users_online(recipients) if recipients else set()
     offline = [uid for uid in recipients if uid not in online]

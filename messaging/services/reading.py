@@ -18,7 +18,7 @@ def thread_mark_read(*, thread: Thread, reader: Any, seq: int | None = None) -> 
     """Everything up to `seq` (default: the newest) is read by the reader's side. Never moves back."""
     side = STAFF if side_of(reader, thread) == Message.Author.STAFF else PATIENT
     with transaction.atomic():
-        locked = Thread.objects.select_for_update().get(pk=thread.pk)
+        locked: Thread = Thread.objects.select_for_update().get(pk=thread.pk)
         newest = locked.last_seq if side == STAFF else locked.last_public_seq
         seq = newest if seq is None else max(0, min(int(seq), newest))
         if seq <= getattr(locked, f"{side}_read_seq"):

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,7 +29,7 @@ from messaging.models import STAFF_ONLY_KINDS, Attachment, Message, Thread
 from messaging.selectors import alive_since
 from messaging.services.attachments import attachments_bind
 from messaging.services.broadcast import inbox_changed
-from messaging.services.counters import MESSAGE_FIELDS, orm_changes, sql_set_list
+from messaging.services.counters import MESSAGE_FIELDS, column, orm_changes, sql_set_list
 from messaging.services.notices import MENTION, note_offline_recipients, notify_mentions, offline_notice_sql
 from messaging.services.throttle import SendingTooFast, SendWindow, throttle
 from messaging.text import preview
@@ -38,6 +38,7 @@ from patients.selectors import consent_given_sql, consent_is_given
 from patients.services import ConsentRequired, consent_require
 
 THREAD_FIELDS = Thread._meta.concrete_fields
+THREAD_COLUMNS = [str(f.column) for f in THREAD_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def _prepared_cursor() -> Any:
     """
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+        return connection._prepare_cursor(psycopg.Cursor(connection.connection))  # type: ignore[attr-defined]
 
 
 # How the statement fills each of counters.MESSAGE_FIELDS: from the updated thread row, else a parameter.
@@ -243,7 +244,7 @@ def _statement(author: str, public: bool, needs_consent: bool, resend_possible: 
     * `recipient`, `notified`: the offline notice (messaging.services.notices).
     """
     thread, message = Thread._meta.db_table, Message._meta.db_table
-    columns = ", ".join(f.column for f in THREAD_FIELDS)
+    columns = ", ".join(THREAD_COLUMNS)
     parts = []
     if resend_possible:
         parts.append(
@@ -257,11 +258,11 @@ def _statement(author: str, public: bool, needs_consent: bool, resend_possible: 
         f"thread AS (UPDATE {thread} SET {', '.join(sql_set_list(author, public))} WHERE id = %(thread)s "
         f"{'AND NOT EXISTS (SELECT 1 FROM stored) ' if resend_possible else ''}AND (SELECT given FROM consent) RETURNING {columns})"
     )
-    message_columns = ", ".join(Message._meta.get_field(name).column for name in MESSAGE_FIELDS)
+    message_columns = ", ".join(column(Message, name) for name in MESSAGE_FIELDS)
     message_values = ", ".join(_MESSAGE_VALUES.get(name, f"%({name})s") for name in MESSAGE_FIELDS)
     parts.append(f"message AS (INSERT INTO {message} ({message_columns}) SELECT {message_values} FROM thread RETURNING id)")
     parts += offline_notice_sql(author, public)
-    thread_columns = ", ".join(f"thread.{f.column}" for f in THREAD_FIELDS)
+    thread_columns = ", ".join(f"thread.{name}" for name in THREAD_COLUMNS)
     return (
         f"WITH {', '.join(parts)} "
         f"SELECT {'(SELECT id FROM stored LIMIT 1)' if resend_possible else 'NULL'}, (SELECT given FROM consent), "
@@ -275,6 +276,7 @@ def _message_from_statement(outgoing: OutgoingMessage, result: StatementResult) 
     assert fresh is not None
     for name in ("clinic", "patient", "doctor", "contact", "assigned_to", "team"):
         field = Thread._meta.get_field(name)
+        assert isinstance(field, models.ForeignKey)
         if field.is_cached(thread) and getattr(thread, field.attname) == getattr(fresh, field.attname):
             field.set_cached_value(fresh, field.get_cached_value(thread))
     message = Message(id=result.message_id, **outgoing.row(thread=fresh, seq=fresh.last_seq, now=result.now))

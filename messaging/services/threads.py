@@ -60,7 +60,7 @@ def thread_open(
 
 def _live_contact(contact: PatientInClinic) -> PatientInClinic:
     """The card a merged card now lives in (patients.services.contacts_merge)."""
-    while contact.merged_into_id:
+    while contact.merged_into is not None:
         contact = contact.merged_into
     return contact
 
@@ -76,7 +76,8 @@ def thread_access_record(*, thread: Thread, user: Any, via: str) -> None:
 def _lock_for_staff(actor: Any, thread: Thread) -> Thread:
     if side_of(actor, thread) != Message.Author.STAFF:
         raise PermissionDenied(_("Only the clinic's staff can do this."))
-    return Thread.objects.select_for_update(of=("self",)).select_related("patient", "doctor", "clinic").get(pk=thread.pk)
+    locked: Thread = Thread.objects.select_for_update(of=("self",)).select_related("patient", "doctor", "clinic").get(pk=thread.pk)
+    return locked
 
 
 def _record_event(*, thread: Thread, actor: Any, event: str, **data: Any) -> None:
@@ -105,7 +106,7 @@ def _thread_changed(thread: Thread, *, actor: Any, action: str, data: dict[str, 
     inbox_changed(thread.clinic_id)
     if data is not None:
         audit_record(actor=actor, action=f"thread.{action}", clinic=thread.clinic, patient=thread.patient, target=thread, data=data)
-    fresh = Thread.objects.select_related("patient", "doctor", "clinic", "assigned_to", "team").get(pk=thread.pk)
+    fresh: Thread = Thread.objects.select_related("patient", "doctor", "clinic", "assigned_to", "team").get(pk=thread.pk)
     announce_thread_change(fresh)
     return fresh
 
@@ -120,7 +121,7 @@ def thread_assign(*, actor: Any, thread: Thread, assignee: Any | None) -> Thread
         locked = _lock_for_staff(actor, thread)
         if assignee is not None:
             role = clinic_roles(assignee).get(locked.clinic_id)
-            allowed = role in FRONT_DESK or (role == Role.DOCTOR and locked.doctor_id and locked.doctor.user_id == assignee.pk)
+            allowed = role in FRONT_DESK or (role == Role.DOCTOR and locked.doctor is not None and locked.doctor.user_id == assignee.pk)
             if not allowed:
                 raise ValidationError({"assignee": _("This person cannot answer this thread.")}, code="assignee")
         if locked.assigned_to_id == getattr(assignee, "pk", None):
@@ -197,10 +198,11 @@ def thread_update(
             locked.priority = priority
             data["priority"] = priority
         if team is not False:
-            if team is not None and team.clinic_id != locked.clinic_id:
+            new_team = team if isinstance(team, Team) else None
+            if new_team is not None and new_team.clinic_id != locked.clinic_id:
                 raise ValidationError({"team": _("A team of another clinic cannot be used here.")}, code="team")
-            locked.team = team if isinstance(team, Team) else None
-            data["team"] = getattr(team, "pk", None)
+            locked.team = new_team
+            data["team"] = getattr(new_team, "pk", None)
         if sensitive is not None:
             locked.sensitive = bool(sensitive)
             if locked.sensitive:

@@ -67,14 +67,10 @@ def send_on_commit(events: Sequence[Event] | Callable[[], Sequence[Event]]) -> N
     transaction.on_commit(lambda: send_events(events() if callable(events) else events))
 
 
-def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
-    """Fire and forget: a failure here must never undo or fail the committed change."""
-    send_events([(groups, payload)])
-
-
 def send_events(events: Sequence[Event]) -> None:
     """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast.
 
+    Fire and forget: a failure here is logged, never raised, so it cannot fail a committed change.
     The payload travels as JSON text, encoded once here: a socket server relays it as it is
     instead of encoding it again for every socket (messaging.consumers.user_event).
     """

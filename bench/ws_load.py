@@ -165,7 +165,7 @@ def sender_main(index: int, count: int, world: dict, commands: mp.Queue, results
     from messaging import services
     from messaging.models import Thread
 
-    services.SEND_LIMIT_PER_MINUTE = 10**9  # this process only: 50 operators × 30/min is far below the rate
+    services.throttle.SEND_LIMIT_PER_MINUTE = 10**9  # this process only: 50 operators × 30/min is far below the rate
     threads = list(Thread.objects.filter(pk__in=world["thread_ids"]).select_related("patient", "clinic"))
     staff = list(get_user_model().objects.filter(pk__in=world["staff_ids"]))
     publisher = redis.Redis.from_url(settings.REDIS_URL)

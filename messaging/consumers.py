@@ -31,7 +31,7 @@ from clinics.tenancy.consumers import socket_groups, socket_user_kind
 from core import client_input
 from messaging import realtime, selectors, services
 from messaging.models import Thread
-from messaging.payloads import STAFF, message_payload
+from messaging.payloads import PATIENT, STAFF, message_payload
 from patients.services import ConsentRequired
 
 logger = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 "clinic", "doctor", "patient", "patient__guardian"
             )
         }
-        audience = STAFF if self.kind == "staff" else "patient"
+        audience = STAFF if self.kind == STAFF else PATIENT
         return [message_payload(m, audience=audience, thread=threads[m.thread_id]) for m in messages], reload
 
     async def on_message_send(self, content: dict) -> None:
@@ -231,7 +231,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str):
             raise ValidationError({"text": "Text must be a string."})
         attachments = [int(pk) for pk in content.get("attachments") or []]
-        kind = "note" if content.get("note") and self.kind == "staff" else "text"
+        kind = "note" if content.get("note") and self.kind == STAFF else "text"
 
         def send() -> dict:
             thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
@@ -267,35 +267,33 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def on_typing(self, content: dict) -> None:
         """Typing reaches the other side; for staff it is also the soft lock ("Olga is replying")."""
         thread_id, typing = int(content["thread"]), bool(content.get("state", True))
-        thread = await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
-        if self.kind == "staff":
-            await database_sync_to_async(realtime.send_to_groups)(
-                realtime.patient_groups(thread), {"type": "typing", "thread": thread_id, "side": "staff", "state": typing}
-            )
-            await self._view(thread_id, viewing=True, replying=typing)
-        else:
-            await database_sync_to_async(realtime.send_to_groups)(
-                realtime.staff_groups(thread), {"type": "typing", "thread": thread_id, "side": "patient", "state": typing}
-            )
+        thread, groups = await database_sync_to_async(self._thread_and_other_side)(thread_id)
+        await realtime.asend_events([(groups, {"type": "typing", "thread": thread_id, "side": self.kind, "state": typing})])
+        if self.kind == STAFF:
+            await self._view(thread_id, viewing=True, replying=typing, thread=thread)
+
+    def _thread_and_other_side(self, thread_id: int) -> tuple[Thread, list[str]]:
+        """The thread (tenancy-checked) and the groups of the side this socket's user is not on."""
+        thread = selectors.thread_for(user=self.user, thread_id=thread_id)
+        return thread, realtime.patient_groups(thread) if self.kind == STAFF else realtime.staff_groups(thread)
 
     async def on_viewing(self, content: dict) -> None:
         """Staff only: the thread is open on my screen (refresh every ~20 s), or closed."""
-        if self.kind != "staff":
+        if self.kind != STAFF:
             raise PermissionDenied(gettext("Only staff share what they are viewing."))
         thread_id = int(content["thread"])
-        await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
-        await self._view(thread_id, viewing=bool(content.get("state", True)))
+        thread = await database_sync_to_async(selectors.thread_for)(user=self.user, thread_id=thread_id)
+        await self._view(thread_id, viewing=bool(content.get("state", True)), thread=thread)
 
-    async def _view(self, thread_id: int, *, viewing: bool, replying: bool | None = None) -> None:
-        name = self.user.display_name
-
-        def mark() -> None:
-            viewers = services.thread_view_mark(thread_id=thread_id, user_id=self.user.pk, name=name, viewing=viewing, replying=replying)
-            thread = Thread.objects.get(pk=thread_id)
-            realtime.send_to_groups(realtime.staff_groups(thread), {"type": "presence", "thread": thread_id, **viewers})
-
+    async def _view(self, thread_id: int, *, viewing: bool, replying: bool | None = None, thread: Thread | None = None) -> None:
+        """Mark (or unmark) the thread as on this staff member's screen and tell its staff who is looking."""
         (self.viewing.add if viewing else self.viewing.discard)(thread_id)
-        await database_sync_to_async(mark)()
+        viewers = await services.thread_view_mark(
+            thread_id=thread_id, user_id=self.user.pk, name=self.user.display_name, viewing=viewing, replying=replying
+        )
+        if thread is None:  # leaving: the thread may have been checked long ago
+            thread = await database_sync_to_async(Thread.objects.get)(pk=thread_id)
+        await realtime.asend_events([(realtime.staff_groups(thread), {"type": "presence", "thread": thread_id, **viewers})])
 
     async def _heartbeat(self) -> None:
         if time.monotonic() - self.last_seen > selectors.heartbeat_seconds() * 0.8:

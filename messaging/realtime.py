@@ -17,24 +17,17 @@ import json
 import logging
 import os
 import threading
-import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
-import redis.sentinel
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
-try:
-    from channels_redis.core import RedisChannelLayer
-    from channels_redis.pubsub import RedisPubSubChannelLayer
-    from channels_redis.utils import _consistent_hash, decode_hosts
-except ImportError:  # pragma: no cover - channels_redis is in requirements.txt
-    RedisChannelLayer = RedisPubSubChannelLayer = None
+from messaging import redis_fanout
+from messaging.redis_fanout import SEND_TIMEOUT
 
 logger = logging.getLogger(__name__)
-
-SEND_TIMEOUT = 5.0  # seconds a broadcast may block on Redis before it is given up (and logged)
 
 
 def user_group(user_id: int) -> str:
@@ -65,30 +58,80 @@ def patient_groups(thread: Any) -> list[str]:
     return [family_group(patient.guardian_id or patient.pk)]
 
 
-def send_to_groups(groups: list[str], payload: dict[str, Any]) -> None:
-    """Fire and forget: a failure here must never undo or fail the committed change."""
-    send_events([(groups, payload)])
+Event = tuple[list[str], dict[str, Any]]  # (groups, payload): what one broadcast sends where
 
 
-def send_events(events: list[tuple[list[str], dict[str, Any]]]) -> None:
+def send_on_commit(events: Sequence[Event] | Callable[[], Sequence[Event]]) -> None:
+    """The one way services broadcast: after the surrounding transaction commits, so no client
+    hears of a change that rolled back. Pass a callable to build the payloads only then."""
+    transaction.on_commit(lambda: send_events(events() if callable(events) else events))
+
+
+def send_events(events: Sequence[Event]) -> None:
     """Several (groups, payload) at once, e.g. a message's staff and patient versions: one broadcast.
 
+    Fire and forget: a failure here is logged, never raised, so it cannot fail a committed change.
     The payload travels as JSON text, encoded once here: a socket server relays it as it is
     instead of encoding it again for every socket (messaging.consumers.user_event).
     """
     layer = get_channel_layer()
     if layer is None:
         return
-    sends = [(group, _event(payload)) for groups, payload in events for group in groups]
-    if _RedisPubSubSender.serves(layer):
-        _RedisPubSubSender.send(layer, sends)
-    elif _RedisGroupSender.serves(layer):
-        _RedisGroupSender.send(layer, sends)
-    else:
+    sends = [(group, layer_message(payload)) for groups, payload in events for group in groups]
+    if _in_async_code():  # async_to_sync refuses here, as it always has: async code awaits asend_events
+        async_to_sync(_send_all)(layer, sends)
+    elif redis_fanout.serves(layer):
+        redis_fanout.send(layer, sends)
+    elif redis_fanout.is_redis_layer(layer):
+        _LoopThread.run(_send_all(layer, sends))
+    else:  # the in-memory layer (the embedded default, tests)
         async_to_sync(_send_all)(layer, sends)
 
 
-def _event(payload: dict[str, Any]) -> dict[str, Any]:
+def _in_async_code() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _LoopThread:
+    """One event loop per process in a daemon thread: the layer's public group_send from synchronous code.
+
+    For a channels_redis version the fast path does not know. async_to_sync from a plain thread
+    makes a new event loop per call, and channels_redis keeps its connections per loop: every
+    broadcast would connect anew.
+    """
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _pid = 0
+
+    @classmethod
+    def run(cls, coroutine: Any) -> None:
+        loop = cls._loop
+        if loop is None or cls._pid != os.getpid():
+            with cls._lock:
+                if cls._loop is None or cls._pid != os.getpid():  # a forked worker starts its own
+                    cls._loop, cls._pid = asyncio.new_event_loop(), os.getpid()
+                    threading.Thread(target=cls._loop.run_forever, name="realtime-loop", daemon=True).start()
+                loop = cls._loop
+        try:
+            asyncio.run_coroutine_threadsafe(coroutine, loop).result(SEND_TIMEOUT)
+        except Exception:  # the database already holds the truth; clients re-fetch
+            logger.exception("realtime: broadcast did not finish in %s s", SEND_TIMEOUT)
+
+
+async def asend_events(events: Sequence[Event]) -> None:
+    """send_events for async code (the socket consumer): the layer's own group_send on the running loop."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await _send_all(layer, [(group, layer_message(payload)) for groups, payload in events for group in groups])
+
+
+def layer_message(payload: dict[str, Any]) -> dict[str, Any]:
+    """The channel layer message for a payload: handled by RealtimeConsumer.user_event."""
     return {"type": "user.event", "text": json.dumps(payload), "event": payload.get("type")}
 
 
@@ -98,182 +141,3 @@ async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None
             await layer.group_send(group, message)
         except Exception:  # the database already holds the truth; clients re-fetch
             logger.exception("realtime: could not send %s to %s", message["event"], group)
-
-
-# Per group: drop memberships older than the group expiry, then list the channels.
-_MEMBERS = """
-local members = {}
-for i = 1, #KEYS do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, ARGV[1])
-    members[i] = redis.call('ZRANGE', KEYS[i], 0, -1)
-end
-return members
-"""
-
-# Per channel key (one per daphne process): drop expired messages, then add the new one unless the
-# channel is at capacity; the same steps as channels_redis' group_send, for all groups of an event at once.
-_DELIVER = """
-local n = #KEYS
-local expired_before = ARGV[2 * n + 1]
-local now = ARGV[2 * n + 2]
-local expiry = ARGV[2 * n + 3]
-local over_capacity = 0
-for i = 1, n do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired_before)
-    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
-        redis.call('ZADD', KEYS[i], now, ARGV[i])
-        redis.call('EXPIRE', KEYS[i], expiry)
-    else
-        over_capacity = over_capacity + 1
-    end
-end
-return over_capacity
-"""
-
-
-class _RedisGroupSender:
-    """channels_redis' group_send done synchronously: two Redis round trips per event (one if no socket listens).
-
-    Services broadcast from synchronous code after commit. Through the layer's own
-    `group_send` that means handing a coroutine to an event loop thread and four round
-    trips per group (about 0.9 ms a group on a quiet machine, most of a message send).
-    Here the members of all the event's groups are read with one script and
-    the messages are queued with one script, from the calling thread, on a blocking
-    connection pool per process. The keys, the serialized messages (the layer's own
-    serializer, `__asgi_channel__` per process-local channel) and the expiry and capacity
-    rules are the layer's, so daphne's `receive` cannot tell the difference; the
-    realtime tests run against the real layer on Redis.
-    """
-
-    _lock = threading.Lock()
-    _clients: dict[tuple[int, int, int], tuple[Any, Any, Any]] = {}  # (pid, id(layer), host) -> (client, members, deliver)
-
-    @staticmethod
-    def serves(layer: Any) -> bool:
-        if RedisChannelLayer is None or not isinstance(layer, RedisChannelLayer):
-            return False
-        return _RedisGroupSender.serves_from_here()
-
-    @staticmethod
-    def serves_from_here() -> bool:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return True
-        return False  # called from async code: let async_to_sync refuse as it always has
-
-    @classmethod
-    def _client(cls, layer: Any, index: int) -> tuple[Any, Any, Any]:
-        key = (os.getpid(), id(layer), index)  # a forked worker opens its own connections
-        found = cls._clients.get(key)
-        if found is None:
-            with cls._lock:
-                found = cls._clients.get(key)
-                if found is None:
-                    client = redis.Redis(connection_pool=_blocking_pool(layer.hosts[index]))
-                    found = cls._clients[key] = (client, client.register_script(_MEMBERS), client.register_script(_DELIVER))
-        return found
-
-    @classmethod
-    def send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
-        try:
-            cls._send(layer, sends)
-        except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s", [(group, message["event"]) for group, message in sends])
-
-    @classmethod
-    def _send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
-        by_host: dict[int, list[str]] = {}
-        for group in dict.fromkeys(group for group, _message in sends):
-            assert layer.require_valid_group_name(group), "Group name not valid"
-            by_host.setdefault(layer.consistent_hash(group), []).append(group)
-        now = time.time()
-        # Who is in each group (expired memberships dropped first), one round trip per Redis host.
-        members: dict[str, list[str]] = {}
-        for index, host_groups in by_host.items():
-            replies = cls._client(layer, index)[1](keys=[layer._group_key(g) for g in host_groups], args=[int(now) - layer.group_expiry])
-            for group, names in zip(host_groups, replies, strict=True):
-                members[group] = [name.decode("utf8") for name in names]
-        # One message per group and channel key (a daphne process), as channels_redis sends it.
-        queued: dict[int, list[tuple[str, bytes, int]]] = {}
-        for group, message in sends:
-            if not members[group]:
-                continue
-            to_host, messages, capacities = layer._map_channel_keys_to_connection(members[group], message)
-            for index, channel_keys in to_host.items():
-                queued.setdefault(index, []).extend((key, messages[key], capacities[key]) for key in channel_keys)
-        for index, items in queued.items():
-            keys = [key for key, _m, _c in items]
-            args = [m for _k, m, _c in items] + [c for _k, _m, c in items]
-            args += [int(now) - int(layer.expiry), now, layer.expiry]
-            over = cls._client(layer, index)[2](keys=keys, args=args)
-            if over:
-                logger.info("realtime: %s of %s channels over capacity", over, len(items))
-
-
-class _RedisPubSubSender:
-    """channels_redis' pub/sub layer's group_send, synchronously: one PUBLISH per group, pipelined.
-
-    With that layer (settings.REALTIME_LAYER, the default) each socket server subscribes to
-    the groups of its sockets and Redis pushes every event to it: no per-message polling
-    and queue keeping on the server, which under load was most of the time from commit to
-    screen. Channel names and serialization are the layer's own.
-    """
-
-    _lock = threading.Lock()
-    _clients: dict[tuple[int, int, int], Any] = {}  # (pid, id(layer), shard) -> redis.Redis
-
-    @staticmethod
-    def serves(layer: Any) -> bool:
-        if RedisPubSubChannelLayer is None or not isinstance(layer, RedisPubSubChannelLayer):
-            return False
-        return _RedisGroupSender.serves_from_here()
-
-    @classmethod
-    def send(cls, layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
-        try:
-            hosts = decode_hosts(layer._kwargs.get("hosts"))
-            prefix = layer._kwargs.get("prefix", "asgi")
-            pipes: dict[int, Any] = {}
-            for group, message in sends:
-                channel = f"{prefix}__group__{group}"  # RedisPubSubLoopLayer._get_group_channel_name
-                index = _consistent_hash(channel, len(hosts))
-                if index not in pipes:
-                    pipes[index] = cls._client(hosts, id(layer), index).pipeline(transaction=False)
-                pipes[index].publish(channel, layer.serialize(message))
-            for pipe in pipes.values():
-                pipe.execute()
-        except Exception:  # the database already holds the truth; clients re-fetch
-            logger.exception("realtime: could not send %s", [(group, message["event"]) for group, message in sends])
-
-    @classmethod
-    def _client(cls, hosts: list[dict[str, Any]], layer_id: int, index: int) -> Any:
-        key = (os.getpid(), layer_id, index)  # a forked worker opens its own connections
-        client = cls._clients.get(key)
-        if client is None:
-            with cls._lock:
-                client = cls._clients.get(key)
-                if client is None:
-                    client = cls._clients[key] = redis.Redis(connection_pool=_blocking_pool(hosts[index]))
-        return client
-
-
-def _blocking_pool(host: dict[str, Any]) -> Any:
-    """A synchronous pool for one host of the layer's configuration (channels_redis.utils.create_pool, blocking).
-
-    Timeouts are capped at SEND_TIMEOUT: the layer's own may be long for its blocking pops,
-    but a hung Redis must not hold a request that already committed.
-    """
-    host = dict(host)
-    host["socket_timeout"] = min(host.get("socket_timeout") or SEND_TIMEOUT, SEND_TIMEOUT)
-    host["socket_connect_timeout"] = min(host.get("socket_connect_timeout") or SEND_TIMEOUT, SEND_TIMEOUT)
-    if "address" in host:
-        return redis.ConnectionPool.from_url(host.pop("address"), **host)
-    master_name = host.pop("master_name", None)
-    if master_name is not None:
-        sentinels = host.pop("sentinels")
-        sentinel_kwargs = host.pop("sentinel_kwargs", None)
-        return redis.sentinel.SentinelConnectionPool(
-            master_name, redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs), **host
-        )
-    return redis.ConnectionPool(**host)

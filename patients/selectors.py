@@ -67,7 +67,7 @@ def consent_given_sql() -> str:
 
     The same rule: the account holder's last record for the clinic is a grant of the text
     currently published. Parameters `%(patient)s` (anyone of the family) and `%(clinic)s`.
-    Used by messaging.sql; tests compare the two on every consent state.
+    Used by messaging.services.store; tests compare the two on every consent state.
     """
     record, document, patient = ConsentRecord._meta.db_table, ConsentDocument._meta.db_table, Patient._meta.db_table
     return f"""COALESCE((

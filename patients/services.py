@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
@@ -342,3 +342,53 @@ def consent_document_publish(*, actor: Any, clinic: Clinic, title: str, text: st
         document = ConsentDocument.objects.create(clinic=clinic, version=(last or 0) + 1, title=title.strip(), text=text)
         audit_record(actor=actor, action="consent.published", clinic=clinic, target=document, data={"version": document.version})
     return document
+
+
+# --- Merging two cards of one person -------------------------------------------------
+
+
+def contacts_merge(*, actor: Any, keep: PatientInClinic, merge: PatientInClinic) -> PatientInClinic:
+    """Two cards of one person in one clinic become one: what is filed under `merge` (threads...), its tags and notes move to `keep`.
+
+    The rows that reference a card are found through the model's reverse relations, so an app
+    that files something under a card (messaging's threads) needs no code here. The people
+    (portal accounts) stay as they are: each still sees only their own threads.
+    """
+    if keep.pk == merge.pk:
+        raise ValidationError({"merge": _("Choose two different contacts.")}, code="same")
+    if keep.clinic_id != merge.clinic_id:
+        raise ValidationError({"merge": _("Contacts of different clinics cannot be merged.")}, code="clinic")
+    if not PatientInClinic.objects.editable_by(actor).filter(pk__in=[keep.pk, merge.pk]).count() == 2:
+        raise PermissionDenied(_("Your role in this clinic does not allow this."))
+    with transaction.atomic():
+        keep, merge = (PatientInClinic.objects.select_for_update().get(pk=pk) for pk in (keep.pk, merge.pk))
+        if keep.merged_into_id or merge.merged_into_id:
+            raise ValidationError({"merge": _("One of the contacts has already been merged.")}, code="merged")
+        moved = _repoint_filed_rows(source=merge, target=keep)
+        keep.tags.add(*merge.tags.all())
+        if merge.notes:
+            keep.notes = f"{keep.notes}\n\n{merge.notes}".strip()[:5000]
+        keep.assigned_operator_id = keep.assigned_operator_id or merge.assigned_operator_id
+        keep.save(update_fields=["notes", "assigned_operator"])
+        merge.merged_into = keep
+        merge.save(update_fields=["merged_into"])
+        audit_record(
+            actor=actor,
+            action="contact.merged",
+            clinic=keep.clinic,
+            patient=keep.patient,
+            target=keep,
+            data={"merged": merge.pk, "threads_moved": moved.get("threads", 0)},
+        )
+    return keep
+
+
+def _repoint_filed_rows(*, source: PatientInClinic, target: PatientInClinic) -> dict[str, int]:
+    """Every row of another model with a foreign key to `source` now points to `target`; counts by relation name."""
+    moved: dict[str, int] = {}
+    for relation in PatientInClinic._meta.related_objects:
+        if not relation.one_to_many or relation.related_model is PatientInClinic:  # merged cards keep pointing at their card
+            continue
+        field = relation.field
+        moved[relation.get_accessor_name() or field.name] = field.model._base_manager.filter(**{field.name: source}).update(**{field.name: target})
+    return moved

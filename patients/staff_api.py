@@ -10,9 +10,8 @@ from audit.models import AuditEvent
 from clinics.models import Tag
 from clinics.tenancy.api import TenantViewSetMixin
 from core.api import E164Field
-from messaging.services import contacts_merge
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
-from patients.services import contact_update
+from patients.services import contact_update, contacts_merge
 
 
 class PatientStaffOut(serializers.ModelSerializer):

@@ -116,9 +116,8 @@ def test_staff_typing_read_and_reply_arrive_live(phone, sms, server, world):
 
     thread = world.thread
     server.call(
-        realtime.send_to_groups,
-        realtime.patient_groups(thread),
-        {"type": "typing", "thread": thread.pk, "side": "staff", "state": True},
+        realtime.send_events,
+        [(realtime.patient_groups(thread), {"type": "typing", "thread": thread.pk, "side": "staff", "state": True})],
     )
     expect(phone.get_by_text("Clinic is typing…")).to_be_visible()
     screenshot(phone, "chat-2-typing", full_page=False)

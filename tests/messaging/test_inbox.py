@@ -210,7 +210,7 @@ def test_history_escapes_text_and_shows_notes_and_events(olga_web, alpha, anna_t
 
 
 def test_older_messages_page(olga_web, alpha, anna_thread, monkeypatch):
-    monkeypatch.setattr(services, "SEND_LIMIT_PER_MINUTE", 1000)
+    monkeypatch.setattr(services.throttle, "SEND_LIMIT_PER_MINUTE", 1000)
     for n in range(55):
         services.send_message(thread=anna_thread, sender=alpha.operator, text=f"note {n}", kind=Message.Kind.NOTE)
     page = olga_web.get(f"{INBOX}{anna_thread.pk}/").content.decode()

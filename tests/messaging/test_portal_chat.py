@@ -294,7 +294,7 @@ def test_plain_form_refusals_keep_the_text_and_say_why(portal, anna, anna_thread
 
 
 def test_plain_form_says_when_sending_too_fast(clock, portal, anna, anna_thread):  # stopped: one per-minute window
-    for i in range(services.SEND_LIMIT_PER_MINUTE):
+    for i in range(services.throttle.SEND_LIMIT_PER_MINUTE):
         assert portal.post(thread_url(anna_thread) + "send/", {"text": f"spam {i}"}).status_code == 302
     response = portal.post(thread_url(anna_thread) + "send/", {"text": "one more"})
     assert response.status_code == 429

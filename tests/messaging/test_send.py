@@ -283,7 +283,7 @@ def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(clock, mon
 
     assert connection.in_atomic_block is not committed
     # `clock` first: the consent, the sends and the withdrawal share one stopped minute (one throttle window)
-    monkeypatch.setattr(services, "SEND_LIMIT_PER_MINUTE", 3)
+    monkeypatch.setattr(services.throttle, "SEND_LIMIT_PER_MINUTE", 3)
 
     def send_as_anna(client_msg_id):
         return services.send_message(thread=anna_thread, sender=anna.user, text=f"text {client_msg_id}", client_msg_id=client_msg_id)

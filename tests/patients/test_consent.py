@@ -134,7 +134,7 @@ def test_unknown_clinic_is_404(api, pavel):
 
 
 def test_the_sql_form_of_the_consent_rule_agrees_with_consent_is_given(alpha, beta, consent_text, pavel):
-    """messaging.sql checks consent inside the send statement with patients.selectors.consent_given_sql."""
+    """messaging.services.store checks consent inside the send statement with patients.selectors.consent_given_sql."""
     from django.db import connection
 
     from patients.selectors import consent_given_sql, consent_is_given

@@ -23,7 +23,7 @@ def staff_users_visible_to(user: Any) -> models.QuerySet[Any]:
     return User.objects.filter(memberships__clinic_id__in=clinics_with_role(user, ALL_ROLES), memberships__is_active=True).distinct()
 
 
-class TenantModelForm(forms.ModelForm[Any]):
+class TenantModelForm(forms.ModelForm):  # type: ignore[type-arg]  # subscripting needs django-stubs-ext at run time
     """Refuses related rows (FK or M2M) that belong to a clinic other than the row's own."""
 
     def clean(self) -> dict[str, Any]:

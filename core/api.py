@@ -4,6 +4,8 @@ Every refusal is a 4xx with `detail` a person can read and a stable `code`; the 
 own exceptions to those lives above the apps, in `clinic_crm.api.exception_handler`.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -78,7 +80,7 @@ def still_in_use_body(exc: ProtectedError | RestrictedError, context: dict) -> d
     used_by = sorted({str(obj._meta.verbose_name_plural) for obj in referring})
     name = str(model._meta.verbose_name) if model is not None else _("this record")
     detail = _("Cannot delete %(name)s: %(used_by)s still refer to it.") % {"name": name, "used_by": ", ".join(used_by)}
-    body = {"code": "in_use", "detail": detail, "used_by": used_by}
+    body: dict[str, Any] = {"code": "in_use", "detail": detail, "used_by": used_by}
     if model is not None and any(field.name == "is_active" for field in model._meta.fields):
         body["detail"] += " " + _("Deactivate it instead (is_active: false): its history stays and it takes no new bookings.")
         body["deactivate"] = {"is_active": False}

@@ -42,7 +42,7 @@ class TenantModelForm(forms.ModelForm):  # type: ignore[type-arg]  # subscriptin
         return cleaned
 
 
-class TenantAdmin(ModelAdmin):  # type: ignore[type-arg]  # unfold's ModelAdmin is not generic
+class TenantAdmin(ModelAdmin):
     """Base admin for every tenant model. Subclasses never filter by clinic themselves."""
 
     form = TenantModelForm
@@ -122,7 +122,7 @@ class ReadOnlyTenantAdmin(TenantAdmin):
         return False
 
 
-class ReadOnlyTenantInline(TabularInline):  # type: ignore[type-arg]  # unfold's TabularInline is not generic
+class ReadOnlyTenantInline(TabularInline):
     """Rows shown inside a log page, by the tenancy policy: an inline's default permissions are Django's model
     permissions, which clinic staff do not have, so without this only a superuser saw them."""
 

@@ -39,7 +39,7 @@ class TenantViewSetMixin:
 
     permission_classes: Any = [permissions.IsAuthenticated, ClinicRolePermission]
     queryset: Any
-    request: Request
+    request: Any  # the view's (rest_framework.request.Request); Any so that it agrees with Django's View
 
     def get_queryset(self) -> models.QuerySet[Any]:
         visible: models.QuerySet[Any] = self.queryset.all().visible_to(self.request.user)

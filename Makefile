@@ -1,19 +1,49 @@
-# `make run` and `make test` work on a fresh machine: they create .venv and install what they need.
+# `make run` and `make test` work on a fresh machine: they create .venv and install what they need from
+# the lock, hashes checked: `make run` the runtime (requirements/runtime.txt), `make test` the runtime and the
+# dev tools (requirements/dev.txt, the same resolution). A changed lock reinstalls (the stamp names its hash).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
-
-.PHONY: install run test test-pg chromium check bench
-
-$(STAMP): requirements.txt
+stamp = $(VENV)/.installed-$(1)-$(shell sha1sum requirements/$(1).txt | cut -c1-12)
+define install_lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	@rm -f $(VENV)/.installed-* && touch $@
+	$(BIN)/pip install --quiet --require-hashes -r requirements/$(1).txt
+	@rm -f $(VENV)/.installed-$(1)-* && touch $@
+endef
 
-install: $(STAMP)
+# Checks that join `make test` once the whole tree passes them (the integrator flips them to 1):
+# RUFF_FORMAT runs `ruff format --check .`, MYPY runs mypy (pyproject.toml [tool.mypy]).
+RUFF_FORMAT ?= 0
+MYPY ?= 0
+
+# What `make run` needs to start for a developer; the product's settings default to production
+# (DEBUG off, no key, no hosts). Values given in the environment win.
+run: export DEBUG ?= true
+run: export SECRET_KEY ?= dev-only-insecure-key-never-use-in-production-0123456789abcdefghijkl
+run: export ALLOWED_HOSTS ?= 127.0.0.1,localhost
+
+.PHONY: install install-dev run test test-pg chromium check bench lock
+
+$(call stamp,runtime): requirements/runtime.txt
+	$(call install_lock,runtime)
+
+$(call stamp,dev): requirements/dev.txt
+	$(call install_lock,dev)
+
+install: $(call stamp,runtime)
+install-dev: $(call stamp,dev)
+
+# Re-lock after changing pyproject.toml's dependencies (uv in a venv of its own; the lock keeps today's
+# versions unless a range excludes them: `make lock UPGRADE=--upgrade` to move everything forward).
+UV_VERSION := 0.13.9
+UV := .venv-lock/bin/uv
+UV_COMPILE = $(UV) pip compile pyproject.toml --python-version 3.11 --generate-hashes --custom-compile-command "make lock" --quiet $(UPGRADE)
+lock:
+	@test -x $(UV) || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV_COMPILE) -o requirements/runtime.txt
+	$(UV_COMPILE) --group dev -c requirements/runtime.txt -o requirements/dev.txt
 
 # Debian's Chromium for the Playwright browser tests (Playwright cannot download its own here).
 chromium:
@@ -25,9 +55,11 @@ run: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	exec bin/serve
 
-test: install chromium
-	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+test: install-dev chromium
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 	$(BIN)/ruff check .
+	$(if $(filter 1,$(RUFF_FORMAT)),$(BIN)/ruff format --check .)
+	$(if $(filter 1,$(MYPY)),$(BIN)/mypy)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on the machine's PostgreSQL + Redis (what .ci/run runs first).

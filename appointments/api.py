@@ -190,7 +190,7 @@ class VisitIn(serializers.Serializer):
     patient = serializers.IntegerField(min_value=1, required=False, help_text="Default: yourself (portal)")
     thread = serializers.IntegerField(min_value=1, required=False, help_text="Booked from this conversation")
     offer = serializers.IntegerField(min_value=1, required=False, help_text="A freed-slot offer made to this patient")
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a declared field, not Field.source: the metaclass takes it
         choices=[Appointment.Source.OPERATOR, Appointment.Source.PHONE], required=False, help_text="Staff only"
     )
 
@@ -381,7 +381,7 @@ class ProposedSlotIn(serializers.Serializer):
 
 
 class ProposalIn(serializers.Serializer):
-    slots = ProposedSlotIn(many=True, allow_empty=False, max_length=6)
+    slots = ProposedSlotIn(many=True, allow_empty=False, max_length=6)  # type: ignore[call-arg]  # many=True: ListSerializer's arguments
     text = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 

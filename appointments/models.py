@@ -160,7 +160,7 @@ def _check_times_and_clinic(row: ScheduleRule | ScheduleException) -> None:
         raise ValidationError({"ends": _("The end must be after the start.")})
     if row.doctor_id and row.clinic_id and row.doctor.clinic_id != row.clinic_id:
         raise ValidationError({"doctor": _("This doctor works in another clinic.")})
-    if row.branch_id and row.clinic_id and row.branch.clinic_id != row.clinic_id:
+    if row.clinic_id and row.branch is not None and row.branch.clinic_id != row.clinic_id:
         raise ValidationError({"branch": _("This branch belongs to another clinic.")})
 
 

@@ -28,6 +28,7 @@ from appointments.api import calendar_response
 from appointments.models import Appointment, room_label
 from clinics.models import Clinic, Doctor, Service
 from core import client_input
+from core.requests import PortalRequest
 from patients.selectors import patient_clinics, patient_family, patient_for_user, patient_sees_zones
 from patients.services import ConsentRequired
 from patients.views import _get_clinic, patient_required
@@ -136,7 +137,8 @@ def book_slots(request: HttpRequest, slug: str, service_id: int) -> HttpResponse
     service = _service(clinic, service_id)
     move = _visit_to_move(request, clinic, service)
     doctors = {d.pk: d for d in selectors.bookable_doctors(clinic=clinic, service=service)}
-    doctor = doctors.get(_int(request.GET.get("doctor")))
+    doctor_id = _int(request.GET.get("doctor"))
+    doctor = doctors.get(doctor_id) if doctor_id is not None else None
     today = timezone.localtime(timezone.now(), clinic.tz).date()
     slots = selectors.free_slots(
         clinic=clinic,
@@ -194,7 +196,7 @@ def _parse_slot(request: HttpRequest, clinic: Clinic) -> tuple[Service, Doctor, 
 
 
 @patient_required
-def book_confirm(request: HttpRequest, slug: str) -> HttpResponse:
+def book_confirm(request: PortalRequest, slug: str) -> HttpResponse:
     """Step 3: who the visit is for and what it is; POST books it (or moves the visit being moved)."""
     clinic = _get_clinic(slug)
     service, doctor, starts_at = _parse_slot(request, clinic)
@@ -257,7 +259,7 @@ def book_confirm(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @patient_required
-def my_visits(request: HttpRequest) -> HttpResponse:
+def my_visits(request: PortalRequest) -> HttpResponse:
     """Upcoming and past visits of the whole family in every clinic, and the waiting lists joined."""
     return render(
         request,
@@ -274,7 +276,7 @@ def my_visits(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def visit_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def visit_detail(request: PortalRequest, pk: int) -> HttpResponse:
     visit = _visit(request, pk)
     return render(
         request,
@@ -321,7 +323,7 @@ def visit_confirm(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @patient_required
-def waitlist_join(request: HttpRequest, slug: str, service_id: int) -> HttpResponse:
+def waitlist_join(request: PortalRequest, slug: str, service_id: int) -> HttpResponse:
     """ "Tell me if an earlier time frees up" with one doctor: freed slots come to the chat as buttons."""
     clinic = _get_clinic(slug)
     service = _service(clinic, service_id)

@@ -29,5 +29,5 @@ def _connection_per_task(**kwargs) -> None:
     connection = connections["default"]
     if connection.settings_dict["OPTIONS"].get("pool"):
         connection.close()
-        connection.close_pool()
+        connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper, the only one with a pool
         connection.settings_dict["OPTIONS"].pop("pool")

@@ -1,14 +1,14 @@
 """Settings for the clinic CRM, read from the environment (django-environ).
 
-With no variables set this is the embedded default used by ``make run``:
-SQLite, the in-memory channel layer and Celery tasks executed in-process.
-Setting ``DATABASE_URL`` / ``REDIS_URL`` switches to PostgreSQL, channels_redis
-and a real Celery broker. Production is ``DEBUG=false`` plus a real
-``SECRET_KEY`` and ``ALLOWED_HOSTS``; ``manage.py check --deploy`` is clean then.
+Production is the default: ``DEBUG`` is off and ``SECRET_KEY`` and ``ALLOWED_HOSTS`` must be given
+(``manage.py check --deploy`` is clean then). ``make run`` sets the development values (DEBUG on, a
+development key, local hosts); the test suite's are in ``tests/settings.py``. With no ``DATABASE_URL``
+/ ``REDIS_URL`` this is the embedded default: SQLite, the in-memory channel layer and Celery tasks
+executed in-process; setting them switches to PostgreSQL, channels_redis and a real Celery broker.
+A variable with a fixed set of values (a choice, a boolean) refuses anything else at start-up.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import environ
@@ -21,14 +21,37 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
-_DEV_SECRET = "dev-only-insecure-key-never-use-in-production-0123456789abcdefghijkl"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
+
+def _env_bool(name: str, *, default: bool) -> bool:
+    """environ's bool() reads every unknown word as false: `DEBUG=ture` would pass unnoticed."""
+    value = env.str(name, default="").strip().lower()
+    if not value:
+        return default
+    if value not in _TRUE + _FALSE:
+        raise ImproperlyConfigured(f"{name} must be true or false ({', '.join(_TRUE + _FALSE)}), not {env.str(name)!r}.")
+    return value in _TRUE
+
+
+def _env_choice(name: str, choices: tuple[str, ...], *, default: str) -> str:
+    """A misspelt choice would otherwise fall through to some other branch and show up only in use."""
+    value = env.str(name, default=default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+    return value
+
+
+DEBUG = _env_bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
+    if DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set: `make run` sets a development one; for manage.py by hand, put DEBUG and SECRET_KEY in .env.")
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -117,9 +140,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that live-server and socket tests share it across threads;
-    # one per process, so that two test runs on one machine never share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"clinic-crm-test-{os.getpid()}.sqlite3")}
 else:
     # Connections come from a bounded pool per process (psycopg_pool, README "Database connections"):
     # under ASGI every request runs in a thread of its own, and persistent per-thread connections
@@ -149,28 +169,29 @@ else:
         raise ImproperlyConfigured(f"DB_POOL_TIMEOUT must be a positive number of seconds, not {env.str('DB_POOL_TIMEOUT')!r}.")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool
     # Server-side binding: the ORM's statements keep their parameters apart, so psycopg prepares a
-    # statement after this many runs on a connection and PostgreSQL stops planning it again (a thread
-    # with its seven joins took 2 ms to plan and 0.3 ms to run). bench/inbox.py: the admin inbox p95
-    # 34.9 → 25.3 ms, the inbox queries 13 → 9 ms. PG_PREPARE_THRESHOLD=none behind a pooler that
+    # statement after this many runs on a connection and PostgreSQL stops planning it again (the inbox's
+    # many-join queries cost more to plan than to run: bench/README.md). PG_PREPARE_THRESHOLD=none behind a pooler that
     # cannot keep prepared statements (PgBouncer in transaction mode < 1.21); PG_SERVER_SIDE_BINDING=false
     # returns to Django's default client-side binding. psycopg prepares per connection, and a pooled
     # connection keeps what it prepared when it goes back to the pool (tests/platform/test_connection_pool.py).
     _prepare = env.str("PG_PREPARE_THRESHOLD", default="5")
+    if not (_prepare.lower() == "none" or _prepare.isdigit()):
+        raise ImproperlyConfigured(f"PG_PREPARE_THRESHOLD must be a whole number of runs or none, not {_prepare!r}.")
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
-    DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("PG_SERVER_SIDE_BINDING", default=True)
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = _env_bool("PG_SERVER_SIDE_BINDING", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker --------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# "pubsub" (default): Redis pushes each event to the socket servers subscribed to its group;
+# an event published while a server is reconnecting is lost, and clients catch up with
+# `resume` as after any drop. "core": events wait in Redis lists (capacity, expiry) and each
+# server polls for them, several round trips per event (far slower at load: bench/README.md).
+# Checked even without REDIS_URL, so a misspelling shows before Redis is switched on.
+REALTIME_LAYER = _env_choice("REALTIME_LAYER", ("pubsub", "core"), default="pubsub")
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    # "pubsub" (default): Redis pushes each event to the socket servers subscribed to its group;
-    # an event published while a server is reconnecting is lost, and clients catch up with
-    # `resume` as after any drop. "core": events wait in Redis lists (capacity, expiry) and each
-    # server polls for them, several round trips per event: p99 hundreds of ms at 200 msg/s on
-    # two cores (bench/ws_load.py), against milliseconds with pub/sub.
-    REALTIME_LAYER = env.str("REALTIME_LAYER", default="pubsub")
     if REALTIME_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [{"address": REDIS_URL}]}}
@@ -192,7 +213,7 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
 # Without a broker tasks run in the calling process; timed jobs are then fired
 # by `celery beat` itself, which executes eager tasks in its own process.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 # A failed in-process task is logged, never turned into an error of the request that queued it.
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
@@ -298,16 +319,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 SOCKET_HEARTBEAT_SECONDS = env.int("SOCKET_HEARTBEAT_SECONDS", default=25)
 
 # --- Notifications (e-mail / SMS providers) ---------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
-# A real e-mail provider through django-anymail: EMAIL_BACKEND=anymail.backends.postmark.EmailBackend (or mailgun,
-# sendgrid, …) with its credentials as ANYMAIL_<NAME> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=…). Delivery reports
-# arrive at /anymail/<provider>/tracking/ behind HTTP basic auth ANYMAIL_WEBHOOK_SECRET="user:password".
-if env.str("EMAIL_BACKEND", default=""):
-    EMAIL_BACKEND = env.str("EMAIL_BACKEND")
+# SMTP as one EMAIL_URL (smtp+tls://user:password@smtp.example.ru:587, consolemail:// by default), each part
+# overridable by its own variable. A real e-mail provider through django-anymail: EMAIL_BACKEND=anymail.backends.postmark.EmailBackend
+# (or mailgun, sendgrid, …) with its credentials as ANYMAIL_<NAME> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=…).
+# Delivery reports arrive at /anymail/<provider>/tracking/ behind HTTP basic auth ANYMAIL_WEBHOOK_SECRET="user:password".
+_email_url = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email_url["EMAIL_BACKEND"])
+EMAIL_HOST = env.str("EMAIL_HOST", default=_email_url["EMAIL_HOST"] or "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=_email_url["EMAIL_PORT"] or 25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default=_email_url["EMAIL_HOST_USER"] or "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default=_email_url["EMAIL_HOST_PASSWORD"] or "")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", default=bool(_email_url.get("EMAIL_USE_TLS")))
+EMAIL_USE_SSL = _env_bool("EMAIL_USE_SSL", default=bool(_email_url.get("EMAIL_USE_SSL")))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (port 465) exclude each other: set one.")
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=_email_url.get("EMAIL_TIMEOUT"))  # seconds; unset: no timeout, as Django's default
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=_email_url["EMAIL_FILE_PATH"])  # filemail:///path: where the file backend writes
 ANYMAIL = {key.removeprefix("ANYMAIL_"): value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Clinic CRM <noreply@clinic-crm.local>")
-SMS_PROVIDER = env.str("SMS_PROVIDER", default="console")  # console | smsru | twilio
+SMS_PROVIDER = _env_choice("SMS_PROVIDER", ("console", "smsru", "twilio"), default="console")
 SMSRU_API_ID = env.str("SMSRU_API_ID", default="")
 SMSRU_SENDER = env.str("SMSRU_SENDER", default="")
 # SMS.ru's send address: a reseller's or a test double's endpoint of the same API.
@@ -392,7 +422,7 @@ UNFOLD = {
 
 # --- Security ------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -407,7 +437,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "filters": {"client_mistake": {"()": "core.log_filters.ClientMistakeWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": _env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO")},
     "loggers": {
         # django.security.<exception name>: requests Django refused with a 4xx (filters do not pass to child loggers).
         **{

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
@@ -42,7 +42,7 @@ conversations.register("visits", appointments_api.VisitViewSet, basename="visit"
 conversations.register("waitlist", appointments_api.WaitlistViewSet, basename="waitlist")
 conversations.register("reminders", notifications_api.ReminderViewSet, basename="reminder")
 
-api = [
+api: list[URLPattern | URLResolver] = [
     path("auth/code/", portal_api.CodeRequestView.as_view(), name="auth-code"),
     path("auth/verify/", portal_api.CodeVerifyView.as_view(), name="auth-verify"),
     path("auth/logout/", portal_api.LogoutView.as_view(), name="auth-logout"),

@@ -113,7 +113,7 @@ class WorkingHours(models.Model):
     def clean(self) -> None:
         if self.opens and self.closes and self.closes <= self.opens:
             raise ValidationError({"closes": _("Closing time must be after opening time.")})
-        if self.branch_id and self.clinic_id and self.branch.clinic_id != self.clinic_id:
+        if self.clinic_id and self.branch is not None and self.branch.clinic_id != self.clinic_id:
             raise ValidationError({"branch": _("This branch belongs to another clinic.")})
 
 
@@ -186,7 +186,7 @@ class Service(models.Model):
         return self.name
 
     def clean(self) -> None:
-        if self.specialty_id and self.clinic_id and self.specialty.clinic_id != self.clinic_id:
+        if self.clinic_id and self.specialty is not None and self.specialty.clinic_id != self.clinic_id:
             raise ValidationError({"specialty": _("This specialty belongs to another clinic.")})
 
 

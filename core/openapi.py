@@ -21,7 +21,7 @@ class ErrorOut(serializers.Serializer):
 
     code = serializers.CharField(help_text="Stable machine-readable reason, e.g. 'invalid', 'not_found', 'slot_taken'")
     detail = serializers.CharField(help_text="What went wrong, in the caller's language")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # a declared field, not Serializer.errors: the metaclass takes it
         child=serializers.JSONField(),
         required=False,
         help_text="Per field, its messages; a list field's or a nested object's errors nest by index or name (validation refusals only)",

@@ -77,7 +77,7 @@ def busy_response(request: HttpRequest) -> HttpResponse:
     for name, value in busy_headers().items():
         response[name] = value
     # Django's request log would add an ERROR line for any 5xx; the warning above says it all.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's flag: log_response() then stays quiet
     return response
 
 
@@ -85,7 +85,7 @@ def busy_api_response(request: HttpRequest) -> Response:
     """The same 503 from inside a DRF view (its exception handler sees the error before any middleware)."""
     log_busy(request.path)
     response = Response(busy_body(), status=503, headers=busy_headers())
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 

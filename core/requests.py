@@ -1,6 +1,17 @@
 """Facts about the HTTP request that services record (consent and audit rows)."""
 
+from typing import Any
+
 from django.http import HttpRequest
+
+
+class PortalRequest(HttpRequest):
+    """A request past `patients.views.patient_required`, which puts the signed-in person on it (for the type checker).
+
+    `patient` is a patients.models.Patient; core sits below patients and cannot name it.
+    """
+
+    patient: Any
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -47,7 +47,7 @@ class ThreadAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description=_("kind"), ordering="kind")
     def kind_or_doctor(self, obj: Thread) -> str:
-        return obj.doctor.full_name if obj.doctor_id else obj.get_kind_display()
+        return obj.doctor.full_name if obj.doctor is not None else obj.get_kind_display()
 
     @admin.display(description=_("waiting"), ordering="waiting_since")
     def waiting(self, obj: Thread) -> str:
@@ -63,7 +63,7 @@ class CannedAnswerForm(TenantModelForm):
         cleaned = super().clean()
         clinic, owner = cleaned.get("clinic"), cleaned.get("owner")
         everyone = clinic is not None and owner is None
-        if everyone and not self.actor.is_superuser and clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
+        if everyone and not self.actor.is_superuser and clinic is not None and clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
             self.add_error(
                 "owner", _("Only the clinic's managers and owners write answers for everyone: choose yourself to keep it as your own.")
             )
@@ -101,7 +101,7 @@ class CannedAnswerAdmin(TenantAdmin):
 
     @admin.display(description=_("only for"), ordering="owner")
     def kept_by(self, obj: CannedAnswer) -> str:
-        return obj.owner.display_name if obj.owner_id else _("the whole clinic")
+        return obj.owner.display_name if obj.owner is not None else str(_("the whole clinic"))
 
 
 @admin.register(Team)

@@ -201,7 +201,7 @@ class Message(models.Model):
         return self.kind not in STAFF_ONLY_KINDS
 
 
-STAFF_ONLY_KINDS = (Message.Kind.NOTE, Message.Kind.EVENT)
+STAFF_ONLY_KINDS: tuple[str, ...] = (Message.Kind.NOTE, Message.Kind.EVENT)
 
 
 def attachment_storage():

@@ -70,7 +70,7 @@ class PatientInClinicAdmin(TenantAdmin):
 
     @admin.display(description=_("phone"))
     def patient_phone(self, obj: PatientInClinic) -> str:
-        return str(obj.patient.phone or (obj.patient.guardian.phone if obj.patient.guardian_id else "") or "—")
+        return str(obj.patient.phone or (obj.patient.guardian.phone if obj.patient.guardian is not None else "") or "—")
 
     @admin.display(description=_("e-mail"))
     def patient_email(self, obj: PatientInClinic) -> str:

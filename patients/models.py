@@ -1,4 +1,5 @@
 import hashlib
+from datetime import date
 
 from django.core.validators import MinLengthValidator
 from django.db import models
@@ -10,7 +11,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from clinics.tenancy import ALL_ROLES, CLINIC_ADMINS, FRONT_DESK, NOBODY, Policy, TenantManager
 
 
-def patient_hint(*, phone: object, birth_date: object) -> str:
+def patient_hint(*, phone: object, birth_date: date | None) -> str:
     """What tells two people of the same name apart in a staff list: the phone's last four digits
     («…01-23», enough to ask "is that your number ending 0123?"), else the birth year."""
     digits = "".join(c for c in str(phone or "") if c.isdigit())
@@ -97,7 +98,7 @@ class Patient(models.Model):
     @property
     def account_holder(self) -> "Patient":
         """Who acts (and consents) for this person: themselves or their guardian."""
-        return self.guardian if self.guardian_id else self
+        return self.guardian or self  # no query without a guardian: a null key reads as None
 
 
 class ContactChange(models.Model):

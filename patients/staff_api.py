@@ -1,5 +1,7 @@
 """Staff API over patients: contacts of the caller's clinics, read-only people and logs."""
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, viewsets
@@ -25,7 +27,7 @@ class PatientStaffOut(serializers.ModelSerializer):
 @extend_schema_serializer(component_name="StaffContactOut")
 class ContactOut(serializers.ModelSerializer):
     patient = PatientStaffOut(read_only=True)
-    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    tags: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
         model = PatientInClinic

@@ -50,26 +50,28 @@ class PromotionAdmin(TenantAdmin):
     def audience_size(self, obj: Promotion) -> str:
         """Before launch: how many people the saved filters reach, and how many an SMS / e-mail can go to."""
         if obj.pk is None:
-            return _("Save the promotion to see how many people it would reach.")
+            return str(_("Save the promotion to see how many people it would reach."))
         if obj.status == Promotion.Status.LAUNCHED:
-            return _("Launched: see the reach below.")
-        if not hasattr(obj, "_audience_html"):  # unfold reads a read-only field more than once per page
+            return str(_("Launched: see the reach below."))
+        cache = vars(obj)  # unfold reads a read-only field more than once per page
+        if "_audience_html" not in cache:
             size = selectors.promotion_audience_size(promotion=obj)
-            obj._audience_html = render_to_string("admin/promotions/audience.html", {"size": size, "promotion": obj})
-        return obj._audience_html
+            cache["_audience_html"] = render_to_string("admin/promotions/audience.html", {"size": size, "promotion": obj})
+        return cache["_audience_html"]
 
     @admin.display(description=_("reach"))
     def reach(self, obj: Promotion) -> str:
         if obj.pk is None or obj.status != Promotion.Status.LAUNCHED:
             return "—"
-        if not hasattr(obj, "_reach_html"):  # unfold reads a read-only field more than once per page
+        cache = vars(obj)  # unfold reads a read-only field more than once per page
+        if "_reach_html" not in cache:
             reach = selectors.promotion_reach(promotion=obj)
             rows = [
                 (label, [getattr(reach.channels[channel], f) for f in CHANNEL_FIGURE_LABELS]) for channel, label in Delivery.Channel.choices
             ]
             context = {"reach": reach, "rows": rows, "figure_labels": list(CHANNEL_FIGURE_LABELS.values())}
-            obj._reach_html = render_to_string("admin/promotions/reach.html", context)
-        return obj._reach_html
+            cache["_reach_html"] = render_to_string("admin/promotions/reach.html", context)
+        return cache["_reach_html"]
 
     def get_object(self, request, object_id, from_field=None):
         """The change page and its Launch button's permission check read the same row: once per request."""

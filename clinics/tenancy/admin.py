@@ -8,13 +8,14 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from unfold.admin import ModelAdmin, TabularInline
 
 from clinics.tenancy import ALL_ROLES, can_change_any, can_view_any, clinics_editable_by, clinics_with_role
 
 
-def staff_users_visible_to(user: Any) -> models.QuerySet:
+def staff_users_visible_to(user: Any) -> models.QuerySet[Any]:
     """Users who work in one of `user`'s clinics: the only people a form may offer."""
     User = get_user_model()
     if user.is_superuser:
@@ -22,11 +23,11 @@ def staff_users_visible_to(user: Any) -> models.QuerySet:
     return User.objects.filter(memberships__clinic_id__in=clinics_with_role(user, ALL_ROLES), memberships__is_active=True).distinct()
 
 
-class TenantModelForm(forms.ModelForm):
+class TenantModelForm(forms.ModelForm):  # type: ignore[type-arg]  # subscripting needs django-stubs-ext at run time
     """Refuses related rows (FK or M2M) that belong to a clinic other than the row's own."""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         clinic = cleaned.get("clinic") or getattr(self.instance, "clinic", None)
         if clinic is None:
             return cleaned
@@ -46,61 +47,64 @@ class TenantAdmin(ModelAdmin):
 
     form = TenantModelForm
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).visible_to(request.user)
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        queryset: models.QuerySet[Any] = super().get_queryset(request).visible_to(request.user)
+        return queryset
 
-    def has_module_permission(self, request) -> bool:
+    def has_module_permission(self, request: HttpRequest) -> bool:
         return can_view_any(request.user, self.model)
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return can_view_any(request.user, self.model) or self.has_change_permission(request, obj)
 
-    def has_add_permission(self, request, *args) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return can_change_any(request.user, self.model)
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         if obj is None:
             return can_change_any(request.user, self.model)
         # A change page asks this several times (buttons, inlines, fields): one query per row and request.
-        memo = request.__dict__.setdefault("_tenant_editable", {})
+        memo: dict[tuple[str, Any], bool] = request.__dict__.setdefault("_tenant_editable", {})
         key = (self.model._meta.label, obj.pk)
         if key not in memo:
-            memo[key] = self.model.objects.editable_by(request.user).filter(pk=obj.pk).exists()
+            memo[key] = bool(self.model.objects.editable_by(request.user).filter(pk=obj.pk).exists())
         return memo[key]
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return self.has_change_permission(request, obj)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         kwargs["queryset"] = self._choices(db_field, request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         kwargs["queryset"] = self._choices(db_field, request)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
-    def _choices(self, db_field, request) -> models.QuerySet:
+    def _choices(self, db_field: Any, request: HttpRequest) -> models.QuerySet[Any]:
         related = db_field.remote_field.model
         user = request.user
         if db_field.name == "clinic":
             return clinics_editable_by(user, self.model)
         if hasattr(related, "tenancy"):
-            return related.objects.visible_to(user)
+            visible: models.QuerySet[Any] = related.objects.visible_to(user)
+            return visible
         if related is get_user_model():
             return staff_users_visible_to(user)
-        return related._default_manager.all()
+        every: models.QuerySet[Any] = related._default_manager.all()
+        return every
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
         from clinics.services import catalogue_save
 
         catalogue_save(actor=request.user, instance=obj, created=not change, changed=form.changed_data)
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: Any, obj: Any) -> None:
         from clinics.services import catalogue_delete
 
         catalogue_delete(actor=request.user, instance=obj)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
 
@@ -108,13 +112,13 @@ class TenantAdmin(ModelAdmin):
 class ReadOnlyTenantAdmin(TenantAdmin):
     """Logs (consent, audit, contact history): visible, never edited."""
 
-    def has_add_permission(self, request, *args) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -125,17 +129,18 @@ class ReadOnlyTenantInline(TabularInline):
     extra = 0
     can_delete = False
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).visible_to(request.user)
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        queryset: models.QuerySet[Any] = super().get_queryset(request).visible_to(request.user)
+        return queryset
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return can_view_any(request.user, self.model)
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from clinics.tenancy import can_change_any, can_view_any
 
@@ -19,23 +22,25 @@ class ClinicRolePermission(permissions.BasePermission):
 
     message = _("Your role in this clinic does not allow this.")
 
-    def has_permission(self, request, view) -> bool:
-        model = view.get_queryset().model
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        model = view.get_queryset().model  # type: ignore[attr-defined]  # the tenant viewsets'; APIView has none
         if request.method in permissions.SAFE_METHODS:
             return can_view_any(request.user, model)
         return can_change_any(request.user, model)
 
-    def has_object_permission(self, request, view, obj) -> bool:
+    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
-        return type(obj).objects.editable_by(request.user).filter(pk=obj.pk).exists()
+        return bool(type(obj).objects.editable_by(request.user).filter(pk=obj.pk).exists())
 
 
 class TenantViewSetMixin:
     """get_queryset() is `visible_to(request.user)` of the view's base queryset."""
 
-    permission_classes = [permissions.IsAuthenticated, ClinicRolePermission]
+    permission_classes: Any = [permissions.IsAuthenticated, ClinicRolePermission]
     queryset: Any
+    request: Any  # the view's (rest_framework.request.Request); Any so that it agrees with Django's View
 
-    def get_queryset(self):
-        return self.queryset.all().visible_to(self.request.user)
+    def get_queryset(self) -> models.QuerySet[Any]:
+        visible: models.QuerySet[Any] = self.queryset.all().visible_to(self.request.user)
+        return visible

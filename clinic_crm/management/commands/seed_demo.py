@@ -298,10 +298,12 @@ class Command(BaseCommand):
                     continue
                 source, medium = UTM_SOURCES[number % len(UTM_SOURCES)]
                 utm = {"utm_source": source, "utm_medium": medium, "utm_campaign": "demo"} if source else {}
+                document = consent_current_document(clinic=clinic)
+                assert document is not None, "every demo clinic publishes its consent text first"
                 clinic_join(
                     patient=patient,
                     clinic=clinic,
-                    document_version=consent_current_document(clinic=clinic).version,
+                    document_version=document.version,
                     attribution=Attribution(utm=utm),
                     ip="127.0.0.1",
                     user_agent="seed_demo",
@@ -344,6 +346,7 @@ class Command(BaseCommand):
                         thread_set_status(actor=staff[Role.OPERATOR], thread=thread, status=Thread.Status.RESOLVED)
                 if number % 4 == 1:  # a post-visit question to the doctor who answers in the CRM
                     doctor = clinic.doctors.filter(user__isnull=False).first()
+                    assert doctor is not None, "every demo clinic has doctors who sign in"
                     doctor_thread, _ = thread_open(patient=patient, clinic=clinic, actor=patient.user, doctor=doctor)
                     send_message(
                         thread=doctor_thread,
@@ -500,7 +503,7 @@ class Command(BaseCommand):
         ]
         for spec in CLINICS:
             for role in Role:
-                lines.append(f"  {spec['staff_prefix'] + '.' + role.value:<30} {role.label} — {spec['name']}")
+                lines.append(f"  {str(spec['staff_prefix']) + '.' + role.value:<30} {role.label} — {spec['name']}")
         lines += [
             f"Patient portal ({site}/login/): phone +7 916 000-00-01 … +7 916 000-00-30;",
             "  the one-time code is printed in this console (console SMS provider).",

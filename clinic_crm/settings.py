@@ -218,7 +218,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-stale-sockets": {"task": "messaging.tasks.purge_stale_sockets", "schedule": 5 * 60},
     "purge-unsent-attachments": {"task": "messaging.tasks.purge_unsent_attachments", "schedule": 60 * 60},
     "dispatch-due-notifications": {"task": "notifications.tasks.dispatch_due_notifications", "schedule": 30},
-    "queue-visit-reminders": {"task": "notifications.tasks.queue_visit_reminders", "schedule": 60},
+    "queue-visit-reminders": {"task": "appointments.tasks.queue_visit_reminders", "schedule": 60},
     "queue-personal-reminders": {"task": "notifications.tasks.queue_personal_reminders", "schedule": 60},
     # A tick not started within its period is dropped (django_celery_beat's expire_seconds): the next one does the same work.
     "settle-stuck-deliveries": {"task": "notifications.tasks.settle_stuck_deliveries", "schedule": 60, "options": {"expire_seconds": 60}},

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
 from appointments import api as appointments_api
+from appointments import sms_webhook
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
 from clinics.admin_site import admin_index
@@ -73,6 +74,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),
+    path("notifications/replies/twilio/", sms_webhook.twilio_reply, name="sms-reply-twilio"),  # visits answered by SMS
     path("notifications/", include("notifications.urls")),
     path("anymail/", include("anymail.urls")),  # e-mail providers' delivery reports (notifications.apps connects the signal)
     path("", include("promotions.urls")),

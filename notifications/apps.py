@@ -10,5 +10,9 @@ class NotificationsConfig(AppConfig):
         from anymail.signals import tracking
 
         from notifications.receivers import email_tracked
+        from notifications.services import codes, personal
 
         tracking.connect(email_tracked, dispatch_uid="notifications.email_tracked")
+        # The kinds the outbox owns; messaging, appointments and promotions register theirs in their ready().
+        codes.register_kinds()
+        personal.register_kinds()

@@ -1,9 +1,9 @@
-"""Reads for the portal's notification page and reminder form, the admin's outbox, and the visit an SMS reply is about."""
+"""Reads for the portal's notification page and reminder form, and the admin's outbox."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -64,32 +64,6 @@ def reminder_of(*, patient: Any, reminder_id: str) -> PersonalReminder | None:
     return reminders_of(patient=patient).filter(pk=pk).first()
 
 
-def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery | None:
-    """The newest confirm request this provider texted to `phone` (E.164) whose visit is still ahead, or None.
-
-    The phone is the only key an SMS reply carries, so only a request that went to
-    that very number can be answered from it.
-    """
-    from appointments.models import Appointment
-
-    if not phone:
-        return None
-    return (
-        Delivery.objects.filter(
-            channel=Delivery.Channel.SMS,
-            provider=provider,
-            destination=phone,
-            status__in=[Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.UNKNOWN],  # a reply proves it arrived
-            notification__kind=Notification.Kind.CONFIRM,
-            notification__visit__status__in=Appointment.UPCOMING,
-            notification__visit__starts_at__gt=now,
-        )
-        .select_related("notification__visit__clinic", "notification__visit__patient__guardian__user", "notification__visit__patient__user")
-        .order_by("-notification__created_at", "-pk")
-        .first()
-    )
-
-
 @dataclass(frozen=True)
 class ReminderSource:
     """Where a reminder is being set from: the conversation to go back to, and what the form starts with."""
@@ -98,25 +72,26 @@ class ReminderSource:
     initial: dict[str, Any] = field(default_factory=dict)
 
 
-def reminder_source(*, user: Any, thread_id: str, message_seq: str = "") -> ReminderSource:
+def reminder_source(*, user: Any, patient: Any, thread_id: str, message_seq: str = "") -> ReminderSource:
     """Starting values from query parameters, trusted only for a thread of the user's own family.
 
     Anything else (another family's thread, a patient's own message, a seq that is
     not there) is ignored rather than refused: the form then simply starts empty.
+    Threads and messages are reached through the family's reverse relations
+    (`person.threads`, `thread.messages`): the outbox does not import messaging above it.
     """
-    from messaging.models import Message, Thread
-
     if (pk := whole_number(thread_id)) is None:
         return ReminderSource()
-    thread = Thread.objects.visible_to(user).select_related("clinic", "patient").filter(pk=pk).first()
+    family_threads = (person.threads.visible_to(user).select_related("clinic", "patient").filter(pk=pk) for person in reminder_family(patient=patient))
+    thread = next((found for threads in family_threads if (found := threads.first()) is not None), None)
     if thread is None:
         return ReminderSource()
     tomorrow = timezone.localtime(timezone.now(), thread.clinic.tz).date() + timedelta(days=1)
     initial = {"clinic": thread.clinic_id, "patient": thread.patient_id, "day": tomorrow.isoformat()}
     if (seq := whole_number(message_seq)) is not None:
         text = (
-            Message.objects.visible_to(user)
-            .filter(thread=thread, seq=seq, author__in=REMINDABLE_AUTHORS)
+            thread.messages.visible_to(user)
+            .filter(seq=seq, author__in=REMINDABLE_AUTHORS)
             .values_list("text", flat=True)
             .first()
         )

@@ -373,14 +373,14 @@ SPECTACULAR_SETTINGS = {
 # --- Admin theme --------------------------------------------------------------
 UNFOLD = {
     "SITE_TITLE": _("Clinic CRM"),
-    "SITE_HEADER": "clinics.admin_site.site_header",
-    "SITE_SUBHEADER": "clinics.admin_site.site_subheader",
+    "SITE_HEADER": "clinic_crm.admin_site.site_header",
+    "SITE_SUBHEADER": "clinic_crm.admin_site.site_subheader",
     "SITE_URL": "/",
     "SHOW_LANGUAGES": True,
     "SIDEBAR": {
         "show_search": False,
         "show_all_applications": False,
-        "navigation": "clinics.admin_site.sidebar_navigation",
+        "navigation": "clinic_crm.admin_site.sidebar_navigation",
     },
     # Every admin page keeps the sidebar's inbox badge live over the one socket of the page
     # (clinic_crm/static/inbox/badge.js); the inbox page shares its socket with it.

@@ -6,9 +6,9 @@ from rest_framework.routers import DefaultRouter, SimpleRouter
 
 from appointments import api as appointments_api
 from appointments import sms_webhook
+from clinic_crm.admin_site import admin_index
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
-from clinics.admin_site import admin_index
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 from notifications import views as notification_views

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts.destinations import parse_destination
 from accounts.services import LoginCodeError
 from clinics.models import Clinic
-from clinics.selectors import clinic_get_public
+from clinics.selectors import clinic_get_public, clinics_public
 from core.requests import client_ip, referrer, user_agent
 from messaging import selectors as message_selectors
 from patients import selectors, services
@@ -66,7 +66,7 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "patients/landing.html",
-        {"clinics": selectors.portal_clinics_public(), "patient": selectors.patient_for_user(request.user)},
+        {"clinics": clinics_public(), "patient": selectors.patient_for_user(request.user)},
     )
 
 

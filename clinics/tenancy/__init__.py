@@ -6,6 +6,10 @@ the path to that doctor (a doctor then sees only their own rows). Every admin
 page (TenantAdmin), API view (TenantViewSetMixin + ClinicRolePermission),
 WebSocket consumer and selector reaches rows through `visible_to(user)` /
 `editable_by(user)` on the model's manager; nothing filters by clinic by hand.
+
+This is the bottom of the apps (see the layer order in tests/platform/test_layers.py): it
+imports no app's models at run time. Memberships and the portal holder are read through
+the user's reverse relations (`user.memberships`, the `patient` one-to-one).
 """
 
 from __future__ import annotations
@@ -65,14 +69,8 @@ def clinic_roles(user: User | Any) -> dict[int, Role]:
         return {}
     cached = getattr(user, "_clinic_roles", None)
     if cached is None:
-        from clinics.models import Membership
-
-        cached = {
-            clinic_id: Role(role)
-            for clinic_id, role in Membership.objects.filter(user_id=user.pk, is_active=True, clinic__is_active=True).values_list(
-                "clinic_id", "role"
-            )
-        }
+        memberships = user.memberships.filter(is_active=True, clinic__is_active=True)
+        cached = {clinic_id: Role(role) for clinic_id, role in memberships.values_list("clinic_id", "role")}
         user._clinic_roles = cached
     return cached
 
@@ -89,9 +87,9 @@ def portal_holder_id(user: Any) -> int | None:
     if not getattr(user, "is_authenticated", False):
         return None
     if not hasattr(user, "_portal_holder_id"):
-        from patients.models import Patient
-
-        user._portal_holder_id = Patient.objects.filter(user_id=user.pk).values_list("pk", flat=True).first()
+        # The model of the user's `patient` one-to-one (patients.Patient), reached without importing it.
+        patients = user._meta.get_field("patient").related_model._default_manager
+        user._portal_holder_id = patients.filter(user_id=user.pk).values_list("pk", flat=True).first()
     return user._portal_holder_id
 
 
@@ -246,10 +244,8 @@ def _creating_roles(model: type[models.Model]) -> frozenset[Role]:
     return policy.change | policy.view if policy.owner else policy.change
 
 
-def clinics_editable_by(user: Any, model: type[models.Model]) -> models.QuerySet:
-    """The clinics in which `user` may create rows of `model` (for form choices and checks)."""
-    from clinics.models import Clinic
-
+def clinics_editable_by(user: Any, model: type[models.Model], clinics: models.QuerySet) -> models.QuerySet:
+    """`clinics` (the form field's Clinic rows) narrowed to those where `user` may create rows of `model`."""
     if user.is_superuser:
-        return Clinic.objects.all()
-    return Clinic.objects.filter(pk__in=clinics_with_role(user, _creating_roles(model)))
+        return clinics
+    return clinics.filter(pk__in=clinics_with_role(user, _creating_roles(model)))

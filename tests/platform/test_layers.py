@@ -103,13 +103,34 @@ def app_modules() -> list[tuple[Path, str]]:
     return modules
 
 
-def test_no_app_imports_a_higher_layer() -> None:
-    problems = [
+# Upward imports whose move belongs to other work in progress, as "module -> imported module".
+# Each must still exist (the test below says when one is gone): the list only shrinks.
+PENDING: frozenset[str] = frozenset(
+    {
+        # The inbox's patient card (visits beside the thread) moves to a patients or inbox selector.
+        "messaging.selectors -> appointments.selectors",
+        # Merging contacts is patients' work: contacts_merge moves out of messaging.services.
+        "patients.staff_api -> messaging.services",
+    }
+)
+
+
+def _all_upward_imports() -> list[str]:
+    return [
         problem
         for relative, module in app_modules()
         for problem in upward_imports((ROOT / relative).read_text(), module, str(relative), is_package=relative.name == "__init__.py")
     ]
+
+
+def test_no_app_imports_a_higher_layer() -> None:
+    problems = [problem for problem in _all_upward_imports() if problem.split(" ", 1)[1] not in PENDING]
     assert not problems, "upward imports (order is LAYERS in tests/platform/test_layers.py):\n" + "\n".join(problems)
+
+
+def test_every_pending_upward_import_still_exists() -> None:
+    left = {problem.split(" ", 1)[1] for problem in _all_upward_imports()}
+    assert not PENDING - left, f"moved meanwhile, strike from PENDING: {sorted(PENDING - left)}"
 
 
 def test_every_app_is_in_the_order() -> None:

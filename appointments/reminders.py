@@ -72,20 +72,21 @@ def _visit_still_ahead(visit: Appointment, now: datetime) -> bool:
 
 
 def _skip(notification: Notification, patient: Any, preference: Preference, now: datetime) -> str | None:
-    return None if _visit_still_ahead(notification.visit, now) else Notification.Skip.VISIT_CHANGED
+    return None if _visit_still_ahead(kinds.subject(notification.visit), now) else Notification.Skip.VISIT_CHANGED
 
 
 def _unwanted(notification: Notification, now: datetime) -> str | None:
-    return None if _visit_still_ahead(notification.visit, now) else _("Not sent: the visit was cancelled, moved or has begun.")
+    ahead = _visit_still_ahead(kinds.subject(notification.visit), now)
+    return None if ahead else _("Not sent: the visit was cancelled, moved or has begun.")
 
 
 def _visit_text(notification: Notification, for_patient: bool) -> tuple[str, str]:
-    visit = notification.visit
-    clinic = notification.clinic
+    visit = kinds.subject(notification.visit)
+    clinic = kinds.subject(notification.clinic)
     local = timezone.localtime(visit.starts_at, clinic.tz)
     # A person with clinics in several zones reads the zone beside the time (clinics.zones).
     zone = f" ({zone_label(time_zone=clinic.time_zone, moment=visit.starts_at)})" if patient_sees_zones(patient=visit.patient) else ""
-    place = (visit.branch.address if visit.branch_id and visit.branch.address else clinic.address) or ""
+    place = (visit.branch.address if visit.branch and visit.branch.address else clinic.address) or ""
     if notification.kind == Notification.Kind.CONFIRM:
         link = settings.SITE_URL + reverse("appointments:visit-link", args=[visit_link_token(visit.pk)])
         subject = _("Your visit to %(clinic)s") % {"clinic": clinic.name}

@@ -92,7 +92,7 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
     visit = delivery.notification.visit if delivery else None
     actor = visit.patient.account_holder.user if visit else None  # as the reminder's link page acts
     with translation.override(settings.LANGUAGE_CODE):
-        if actor is None:
+        if visit is None or actor is None:
             return SmsReply("no_visit", _("No upcoming visit to confirm from this number."))
         seen = AuditEvent.objects.filter(actor=actor, action=REPLY_ACTION, data__message_id=provider_message_id)
         if provider_message_id and seen.exists():
@@ -136,7 +136,7 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
 
 def _reply_thread(visit: Appointment) -> Thread:
     """Where an SMS reply's words go: the visit's conversation, else the patient's thread with the clinic."""
-    if visit.thread_id:
+    if visit.thread is not None:
         return visit.thread
     thread, _created = thread_open(patient=visit.patient, clinic=visit.clinic, actor=None)
     return thread

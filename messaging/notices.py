@@ -28,17 +28,18 @@ def _already_read(notification: Notification, patient: Any, preference: Preferen
 
 def _text(notification: Notification, for_patient: bool) -> tuple[str, str]:
     """(subject, text); the caller picks the clinic's language. Sensitive threads never put their words in an SMS."""
-    clinic = notification.clinic
+    clinic = kinds.subject(notification.clinic)
     thread = notification.thread
     if for_patient:
         link = settings.SITE_URL + reverse("messaging:portal-thread", args=[thread.pk]) if thread else settings.SITE_URL
         subject = _("New message from %(clinic)s") % {"clinic": clinic.name}
     else:
         link = settings.SITE_URL + reverse("inbox:thread", args=[thread.pk]) if thread else settings.SITE_URL
-        subject = {
+        subjects: dict[str, str] = {
             Notification.Kind.MENTION: _("You were mentioned in a note"),
             Notification.Kind.ASSIGNED: _("A conversation was assigned to you"),
-        }.get(notification.kind, _("New message in your thread"))
+        }
+        subject = subjects.get(notification.kind, _("New message in your thread"))
     # The newest words of the thread (a burst is one notice), never those of a sensitive thread.
     words = thread.last_message_preview if thread and not thread.sensitive else ""
     body = f"{subject}: «{preview(words, 80)}»" if words else subject

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from notifications.models import Notification, Preference
@@ -28,6 +28,16 @@ Unwanted = Callable[["Notification", datetime], "str | None"]
 Routes = Callable[["Notification", list[Route]], list[Route]]
 # The text for one channel (e.g. the SMS invites a reply).
 ChannelText = Callable[["Notification", str, str], str]
+
+
+T = TypeVar("T")
+
+
+def subject(value: T | None) -> T:
+    """The row a notice is about, which its kind guarantees (a confirm request has its visit, a code its code)."""
+    if value is None:
+        raise LookupError("a notice without the subject its kind needs")
+    return value
 
 
 def _never(*_args: Any) -> None:

@@ -22,7 +22,7 @@ def patient_channels(*, patient: Any, preference: Preference) -> list[tuple[str,
 
     Dispatch routes notices by it, and the promotion editor counts an audience's reach with it.
     """
-    channels = []
+    channels: list[tuple[str, str]] = []
     if patient.phone and preference.sms:
         channels.append((Delivery.Channel.SMS, patient.phone.as_e164))
     if patient.email and preference.email:
@@ -97,7 +97,7 @@ def reminder_source(*, user: Any, patient: Any, thread_id: str, message_seq: str
         )
         words = " ".join((text or "").split())
         if words:
-            initial["text"] = Truncator(words).chars(PersonalReminder._meta.get_field("text").max_length)
+            initial["text"] = Truncator(words).chars(PersonalReminder._meta.get_field("text").max_length or 200)
     return ReminderSource(thread=thread, initial=initial)
 
 

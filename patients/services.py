@@ -156,7 +156,7 @@ def patient_contact_change_confirm(*, patient: Patient, destination: Destination
     field_name = "phone" if destination.is_phone else "email"
     try:
         with transaction.atomic():
-            locked = Patient.objects.select_for_update().get(pk=patient.pk)
+            locked: Patient = Patient.objects.select_for_update().get(pk=patient.pk)
             old = getattr(locked, field_name)
             old = old.as_e164 if hasattr(old, "as_e164") else (old or "")
             setattr(locked, field_name, destination.value)
@@ -206,7 +206,7 @@ def dependant_update(*, dependant: Patient, full_name: str, birth_date: date | N
     with transaction.atomic():
         dependant.full_name, dependant.birth_date, dependant.relation = full_name, birth_date, relation
         dependant.save(update_fields=["full_name", "birth_date", "relation"])
-        audit_record(actor=dependant.guardian.user, action="patient.dependant_updated", patient=dependant, target=dependant)
+        audit_record(actor=dependant.account_holder.user, action="patient.dependant_updated", patient=dependant, target=dependant)
     return dependant
 
 
@@ -216,7 +216,7 @@ def dependant_remove(*, dependant: Patient) -> None:
         if PatientInClinic.objects.filter(patient=dependant).exists():
             raise ValidationError(_("This family member already has a history with a clinic and cannot be removed."))
         audit_record(
-            actor=dependant.guardian.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
+            actor=dependant.account_holder.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
         )
         dependant.delete()
 

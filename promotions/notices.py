@@ -17,23 +17,23 @@ from notifications.models import Delivery, Notification, Preference
 
 
 def _text(notification: Notification, for_patient: bool) -> tuple[str, str]:
-    promotion = notification.promotion
+    promotion = kinds.subject(notification.promotion)
     link = settings.SITE_URL + reverse("promotions:promotion", args=[promotion.pk])
-    return promotion.title, f"{notification.clinic.name}: {promotion.title}. {link}"
+    return promotion.title, f"{kinds.subject(notification.clinic).name}: {promotion.title}. {link}"
 
 
 def _skip(notification: Notification, patient: Any, preference: Preference, now: datetime) -> str | None:
     if not preference.promotions:
         return Notification.Skip.OPTED_OUT
-    if notification.promotion.valid_until < timezone.localtime(now, notification.clinic.tz).date():
+    if kinds.subject(notification.promotion).valid_until < timezone.localtime(now, kinds.subject(notification.clinic).tz).date():
         return Notification.Skip.ENDED
     return None
 
 
 def _routes(notification: Notification, routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Only the channels the manager chose for this promotion."""
-    promotion = notification.promotion
-    chosen = {Delivery.Channel.SMS: promotion.by_sms, Delivery.Channel.EMAIL: promotion.by_email}
+    promotion = kinds.subject(notification.promotion)
+    chosen: dict[str, bool] = {Delivery.Channel.SMS: promotion.by_sms, Delivery.Channel.EMAIL: promotion.by_email}
     return [route for route in routes if chosen[route[0]]]
 
 

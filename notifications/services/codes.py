@@ -66,15 +66,17 @@ def _text(notification: Notification, for_patient: bool) -> tuple[str, str]:
 
 
 def _skip(notification: Notification, patient: Any, preference: Any, now: datetime) -> str | None:
-    return None if _code_still_wanted(notification.login_code, now) else Notification.Skip.CODE_SPENT
+    return None if _code_still_wanted(kinds.subject(notification.login_code), now) else Notification.Skip.CODE_SPENT
 
 
 def _unwanted(notification: Notification, now: datetime) -> str | None:
-    return None if _code_still_wanted(notification.login_code, now) else _("Not sent: the code was used, replaced or has expired.")
+    wanted = _code_still_wanted(kinds.subject(notification.login_code), now)
+    return None if wanted else _("Not sent: the code was used, replaced or has expired.")
 
 
 def _routes(notification: Notification, routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(notification.login_code.channel, notification.login_code.destination)]
+    login_code = kinds.subject(notification.login_code)
+    return [(login_code.channel, login_code.destination)]
 
 
 def register_kinds() -> None:

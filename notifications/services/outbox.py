@@ -74,14 +74,18 @@ class _Recipients:
 
     @classmethod
     def of(cls, rows: list[Notification]) -> _Recipients:
-        users = {n.recipient_id for n in rows}
+        users = {n.recipient_id for n in rows if n.recipient_id is not None}
         patients = {p.user_id: p for p in Patient.objects.filter(user_id__in=users)}
         preferences = {p.user_id: p for p in Preference.objects.filter(user_id__in=users)}
-        pairs = {(patients[n.recipient_id].pk, n.clinic_id) for n in rows if n.recipient_id in patients}
+        pairs = {(patients[n.recipient_id].pk, n.clinic_id) for n in rows if n.recipient_id in patients and n.clinic_id is not None}
         return cls(patients=patients, preferences=preferences, consented=consent_given_pairs(pairs=pairs))
 
+    def patient(self, notification: Notification) -> Patient | None:
+        return self.patients.get(notification.recipient_id) if notification.recipient_id is not None else None
+
     def preference(self, notification: Notification) -> Preference:
-        return self.preferences.get(notification.recipient_id) or Preference(user_id=notification.recipient_id)
+        found = self.preferences.get(notification.recipient_id) if notification.recipient_id is not None else None
+        return found or Preference(user_id=notification.recipient_id)  # type: ignore[misc]  # a code's notice may have no user
 
 
 def _pending_rows(notification_ids: list[int], now: datetime) -> list[Notification]:
@@ -96,7 +100,7 @@ def _pending_rows(notification_ids: list[int], now: datetime) -> list[Notificati
 
 def _dispatch_one(notification: Notification, recipients: _Recipients, now: datetime) -> list[Delivery]:
     """Decide one notice in place (skipped, postponed to the morning or dispatched); returns its deliveries."""
-    patient = recipients.patients.get(notification.recipient_id)
+    patient = recipients.patient(notification)
     preference = recipients.preference(notification)
     is_consented = patient is not None and (patient.pk, notification.clinic_id) in recipients.consented
     skip = _decision(notification, patient=patient, preference=preference, consented=is_consented, now=now)

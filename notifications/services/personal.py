@@ -63,7 +63,7 @@ def personal_reminder_cancel(*, actor: Any, reminder: PersonalReminder) -> None:
         )
 
 
-REPEAT_STEP = {PersonalReminder.Repeat.DAILY: timedelta(days=1), PersonalReminder.Repeat.WEEKLY: timedelta(days=7)}
+REPEAT_STEP: dict[str, timedelta] = {PersonalReminder.Repeat.DAILY: timedelta(days=1), PersonalReminder.Repeat.WEEKLY: timedelta(days=7)}
 
 
 def personal_reminders_queue(*, now: datetime | None = None) -> int:
@@ -92,7 +92,7 @@ def personal_reminders_queue(*, now: datetime | None = None) -> int:
                 queued += created
             step = REPEAT_STEP.get(reminder.repeat)
             following = reminder.next_at + step if step else None
-            while following is not None and following <= now:  # the sweep was down for a while: do not send a backlog
+            while step and following is not None and following <= now:  # the sweep was down for a while: do not send a backlog
                 following += step
             ends = reminder.repeat_until
             if following is None or (ends and timezone.localtime(following, reminder.clinic.tz).date() > ends):
@@ -106,7 +106,7 @@ def personal_reminders_queue(*, now: datetime | None = None) -> int:
 def _text(notification: Notification, for_patient: bool) -> tuple[str, str]:
     subject = _("Reminder")
     link = settings.SITE_URL + reverse("portal-notifications")
-    return subject, f"{subject}: {notification.personal_reminder.text}\n{link}"
+    return subject, f"{subject}: {kinds.subject(notification.personal_reminder).text}\n{link}"
 
 
 def register_kinds() -> None:

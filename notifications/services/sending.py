@@ -49,9 +49,10 @@ class TryAgain(Exception):
 def retry_delay(delivery: Delivery) -> int:
     """A growing pause before the next attempt: 15 s, 30 s … up to 15 min; a sign-in code, which lives
     five minutes, is tried again within seconds."""
+    attempts = int(delivery.attempts)
     if delivery.notification.login_code_id:
-        return 2**delivery.attempts
-    return min(15 * 2 ** (delivery.attempts - 1), 900)
+        return int(2**attempts)
+    return int(min(15 * 2 ** (attempts - 1), 900))
 
 
 def deliveries_queue(delivery_ids: list[int]) -> None:
@@ -207,7 +208,7 @@ def deliveries_send(*, delivery_ids: list[int], task_id: str = "") -> list[tuple
     claimed = _claim(delivery_ids, now, token, task_id)
     stop_at = now + _stuck_after() / 2
     providers: dict[str, Any] = {}
-    outcomes = []
+    outcomes: list[tuple[Delivery, DeliveryAttempt, str, str | None, SmsError | None]] = []
     handed: str | None = None  # the previous delivery's "handed" mark goes with the next "in-flight" one, in one round trip
     for delivery, attempt in claimed:
         if timezone.now() >= stop_at:
@@ -321,6 +322,6 @@ def delivery_report(*, provider: str, provider_message_id: str, delivered: bool,
             delivery.status = Delivery.Status.FAILED
             delivery.last_error = error[:500] or _("The provider could not deliver it.")
         delivery.save(update_fields=["status", "delivered_at", "last_error"])
-    return delivery
+    return delivery  # type: ignore[no-any-return]  # .first() of a typed queryset: django-stubs says Any
 
 

@@ -10,8 +10,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from clinics.models import Clinic
 from core.client_input import whole_number
 from notifications.models import Delivery, DeliveryAttempt, Notification, PersonalReminder, Preference
+from patients.selectors import patient_family
 
 # Whose messages a patient may turn into a reminder: the clinic's people and its bot, not their own words or system lines.
 REMINDABLE_AUTHORS = ("staff", "bot")
@@ -36,15 +38,11 @@ def preference_for(*, user: Any) -> Preference:
 
 
 def reminder_family(*, patient: Any) -> list[Any]:
-    from patients.selectors import patient_family
-
     return list(patient_family(patient=patient))
 
 
 def reminder_clinics(*, patient: Any) -> list[Any]:
     """Clinics the family is in contact with: a reminder arrives as that clinic's notice."""
-    from clinics.models import Clinic
-
     family_ids = [p.pk for p in reminder_family(patient=patient)]
     return list(Clinic.objects.filter(contacts__patient_id__in=family_ids).distinct().order_by("name"))
 

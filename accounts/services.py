@@ -6,7 +6,7 @@ committed before the error is raised: an attacker cannot roll it back.
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,6 +35,8 @@ class LoginCodeError(Exception):
 class IssuedCode:
     login_code: LoginCode
     expires_in: int
+    # The plain code, for the caller to send (patients.services); never stored, never logged.
+    code: str = field(default="", repr=False)
 
 
 def _hash(code: str, destination: str) -> str:
@@ -64,9 +66,10 @@ def login_code_issue(
     ip: str | None,
     user: User | None = None,
 ) -> IssuedCode:
-    """Create a code, supersede older ones for the same destination, send it through the outbox (urgent)."""
-    from notifications.services import code_notify
+    """Create a code and supersede older ones for the same destination; the caller sends the returned code.
 
+    accounts is below the outbox, so it sends nothing itself: patients.services hands the code on.
+    """
     with transaction.atomic():
         _check_rate(field="destination", value=destination.value, limit=settings.LOGIN_CODE_PER_DESTINATION)
         _check_rate(field="ip", value=ip, limit=settings.LOGIN_CODE_PER_IP)
@@ -82,8 +85,7 @@ def login_code_issue(
             expires_at=timezone.now() + timedelta(seconds=ttl),
             ip=ip,
         )
-        code_notify(login_code=row, code=code)
-    return IssuedCode(login_code=row, expires_in=ttl)
+    return IssuedCode(login_code=row, expires_in=ttl, code=code)
 
 
 def login_code_redeem(

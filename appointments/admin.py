@@ -19,6 +19,8 @@ from unfold.admin import TabularInline
 
 from appointments import services
 from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
+from clinics.admin import DoctorAdmin
+from clinics.models import Doctor
 from clinics.services import catalogue_delete, catalogue_save
 from clinics.tenancy import FRONT_DESK, can_change_any, can_view_any, clinics_with_role
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
@@ -70,6 +72,23 @@ def schedule_formset_save(request, formset, doctor) -> None:
         row.clinic_id = doctor.clinic_id
         row.doctor = doctor
         catalogue_save(actor=request.user, instance=row, created=row.pk is None)
+
+
+class DoctorWithScheduleAdmin(DoctorAdmin):
+    """The doctor's page with their weekly schedule: registered here, as clinics does not know appointments above it."""
+
+    def get_inlines(self, request, obj):
+        return [ScheduleRuleInline] if obj is not None else []
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is ScheduleRule:
+            schedule_formset_save(request, formset, form.instance)
+        else:
+            super().save_formset(request, form, formset, change)
+
+
+admin.site.unregister(Doctor)
+admin.site.register(Doctor, DoctorWithScheduleAdmin)
 
 
 @admin.register(ScheduleRule)

@@ -28,23 +28,11 @@ from clinics.api import CatalogueViewSet, _serializer
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
 from core import client_input
-from core.api import BoundedDateField, BoundedDateTimeField
+from core.api import BoundedDateField, MomentField
 from core.openapi import refusals
 from messaging.models import Thread
 from messaging.payloads import message_payload
 from patients.models import Patient
-
-
-class MomentField(BoundedDateTimeField):
-    """A moment with its UTC offset. A bare '10:00' is refused: in which clinic's zone would it be?"""
-
-    default_error_messages = {"naive": gettext_lazy("Give the time with its UTC offset, e.g. 2026-12-14T10:00:00+03:00.")}
-
-    def enforce_timezone(self, value):
-        if timezone.is_naive(value):
-            self.fail("naive")
-        return value
-
 
 # --- slots -------------------------------------------------------------------------------------
 

@@ -629,20 +629,3 @@ def visit_cancel_terms(*, visit: Appointment, now: datetime | None = None) -> Ca
     left = visit.starts_at - (now or timezone.now())
     late = left < timedelta(hours=rules.late_cancel_hours)
     return CancelTerms(late=late, hours=rules.late_cancel_hours, can_move_online=visit.is_upcoming and not late)
-
-
-def visit_from_link(*, token: str) -> Appointment | None:
-    """The visit a reminder's signed link points to, or None if the link was altered or is older than 30 days."""
-    from django.core import signing
-
-    from notifications.services import VISIT_LINK_SALT
-
-    try:
-        visit_id = signing.loads(token, salt=VISIT_LINK_SALT, max_age=timedelta(days=30))
-    except signing.BadSignature:
-        return None
-    return (
-        Appointment.objects.select_related("clinic", "doctor", "service", "patient__guardian__user", "patient__user", "branch")
-        .filter(pk=visit_id)
-        .first()
-    )

@@ -20,13 +20,13 @@ from django.utils.translation import gettext as _
 
 from appointments import selectors
 from appointments.models import Appointment, SlotOffer, WaitlistEntry
+from appointments.reminders import visit_notifications_cancel
 from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, portal_holder_id, require_acts_for, require_role
 from clinics.zones import zone_label
 from messaging.models import Message, Thread
 from messaging.services import send_message, thread_open
-from notifications.services import visit_notifications_cancel
 from patients.models import Patient, PatientInClinic
 from patients.selectors import consent_is_given, patient_sees_zones
 from patients.services import consent_require

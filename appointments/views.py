@@ -23,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from appointments import selectors, services
+from appointments import links, selectors, services
 from appointments.api import calendar_response
 from appointments.models import Appointment, room_label
 from clinics.models import Clinic, Doctor, Service
@@ -369,7 +369,7 @@ def waitlist_leave(request: HttpRequest, pk: int) -> HttpResponse:
 
 def visit_link(request: HttpRequest, token: str) -> HttpResponse:
     """From the 24-hour reminder: confirm or cancel with one tap, acting as the patient who got the SMS."""
-    visit = selectors.visit_from_link(token=token)
+    visit = links.visit_from_link(token=token)
     if visit is None:
         raise Http404(_("This link is no longer valid."))
     actor = (visit.patient.guardian or visit.patient).user

@@ -239,7 +239,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-stale-sockets": {"task": "messaging.tasks.purge_stale_sockets", "schedule": 5 * 60},
     "purge-unsent-attachments": {"task": "messaging.tasks.purge_unsent_attachments", "schedule": 60 * 60},
     "dispatch-due-notifications": {"task": "notifications.tasks.dispatch_due_notifications", "schedule": 30},
-    "queue-visit-reminders": {"task": "notifications.tasks.queue_visit_reminders", "schedule": 60},
+    "queue-visit-reminders": {"task": "appointments.tasks.queue_visit_reminders", "schedule": 60},
     "queue-personal-reminders": {"task": "notifications.tasks.queue_personal_reminders", "schedule": 60},
     # A tick not started within its period is dropped (django_celery_beat's expire_seconds): the next one does the same work.
     "settle-stuck-deliveries": {"task": "notifications.tasks.settle_stuck_deliveries", "schedule": 60, "options": {"expire_seconds": 60}},
@@ -403,14 +403,14 @@ SPECTACULAR_SETTINGS = {
 # --- Admin theme --------------------------------------------------------------
 UNFOLD = {
     "SITE_TITLE": _("Clinic CRM"),
-    "SITE_HEADER": "clinics.admin_site.site_header",
-    "SITE_SUBHEADER": "clinics.admin_site.site_subheader",
+    "SITE_HEADER": "clinic_crm.admin_site.site_header",
+    "SITE_SUBHEADER": "clinic_crm.admin_site.site_subheader",
     "SITE_URL": "/",
     "SHOW_LANGUAGES": True,
     "SIDEBAR": {
         "show_search": False,
         "show_all_applications": False,
-        "navigation": "clinics.admin_site.sidebar_navigation",
+        "navigation": "clinic_crm.admin_site.sidebar_navigation",
     },
     # Every admin page keeps the sidebar's inbox badge live over the one socket of the page
     # (clinic_crm/static/inbox/badge.js); the inbox page shares its socket with it.

@@ -5,14 +5,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
 from appointments import api as appointments_api
+from appointments import sms_webhook
+from clinic_crm import portal
+from clinic_crm.admin_site import admin_index
 from clinic_crm.health import health_view
 from clinics import api as clinics_api
-from clinics.admin_site import admin_index
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 from notifications import views as notification_views
 from patients import api as portal_api
 from patients import staff_api
+from patients import urls as patient_urls
+
+# The patients' pages, and the portal home assembled above them (clinic_crm.portal), under one namespace.
+patient_pages = [*patient_urls.urlpatterns, path("portal/", portal.home, name="home")]
 
 staff = DefaultRouter()
 staff.register("clinics", clinics_api.ClinicViewSet, basename="staff-clinic")
@@ -73,6 +79,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include((api, "api"))),
     path("health/", health_view, name="health"),
+    path("notifications/replies/twilio/", sms_webhook.twilio_reply, name="sms-reply-twilio"),  # visits answered by SMS
     path("notifications/", include("notifications.urls")),
     path("anymail/", include("anymail.urls")),  # e-mail providers' delivery reports (notifications.apps connects the signal)
     path("", include("promotions.urls")),
@@ -81,7 +88,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("messaging.urls")),
     path("", include("appointments.urls")),
-    path("", include("patients.urls")),
+    path("", include((patient_pages, "patients"))),
 ]
 
 # On /api/ paths Django's own refusals answer in the API's JSON format (clinic_crm.api).

@@ -52,25 +52,13 @@ class ServiceAdmin(TenantAdmin):
 
 @admin.register(Doctor)
 class DoctorAdmin(TenantAdmin):
+    """The doctor's page; appointments.admin adds the weekly schedule to it (DoctorWithScheduleAdmin)."""
+
     list_display = ("full_name", "clinic", "specialty_list", "is_active")
     list_filter = ("clinic", "is_active")
     search_fields = ("full_name",)
     list_select_related = ("clinic",)
     filter_horizontal = ("specialties", "services")
-
-    def get_inlines(self, request, obj):
-        from appointments.admin import ScheduleRuleInline
-
-        return [ScheduleRuleInline] if obj is not None else []
-
-    def save_formset(self, request, form, formset, change):
-        from appointments.admin import schedule_formset_save
-        from appointments.models import ScheduleRule
-
-        if formset.model is ScheduleRule:
-            schedule_formset_save(request, formset, form.instance)
-        else:
-            super().save_formset(request, form, formset, change)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("specialties")

@@ -61,9 +61,7 @@ class PublicClinicListView(APIView):
 
     @extend_schema(responses=ClinicPublicOut(many=True), summary="Clinics on the platform")
     def get(self, request):
-        from patients.selectors import portal_clinics_public
-
-        return Response(ClinicPublicOut(portal_clinics_public(), many=True).data)
+        return Response(ClinicPublicOut(selectors.clinics_public(), many=True).data)
 
 
 class PublicClinicDetailView(APIView):

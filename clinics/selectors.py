@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import clinic_roles
@@ -24,6 +24,19 @@ def clinic_get_public(*, slug: str) -> Clinic:
             ),
         )
         .get()
+    )
+
+
+def clinics_public() -> QuerySet[Clinic]:
+    """Active clinics with what the landing page shows: hours, specialties, doctors."""
+    return (
+        Clinic.objects.filter(is_active=True)
+        .prefetch_related(
+            "working_hours",
+            "specialties",
+            Prefetch("doctors", queryset=Doctor.objects.filter(is_active=True).prefetch_related("specialties")),
+        )
+        .order_by("name")
     )
 
 

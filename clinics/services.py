@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from audit.services import audit_record
 from clinics.models import Clinic, Membership
-from clinics.tenancy import Role, clinics_with_role, forget_clinic_roles
+from clinics.tenancy import Role, clinics_with_role, forget_clinic_roles, portal_holder_id
 
 
 def _clinic_of(instance: models.Model) -> Clinic | None:
@@ -77,8 +77,6 @@ def catalogue_delete(*, actor: Any, instance: models.Model) -> None:
 
 def membership_grant_check(*, actor: Any, clinic: Clinic, role: str, username: str, password: str | None) -> None:
     """Everything membership_grant refuses, as field errors (the admin form shows them)."""
-    from patients.models import Patient
-
     if not actor.is_superuser and clinic.pk not in clinics_with_role(actor, Membership.tenancy.change):
         raise PermissionDenied(_("Only the clinic's owner can add staff."))
     if role not in Role.values:
@@ -95,7 +93,7 @@ def membership_grant_check(*, actor: Any, clinic: Clinic, role: str, username: s
             validate_password(password, User(username=username))
         except ValidationError as exc:
             raise ValidationError({"password": exc.messages}) from None
-    elif Patient.objects.filter(user=existing).exists():
+    elif portal_holder_id(existing) is not None:
         raise ValidationError({"username": _("This login belongs to a patient's portal account.")})
 
 

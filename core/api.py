@@ -10,7 +10,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -56,6 +58,17 @@ class BoundedDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         return _within_bounds(client_input.moment_in_bounds, super().to_internal_value(value))
+
+
+class MomentField(BoundedDateTimeField):
+    """A moment with its UTC offset. A bare '10:00' is refused: in which clinic's zone would it be?"""
+
+    default_error_messages = {"naive": gettext_lazy("Give the time with its UTC offset, e.g. 2026-12-14T10:00:00+03:00.")}
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return value
 
 
 def validation_body(exc: DjangoValidationError) -> dict:

@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class MessagingConfig(AppConfig):
     name = "messaging"
     verbose_name = _("Messaging")
+
+    def ready(self) -> None:
+        from messaging import notices
+
+        notices.register_kinds()

@@ -27,11 +27,11 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-from clinics.tenancy.consumers import socket_groups, socket_user_kind
 from core import client_input
 from messaging import realtime, selectors, services
 from messaging.models import Thread
 from messaging.payloads import PATIENT, STAFF, message_payload
+from messaging.socket_groups import socket_groups, socket_user_kind
 from patients.services import ConsentRequired
 
 logger = logging.getLogger(__name__)

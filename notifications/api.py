@@ -12,9 +12,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from appointments.api import MomentField
 from clinics.models import Clinic
-from core.api import BoundedDateField
+from core.api import BoundedDateField, MomentField
 from notifications import selectors, services
 from notifications.models import PersonalReminder
 from patients.api import IsPatient

@@ -88,7 +88,7 @@ class SmsRu:
 
 @dataclass
 class Twilio:
-    """Twilio Messages API (HTTP basic auth with the account SID and token); replies come to notifications.views.twilio_reply."""
+    """Twilio Messages API (HTTP basic auth with the account SID and token); replies come to appointments.sms_webhook.twilio_reply."""
 
     account_sid: str
     auth_token: str

@@ -1,4 +1,6 @@
-"""Delivery tasks: the outbox's deliveries, the sweep that dispatches due notifications, the reminder sweeps."""
+"""Delivery tasks: the outbox's deliveries, the sweep that dispatches due notifications, the personal reminders' sweep.
+
+The sweep for visit reminders is appointments.tasks.queue_visit_reminders."""
 
 from dataclasses import asdict
 
@@ -46,11 +48,6 @@ def settle_stuck_deliveries() -> dict[str, int]:
     """The beat sweep for deliveries a dead worker left `sending`. Acknowledged on receipt: a tick lost with its
     worker is replaced by the next one within a minute, rather than coming back after the broker's visibility timeout."""
     return asdict(services.deliveries_settle_stuck())
-
-
-@shared_task(ignore_result=True)
-def queue_visit_reminders() -> int:
-    return services.visit_reminders_queue()
 
 
 @shared_task(ignore_result=True)

@@ -7,5 +7,4 @@ app_name = "notifications"
 urlpatterns = [
     path("reports/smsru/<str:secret>/", views.smsru_report, name="report-smsru"),
     path("reports/twilio/", views.twilio_report, name="report-twilio"),
-    path("replies/twilio/", views.twilio_reply, name="reply-twilio"),
 ]

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime
-from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.contrib import messages
@@ -66,7 +65,7 @@ def twilio_signature(url: str, params: dict[str, str], token: str) -> str:
     return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
 
 
-def _twilio_signed(request: HttpRequest) -> dict[str, str] | None:
+def twilio_signed_params(request: HttpRequest) -> dict[str, str] | None:
     """The POSTed parameters if Twilio signed them with our auth token, else None (no token configured: nothing is)."""
     token = settings.TWILIO_AUTH_TOKEN
     params = {key: request.POST.get(key, "") for key in request.POST}
@@ -79,7 +78,7 @@ def _twilio_signed(request: HttpRequest) -> dict[str, str] | None:
 @csrf_exempt
 @require_POST
 def twilio_report(request: HttpRequest) -> HttpResponse:
-    params = _twilio_signed(request)
+    params = twilio_signed_params(request)
     if params is None:
         return HttpResponseForbidden("bad signature")
     status = params.get("MessageStatus", "")
@@ -94,20 +93,6 @@ def twilio_report(request: HttpRequest) -> HttpResponse:
     if delivery is None:
         return HttpResponseForbidden("unknown message")
     return HttpResponse(status=204)
-
-
-@csrf_exempt
-@require_POST
-def twilio_reply(request: HttpRequest) -> HttpResponse:
-    """A patient's SMS to our Twilio number ("1", "нет"…): applied to their visit, answered in TwiML (Twilio texts it back)."""
-    params = _twilio_signed(request)
-    if params is None:
-        return HttpResponseForbidden("bad signature")
-    reply = services.sms_reply_handle(
-        provider="twilio", phone=params.get("From", ""), text=params.get("Body", ""), provider_message_id=params.get("MessageSid", "")
-    )
-    message = f"<Message>{escape(reply.answer)}</Message>" if reply.answer else ""
-    return HttpResponse(f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>', content_type="text/xml; charset=utf-8")
 
 
 # --- the portal: how to reach me, and my own reminders ---------------------------------------------
@@ -180,7 +165,9 @@ def reminder_new(request: HttpRequest) -> HttpResponse:
     clinics = selectors.reminder_clinics(patient=patient)
     family = selectors.reminder_family(patient=patient)
     params = request.POST if request.method == "POST" else request.GET
-    source = selectors.reminder_source(user=request.user, thread_id=params.get("thread", ""), message_seq=params.get("message", ""))
+    source = selectors.reminder_source(
+        user=request.user, patient=patient, thread_id=params.get("thread", ""), message_seq=params.get("message", "")
+    )
     back = reverse("messaging:portal-thread", args=[source.thread.pk]) + "#latest" if source.thread else reverse("portal-notifications")
     form = ReminderForm(request.POST if request.method == "POST" else None, clinics=clinics, family=family, initial=source.initial)
     if source.initial.get("text") or request.method == "POST":

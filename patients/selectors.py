@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from clinics.models import Clinic
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -118,21 +118,6 @@ def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> boo
     if clinic is not None:
         zones.add(clinic.time_zone)
     return len(zones) > 1
-
-
-def portal_clinics_public() -> QuerySet[Clinic]:
-    """Active clinics with what the landing page shows: hours, specialties, doctors."""
-    from clinics.models import Doctor
-
-    return (
-        Clinic.objects.filter(is_active=True)
-        .prefetch_related(
-            "working_hours",
-            "specialties",
-            Prefetch("doctors", queryset=Doctor.objects.filter(is_active=True).prefetch_related("specialties")),
-        )
-        .order_by("name")
-    )
 
 
 def patient_export(*, patient: Patient) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -59,9 +60,29 @@ class Attribution:
 
 # --- Sign-in -------------------------------------------------------------------------
 
+# Sends an issued code to the person: the outbox's code_notify (urgent, the code only in the cache),
+# set once by NotificationsConfig.ready(). The outbox is above patients (it reads consent and family),
+# so patients names it only through this one explicit hook.
+CodeSender = Callable[..., object]
+_code_senders: list[CodeSender] = []
+
+
+def use_code_sender(sender: CodeSender) -> None:
+    _code_senders[:] = [sender]
+
+
+def _code_issue_and_send(*, destination: Destination, purpose: str, ip: str | None, user: Any = None) -> IssuedCode:
+    """Issue a code and send it in the same transaction: a code that cannot be queued is not issued."""
+    if not _code_senders:
+        raise RuntimeError("No code sender: notifications registers one in NotificationsConfig.ready()")
+    with transaction.atomic():
+        issued = login_code_issue(destination=destination, purpose=purpose, ip=ip, user=user)
+        _code_senders[0](login_code=issued.login_code, code=issued.code)
+    return issued
+
 
 def portal_code_request(*, destination: Destination, ip: str | None) -> IssuedCode:
-    return login_code_issue(destination=destination, purpose=LoginCode.Purpose.LOGIN, ip=ip)
+    return _code_issue_and_send(destination=destination, purpose=LoginCode.Purpose.LOGIN, ip=ip)
 
 
 def portal_sign_in(*, destination: Destination, code: str, ip: str | None = None) -> tuple[Patient, bool]:
@@ -122,7 +143,7 @@ def _ensure_contact_free(*, patient: Patient, destination: Destination) -> None:
 def patient_contact_change_request(*, patient: Patient, destination: Destination, ip: str | None) -> IssuedCode:
     """Send a code to the new phone/e-mail; the change happens when it comes back."""
     _ensure_contact_free(patient=patient, destination=destination)
-    return login_code_issue(destination=destination, purpose=LoginCode.Purpose.CONTACT_CHANGE, ip=ip, user=patient.user)
+    return _code_issue_and_send(destination=destination, purpose=LoginCode.Purpose.CONTACT_CHANGE, ip=ip, user=patient.user)
 
 
 def patient_contact_change_confirm(*, patient: Patient, destination: Destination, code: str, ip: str | None = None) -> Patient:
@@ -136,7 +157,7 @@ def patient_contact_change_confirm(*, patient: Patient, destination: Destination
     field_name = "phone" if destination.is_phone else "email"
     try:
         with transaction.atomic():
-            locked = Patient.objects.select_for_update().get(pk=patient.pk)
+            locked: Patient = Patient.objects.select_for_update().get(pk=patient.pk)
             old = getattr(locked, field_name)
             old = old.as_e164 if hasattr(old, "as_e164") else (old or "")
             setattr(locked, field_name, destination.value)

@@ -1,10 +1,10 @@
-"""Portal pages (mobile first). Each view reads through selectors and writes through services."""
+"""Portal pages (mobile first). Each view reads through selectors and writes through services.
+
+The portal home shows threads and promotions from apps above patients: it is assembled in clinic_crm/portal.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -20,12 +20,10 @@ from django.views.decorators.http import require_POST
 from accounts.destinations import parse_destination
 from accounts.services import LoginCodeError
 from clinics.models import Clinic
-from clinics.selectors import clinic_get_public
+from clinics.selectors import clinic_get_public, clinics_public
 from core.requests import client_ip, referrer, user_agent
-from messaging import selectors as message_selectors
 from patients import selectors, services
 from patients.forms import CodeForm, ConsentForm, DependantForm, DestinationForm, ProfileForm
-from promotions.selectors import unopened_by_clinic
 
 SESSION_DESTINATION = "portal_code_destination"
 SESSION_CHANGE = "portal_contact_change"
@@ -66,7 +64,7 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "patients/landing.html",
-        {"clinics": selectors.portal_clinics_public(), "patient": selectors.patient_for_user(request.user)},
+        {"clinics": clinics_public(), "patient": selectors.patient_for_user(request.user)},
     )
 
 
@@ -137,54 +135,6 @@ def login_code(request: HttpRequest) -> HttpResponse:
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
     return redirect("patients:landing")
-
-
-@dataclass
-class ClinicCard:
-    """One clinic on the portal home: consent, conversations, who to write to."""
-
-    clinic: Clinic
-    contact: Any = None  # the account holder's own card there (consent controls), if any
-    clinic_thread: Any = None  # the holder's thread with the clinic
-    doctors: list[tuple[Any, Any]] = field(default_factory=list)  # (doctor, the holder's thread with them or None)
-    other_threads: list[Any] = field(default_factory=list)  # dependants' threads, threads with doctors no longer listed
-    promotion: Any = None  # a running promotion not opened yet: the card stays highlighted until it is
-
-
-def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
-    holder = request.patient
-    cards: dict[int, ClinicCard] = {}
-    for contact in contacts:
-        card = cards.setdefault(contact.clinic_id, ClinicCard(clinic=contact.clinic))
-        if contact.patient_id == holder.pk:
-            card.contact = contact
-    threads = [t for t in message_selectors.patient_threads(user=request.user) if t.clinic_id in cards]
-    unopened = unopened_by_clinic(patient=holder)
-    for card in cards.values():
-        mine = {t.doctor_id: t for t in threads if t.clinic_id == card.clinic.pk and t.patient_id == holder.pk}
-        card.clinic_thread = mine.pop(None, None)
-        card.doctors = [(doctor, mine.pop(doctor.pk, None)) for doctor in message_selectors.portal_doctors_to_write(clinic=card.clinic)]
-        card.other_threads = [t for t in threads if t.clinic_id == card.clinic.pk and (t.patient_id != holder.pk or t.doctor_id in mine)]
-        card.promotion = unopened.get(card.clinic.pk)
-    # Clinics with news come first, as in the messengers patients know.
-    return sorted(cards.values(), key=lambda card: card.promotion is None)
-
-
-@patient_required
-def home(request: HttpRequest) -> HttpResponse:
-    contacts = selectors.patient_clinics(patient=request.patient)
-    cards = _clinic_cards(request, contacts)
-    return render(
-        request,
-        "patients/home.html",
-        {
-            "patient": request.patient,
-            "contacts": contacts,
-            "cards": cards,
-            "new_promotions": sum(1 for card in cards if card.promotion),
-            "family": selectors.patient_family(patient=request.patient)[1:],
-        },
-    )
 
 
 @patient_required

@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class PromotionsConfig(AppConfig):
     name = "promotions"
     verbose_name = _("Promotions")
+
+    def ready(self) -> None:
+        from promotions import notices
+
+        notices.register_kinds()

@@ -6,6 +6,10 @@ the path to that doctor (a doctor then sees only their own rows). Every admin
 page (TenantAdmin), API view (TenantViewSetMixin + ClinicRolePermission),
 WebSocket consumer and selector reaches rows through `visible_to(user)` /
 `editable_by(user)` on the model's manager; nothing filters by clinic by hand.
+
+This is the bottom of the apps (see the layer order in tests/platform/test_layers.py): it
+imports no app's models at run time. Memberships and the portal holder are read through
+the user's reverse relations (`user.memberships`, the `patient` one-to-one).
 """
 
 from __future__ import annotations
@@ -14,16 +18,13 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 
 class Role(models.TextChoices):
@@ -59,20 +60,14 @@ class Policy:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def clinic_roles(user: User | Any) -> dict[int, Role]:
+def clinic_roles(user: Any) -> dict[int, Role]:
     """{clinic_id: role} for the user's active memberships, cached on the user object."""
     if not getattr(user, "is_authenticated", False):
         return {}
     cached = getattr(user, "_clinic_roles", None)
     if cached is None:
-        from clinics.models import Membership
-
-        cached = {
-            clinic_id: Role(role)
-            for clinic_id, role in Membership.objects.filter(user_id=user.pk, is_active=True, clinic__is_active=True).values_list(
-                "clinic_id", "role"
-            )
-        }
+        memberships = user.memberships.filter(is_active=True, clinic__is_active=True)
+        cached = {clinic_id: Role(role) for clinic_id, role in memberships.values_list("clinic_id", "role")}
         user._clinic_roles = cached
     return cached
 
@@ -89,10 +84,11 @@ def portal_holder_id(user: Any) -> int | None:
     if not getattr(user, "is_authenticated", False):
         return None
     if not hasattr(user, "_portal_holder_id"):
-        from patients.models import Patient
-
-        user._portal_holder_id = Patient.objects.filter(user_id=user.pk).values_list("pk", flat=True).first()
-    return user._portal_holder_id
+        # The model of the user's `patient` one-to-one (patients.Patient), reached without importing it.
+        patients = user._meta.get_field("patient").related_model._default_manager
+        user._portal_holder_id = patients.filter(user_id=user.pk).values_list("pk", flat=True).first()
+    holder_id: int | None = user._portal_holder_id
+    return holder_id
 
 
 def is_staff_member(user: Any) -> bool:
@@ -145,7 +141,7 @@ def staff_can_view(user: Any, obj: models.Model) -> bool:
     every message (messaging.services). Portal users and to-many policies are not covered:
     ask visible_to for those.
     """
-    policy = obj.tenancy
+    policy = policy_of(obj)
     if policy.to_many:
         raise ValueError("staff_can_view does not follow to-many paths; use visible_to")
     if not getattr(user, "is_authenticated", False):
@@ -154,7 +150,8 @@ def staff_can_view(user: Any, obj: models.Model) -> bool:
         return True
     *through, last = policy.clinic.split("__")
     holder = _follow(obj, "__".join(through)) if through else obj
-    role = clinic_roles(user).get(getattr(holder, f"{last}_id", None)) if holder is not None else None
+    clinic_id = getattr(holder, f"{last}_id", None) if holder is not None else None
+    role = clinic_roles(user).get(clinic_id) if clinic_id is not None else None
     if role is None or role not in policy.view:
         return False
     if policy.owner and _follow(obj, f"{policy.owner}_id") not in (None, user.pk):
@@ -165,6 +162,12 @@ def staff_can_view(user: Any, obj: models.Model) -> bool:
     return True
 
 
+def policy_of(model: type[models.Model] | models.Model) -> Policy:
+    """The Policy a tenant model declares as its `tenancy` attribute."""
+    policy: Policy = model.tenancy  # type: ignore[union-attr]
+    return policy
+
+
 def _follow(obj: models.Model, path: str) -> Any:
     for name in path.split("__"):
         if obj is None:
@@ -173,12 +176,12 @@ def _follow(obj: models.Model, path: str) -> Any:
     return obj
 
 
-class TenantQuerySet(models.QuerySet):
+class TenantQuerySet(models.QuerySet[Any]):
     """QuerySet that knows its model's Policy."""
 
     @property
     def policy(self) -> Policy:
-        return self.model.tenancy
+        return policy_of(self.model)
 
     def _scoped(self, user: Any, roles: frozenset[Role]) -> TenantQuerySet:
         if not getattr(user, "is_authenticated", False):
@@ -231,9 +234,9 @@ TenantManager = models.Manager.from_queryset(TenantQuerySet)
 
 def can_view_any(user: Any, model: type[models.Model]) -> bool:
     """Some row of `model` may be visible: a role that views it, or a portal user where the model has a patient path."""
-    if user.is_superuser or clinics_with_role(user, model.tenancy.view):
+    if user.is_superuser or clinics_with_role(user, policy_of(model).view):
         return True
-    return bool(model.tenancy.patient and portal_holder_id(user) is not None)
+    return bool(policy_of(model).patient and portal_holder_id(user) is not None)
 
 
 def can_change_any(user: Any, model: type[models.Model]) -> bool:
@@ -242,14 +245,12 @@ def can_change_any(user: Any, model: type[models.Model]) -> bool:
 
 def _creating_roles(model: type[models.Model]) -> frozenset[Role]:
     """Roles that may create a row: those that change it, and with an owner path everyone who views it (a row of their own)."""
-    policy = model.tenancy
+    policy = policy_of(model)
     return policy.change | policy.view if policy.owner else policy.change
 
 
-def clinics_editable_by(user: Any, model: type[models.Model]) -> models.QuerySet:
-    """The clinics in which `user` may create rows of `model` (for form choices and checks)."""
-    from clinics.models import Clinic
-
+def clinics_editable_by(user: Any, model: type[models.Model], clinics: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """`clinics` (the form field's Clinic rows) narrowed to those where `user` may create rows of `model`."""
     if user.is_superuser:
-        return Clinic.objects.all()
-    return Clinic.objects.filter(pk__in=clinics_with_role(user, _creating_roles(model)))
+        return clinics
+    return clinics.filter(pk__in=clinics_with_role(user, _creating_roles(model)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -13,6 +14,15 @@ from django.utils.translation import gettext as _
 from unfold.admin import ModelAdmin, TabularInline
 
 from clinics.tenancy import ALL_ROLES, can_change_any, can_view_any, clinics_editable_by, clinics_with_role
+
+# How TenantAdmin writes a row: clinics.services' catalogue_save / catalogue_delete (checked and audited),
+# set by ClinicsConfig.ready() with one explicit call. The tenancy layer is below audit and clinics,
+# so it names no writer of theirs itself.
+ROW_WRITERS: dict[str, Callable[..., Any]] = {}
+
+
+def use_row_writers(*, save: Callable[..., Any], delete: Callable[..., Any]) -> None:
+    ROW_WRITERS.update(save=save, delete=delete)
 
 
 def staff_users_visible_to(user: Any) -> models.QuerySet[Any]:
@@ -85,7 +95,7 @@ class TenantAdmin(ModelAdmin):
         related = db_field.remote_field.model
         user = request.user
         if db_field.name == "clinic":
-            return clinics_editable_by(user, self.model)
+            return clinics_editable_by(user, self.model, related._default_manager.all())
         if hasattr(related, "tenancy"):
             visible: models.QuerySet[Any] = related.objects.visible_to(user)
             return visible
@@ -95,14 +105,10 @@ class TenantAdmin(ModelAdmin):
         return every
 
     def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
-        from clinics.services import catalogue_save
-
-        catalogue_save(actor=request.user, instance=obj, created=not change, changed=form.changed_data)
+        ROW_WRITERS["save"](actor=request.user, instance=obj, created=not change, changed=form.changed_data)
 
     def delete_model(self, request: Any, obj: Any) -> None:
-        from clinics.services import catalogue_delete
-
-        catalogue_delete(actor=request.user, instance=obj)
+        ROW_WRITERS["delete"](actor=request.user, instance=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
         for obj in queryset:

@@ -1,6 +1,7 @@
 import pytest
 from django.test import TestCase
 
+from appointments import reminders
 from appointments import services as visits
 from messaging.services import send_message
 from notifications import services
@@ -43,6 +44,6 @@ def visit(alpha, checkup, anna, anna_thread, day):  # noqa: F811 - the fixtures 
 def reminder_tick(now):
     """One beat tick of the reminder sweeps: queue what is due, then dispatch and send it (tasks eager, on-commit callbacks run)."""
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.visit_reminders_queue(now=now)
+        reminders.visit_reminders_queue(now=now)
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.notifications_dispatch_due(now=now)

@@ -120,7 +120,7 @@ def test_an_sms_a_dying_worker_may_have_sent_is_shown_as_unknown(web, alpha, out
     """What the stuck-delivery sweep leaves when it cannot know: its own status, a filter for it, and the reason."""
     from django.utils import translation
 
-    from notifications.services import _unknown_fate
+    from notifications.services.sending import _unknown_fate
 
     notification = outbox[7]
     sms = notification.deliveries.get()

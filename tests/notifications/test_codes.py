@@ -8,8 +8,8 @@ from django.core.cache import cache
 from django.test import TestCase
 
 from accounts.destinations import parse_destination
-from accounts.services import login_code_issue
 from notifications.models import Delivery, DeliveryAttempt, Notification, Preference
+from patients.services import portal_code_request
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def test_a_person_who_opted_out_of_notices_still_gets_the_code_they_asked_for(ap
 
 def test_a_code_replaced_before_it_went_out_is_skipped_and_only_the_new_one_is_sent(api, sms):
     with TestCase.captureOnCommitCallbacks(execute=False) as first_send:
-        login_code_issue(destination=parse_destination(PHONE), ip=None)
+        portal_code_request(destination=parse_destination(PHONE), ip=None)
     assert api.post("/api/auth/code/", {"destination": PHONE}, format="json").status_code == 202
     for callback in first_send:  # the first code's dispatch runs late, after the second was issued
         callback()
@@ -76,7 +76,7 @@ def test_a_provider_outage_is_retried_and_the_code_arrives_once(api, respx_mock,
 
 def test_a_code_lost_from_the_cache_fails_with_a_reason_instead_of_sending_a_mask(sms):
     with TestCase.captureOnCommitCallbacks(execute=False) as send:
-        login_code_issue(destination=parse_destination(PHONE), ip=None)
+        portal_code_request(destination=parse_destination(PHONE), ip=None)
     cache.clear()  # Redis restarted between the request and the sending
     with TestCase.captureOnCommitCallbacks(execute=True):
         for callback in send:
@@ -91,7 +91,7 @@ def test_clinic_staff_never_see_sign_in_codes_in_their_outbox(client, alpha, sms
     patient = f.PatientFactory(phone=PHONE)
     f.ContactFactory(patient=patient, clinic=alpha.clinic)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        login_code_issue(destination=parse_destination(PHONE), ip=None)
+        portal_code_request(destination=parse_destination(PHONE), ip=None)
     code = Notification.objects.get(kind=Notification.Kind.CODE)
     delivery = code.deliveries.get()
 

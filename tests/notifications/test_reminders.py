@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 import pytest
 from django.test import TestCase
 
+from appointments import reminders
 from appointments import services as visits
 from appointments.models import Appointment
 from notifications import services
@@ -55,7 +56,7 @@ def test_the_link_in_the_sms_confirms_or_cancels_without_signing_in(web, visit, 
 
 
 def test_no_reminder_for_a_cancelled_visit_even_if_already_queued(anna, visit, smsru):
-    services.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))  # queued, not yet dispatched
+    reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))  # queued, not yet dispatched
     with TestCase.captureOnCommitCallbacks(execute=True):
         visits.visit_cancel(actor=anna.user, visit=visit)
     assert Notification.objects.get(visit=visit).status == "cancelled"
@@ -65,7 +66,7 @@ def test_no_reminder_for_a_cancelled_visit_even_if_already_queued(anna, visit, s
 
 
 def test_a_delivery_already_made_is_not_sent_once_the_visit_is_cancelled(anna, visit, smsru):
-    services.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
+    reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     notification = Notification.objects.get(visit=visit)
     services.notification_dispatch(notification_id=notification.pk, now=visit.starts_at - timedelta(hours=23))  # on-commit not run
     Appointment.objects.filter(pk=visit.pk).update(status="cancelled")
@@ -75,7 +76,7 @@ def test_a_delivery_already_made_is_not_sent_once_the_visit_is_cancelled(anna, v
 
 
 def test_a_moved_visit_gets_its_own_reminders(alpha, anna, visit, day, smsru):
-    services.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
+    reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     with TestCase.captureOnCommitCallbacks(execute=True):
         moved = visits.visit_reschedule(actor=anna.user, visit=visit, starts_at=at(alpha.clinic, day, 15))
     assert Notification.objects.get(visit=visit).status == "cancelled"

@@ -13,6 +13,7 @@ import pytest
 import respx
 from django.test import TestCase
 
+from appointments import reminders
 from appointments import selectors as visit_reads
 from appointments import services as visits
 from appointments.models import Appointment, BookingRules
@@ -194,7 +195,7 @@ def test_the_phone_decides_the_visit_never_another_clinics_or_patients(web, alph
 def test_only_a_provider_that_passes_replies_back_invites_one_and_only_by_sms(settings, visit, twilio, provider, invited):
     settings.SMS_PROVIDER = provider
     settings.SMSRU_API_ID = "test-api-id"
-    services.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
+    reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     notification = Notification.objects.get(visit=visit, kind="confirm")
     services.notification_dispatch(notification_id=notification.pk, now=visit.starts_at - timedelta(hours=23))  # on-commit not run
     sms = Delivery.objects.get(notification=notification, channel="sms")

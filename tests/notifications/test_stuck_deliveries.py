@@ -21,9 +21,11 @@ from django.db import connection
 from django.test import TestCase
 from django.utils import timezone, translation
 
+from appointments import reminders
 from messaging.services import send_message
 from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, Notification
+from notifications.services import sending
 from notifications.tasks import deliver_batch, settle_stuck_deliveries
 from tests import factories as f
 
@@ -57,7 +59,7 @@ def batch(alpha):
         thread = f.ThreadFactory(clinic=alpha.clinic, patient=f.PatientFactory(phone=f"+7916777000{n}"))
         send_message(thread=thread, sender=alpha.operator, text=f"Result {n} is ready")
     Notification.objects.update(urgent=True, not_before=None)
-    with mock.patch.object(services, "_queue"):  # queued by each test itself, also where on-commit callbacks run
+    with mock.patch.object(sending, "deliveries_queue"):  # queued by each test itself, also where on-commit callbacks run
         ids = services.notifications_dispatch_batch(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
     assert len(ids) == 4
     return ids
@@ -165,7 +167,7 @@ def test_a_stuck_delivery_whose_provider_id_was_written_is_recorded_as_sent(alph
 def test_a_stuck_delivery_for_a_visit_that_is_gone_is_not_sent_late(alpha, visit, smsru, clock, settings):
     from appointments.models import Appointment
 
-    services.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
+    reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     ids = services.notifications_dispatch_batch(
         notification_ids=list(Notification.objects.filter(visit=visit).values_list("pk", flat=True)),
         now=visit.starts_at - timedelta(hours=23),
@@ -196,7 +198,7 @@ def test_two_sweeps_at_once_settle_each_delivery_once(alpha, batch, smsru, clock
     """A second sweep while the first is deciding takes nothing over, and waits for nothing."""
     calls = _die_in_third_call(batch, smsru)
     clock.shift(timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 1))
-    settle = services._settle
+    settle = sending._settle
     holding, second_done, results = threading.Event(), threading.Event(), {}
 
     def first_holds_its_rows(stuck, now):
@@ -211,7 +213,7 @@ def test_two_sweeps_at_once_settle_each_delivery_once(alpha, batch, smsru, clock
         finally:
             connection.close()
 
-    monkeypatch.setattr(services, "_settle", first_holds_its_rows)
+    monkeypatch.setattr(sending, "_settle", first_holds_its_rows)
     first = threading.Thread(target=first_sweep)
     first.start()
     assert holding.wait(30)

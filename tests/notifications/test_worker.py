@@ -19,9 +19,10 @@ from django.db import connection
 from django.utils import timezone
 
 from appointments.models import Appointment
+from appointments.tasks import queue_visit_reminders
 from clinic_crm.celery import app as celery_app
 from notifications.models import Delivery, Notification, Preference
-from notifications.tasks import dispatch_due_notifications, queue_visit_reminders
+from notifications.tasks import dispatch_due_notifications
 from patients.services import consent_withdraw
 from tests import factories as f
 

@@ -1,13 +1,18 @@
-"""Channels adapter of the tenancy layer: what a socket user may subscribe to."""
+"""Who a socket is and which realtime groups it joins: the same boundaries as Thread's policy.
+
+Moved here from the tenancy layer, which must not know messaging's group names (it is below it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db import models
 
-from clinics.tenancy import is_staff_member
+from clinics.models import Doctor
+from clinics.tenancy import FRONT_DESK, clinic_roles, is_staff_member, portal_holder_id
+from messaging import realtime
+from patients.selectors import patient_for_user
 
 
 @database_sync_to_async
@@ -17,28 +22,16 @@ def socket_user_kind(user: Any) -> str | None:
         return None
     if is_staff_member(user):
         return "staff"
-    from patients.selectors import patient_for_user
-
     return "patient" if patient_for_user(user) is not None else None
 
 
 @database_sync_to_async
-def socket_can_see(user: Any, model: type[models.Model], pk: Any) -> bool:
-    """May this staff user receive events about row `pk` of `model`?"""
-    return model.objects.visible_to(user).filter(pk=pk).exists()
-
-
-@database_sync_to_async
 def socket_groups(user: Any) -> list[str]:
-    """The realtime groups a socket joins: the same boundaries as Thread's policy.
+    """The realtime groups a socket joins.
 
     Front desk hears every thread of its clinics, a doctor the threads addressed to
     them, a patient their family's threads.
     """
-    from clinics.models import Doctor
-    from clinics.tenancy import FRONT_DESK, clinic_roles, portal_holder_id
-    from messaging import realtime
-
     holder_id = portal_holder_id(user)
     if holder_id is not None:
         return [realtime.family_group(holder_id)]

@@ -109,8 +109,6 @@ PENDING: frozenset[str] = frozenset(
     {
         # The inbox's patient card (visits beside the thread) moves to a patients or inbox selector.
         "messaging.selectors -> appointments.selectors",
-        # Merging contacts is patients' work: contacts_merge moves out of messaging.services.
-        "patients.staff_api -> messaging.services",
     }
 )
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.browser.asgi_server import AsgiServer
+
 # Playwright's sync API keeps an event loop running in the test thread; Django
 # would otherwise refuse ORM calls from the test body (factories, final checks).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -26,11 +28,13 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker):
+def live_asgi(django_db_setup, django_db_blocker) -> Iterator[AsgiServer]:
     """Daphne in this process (tests/browser/asgi_server.py), for pages that keep a socket open.
 
-    Its request threads keep their database sessions; they are ended before
-    pytest-django drops the test database, which PostgreSQL refuses while any is open.
+    `live_asgi.url` is its address; `live_asgi.call(fn, ...)` runs fn where the server runs
+    Django code, so what fn announces on commit reaches the sockets. Its request threads keep
+    their database sessions; they are ended before pytest-django drops the test database,
+    which PostgreSQL refuses while any is open.
     """
     from django.db import connection
 
@@ -49,11 +53,9 @@ def server(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def phone(chromium, server) -> Iterator[Page]:
+def phone(open_live) -> Page:
     """A patient's phone (360 px, English) talking to the in-process Daphne (pages with a socket)."""
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
-    yield context.new_page()
-    context.close()
+    return open_live()
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +86,12 @@ def page_opener(chromium: Browser, base_url: str) -> Iterator[Callable[..., Page
 def open_page(chromium: Browser, live_server) -> Iterator[Callable[..., Page]]:
     """Open a page in a fresh browser context: open_page(locale="ru-RU", viewport=DESKTOP)."""
     yield from page_opener(chromium, live_server.url)
+
+
+@pytest.fixture
+def open_live(chromium: Browser, live_asgi: AsgiServer, transactional_db) -> Iterator[Callable[..., Page]]:
+    """Like open_page, against the ASGI server (pages with a socket): open_live(viewport=DESKTOP)."""
+    yield from page_opener(chromium, live_asgi.url)
 
 
 @pytest.fixture

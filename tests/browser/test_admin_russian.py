@@ -11,9 +11,8 @@ from playwright.sync_api import Page, expect
 
 from appointments.models import Appointment
 from tests import factories as f
-from tests.appointments.conftest import at
 from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -74,7 +73,7 @@ def test_calendar_day_and_week_show_visits_with_their_height(open_page, alpha, b
 
 
 @pytest.fixture
-def crowded_inbox(alpha, live_asgi):  # noqa: F811
+def crowded_inbox(alpha, live_asgi):
     """21 conversations, two of them with the same «Ольга Лебедева»; the operator and the manager have names."""
     alpha.operator.first_name, alpha.operator.last_name = "Ольга", "Смирнова"
     alpha.operator.save(update_fields=["first_name", "last_name"])
@@ -95,7 +94,7 @@ def crowded_inbox(alpha, live_asgi):  # noqa: F811
 
 
 @pytest.mark.parametrize("width", [1280, 1024])  # the inbox at phone width is list → conversation → card (tests/browser/test_inbox.py)
-def test_russian_inbox_tabs_names_and_namesakes(open_live, alpha, crowded_inbox, width):  # noqa: F811
+def test_russian_inbox_tabs_names_and_namesakes(open_live, alpha, crowded_inbox, width):
     page = open_live(locale="ru-RU", viewport={"width": width, "height": 800})
     log_in(page, "olga")
     expect(page).to_have_url(re.compile(r"/admin/inbox/$"))  # an operator starts in the inbox, not the admin index

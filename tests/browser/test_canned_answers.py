@@ -12,13 +12,12 @@ from messaging import services
 from messaging.models import Message
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def desk(chromium: Browser, live_asgi):  # noqa: F811
+def desk(chromium: Browser, live_asgi):
     """open(user): a staff desktop in Russian, signed in (the login form is tested in test_admin)."""
     contexts = []
 
@@ -40,7 +39,7 @@ def desk(chromium: Browser, live_asgi):  # noqa: F811
         context.close()
 
 
-def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_nothing(desk, live_asgi, alpha):  # noqa: F811
+def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_nothing(desk, live_asgi, alpha):
     alpha.clinic.address = "Москва, ул. Тверская, 12"
     alpha.clinic.save()
     anna = f.PatientFactory(full_name="Петрова Анна", phone="+79160004001")

@@ -8,7 +8,7 @@ thumb needs: nothing wider than the screen, tap targets of 44 px, the composer a
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -19,9 +19,8 @@ from appointments.models import Appointment
 from messaging import services
 from messaging.models import Message
 from tests import factories as f
-from tests.appointments.conftest import at
 from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,18 +35,13 @@ WORDS = {
 
 
 @pytest.fixture
-def clinic_chat(alpha, live_asgi):  # noqa: F811
+def clinic_chat(alpha, checkup, anna, live_asgi):
     """Anna wrote to Alpha after her visit; Dr Dima does a 30-minute check-up every day 09:00–18:00."""
-    service = f.ServiceFactory(clinic=alpha.clinic, name="Check-up", duration_minutes=30)
-    alpha.doctor.services.add(service)
-    for weekday in range(7):
-        f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
     f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Pyotr Quiet", patient__phone="+79160000077")
-    anna = f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
     f.CannedAnswerFactory(clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}.")
     live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="The tooth still aches a little after the filling. Is it normal?")
-    return thread, service
+    return thread, checkup
 
 
 def log_in(page: Page, username: str) -> None:
@@ -88,7 +82,7 @@ def only_pane(page: Page, visible: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, service = clinic_chat
     words = WORDS[lang]
     page = open_live(locale=LOCALES[lang], viewport=PHONE)
@@ -208,7 +202,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_messages(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_messages(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, service = clinic_chat
     words = WORDS[lang]
     page = open_live(locale=LOCALES[lang], viewport=DESKTOP)
@@ -258,7 +252,7 @@ def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_mes
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_the_badge_is_live_on_other_admin_pages(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_the_badge_is_live_on_other_admin_pages(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, _service = clinic_chat
     page = open_live(locale=LOCALES[lang], viewport=DESKTOP)
     log_in(page, "olga")

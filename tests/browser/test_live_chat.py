@@ -15,7 +15,6 @@ from playwright.sync_api import Page, expect
 from messaging.models import Message, Thread
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, MOBILE, screenshot, sign_in
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
 from tests.browser.test_admin import staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,7 +38,7 @@ def still_same_page(page: Page) -> None:
     assert page.evaluate("() => window.__samePage") is True
 
 
-def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread, sms):  # noqa: F811
+def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread, sms):
     # The patient signs in on her phone and opens her chat with the clinic.
     phone = open_live(viewport=MOBILE)
     sign_in(phone, sms, phone=PHONE, e164=E164)

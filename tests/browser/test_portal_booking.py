@@ -14,7 +14,6 @@ from playwright.sync_api import Page, expect
 from appointments.models import Appointment
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, MOBILE, enter_code, request_code, screenshot, sign_in
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
 from tests.browser.test_admin import staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -108,7 +107,7 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     assert (visit.status, visit.cancel_reason, visit.cancelled_late) == ("cancelled", "Plans changed", False)
 
 
-def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, live_asgi, sms, clinic_world):  # noqa: F811
+def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, live_asgi, sms, clinic_world):
     world = clinic_world
     alpha, thread = world.alpha, world.thread
     phone = open_live(viewport=MOBILE)

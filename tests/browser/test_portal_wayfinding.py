@@ -19,7 +19,7 @@ from promotions.models import Promotion
 from promotions.services import promotion_launch
 from tests import factories as f
 from tests.browser.conftest import MOBILE, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -67,7 +67,7 @@ def world(alpha, beta):
 
 
 @pytest.fixture
-def patient_phone(chromium: Browser, live_asgi):  # noqa: F811
+def patient_phone(chromium: Browser, live_asgi):
     """open(user, language): the patient's phone, signed in (the code flow itself is tested in test_portal_signup).
     Contexts are closed after the test, so no socket outlives it."""
     contexts = []
@@ -95,14 +95,8 @@ def fits(page: Page) -> None:
     assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
 
 
-def at(clinic, day, hour: int):
-    from datetime import datetime
-
-    return datetime.combine(day, time(hour), tzinfo=clinic.tz)
-
-
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a_reload(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a_reload(patient_phone, live_asgi, world, language):
     w = world
     offer = live_asgi.call(
         visits.slots_propose,
@@ -144,7 +138,7 @@ def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_visits(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_visits(patient_phone, live_asgi, world, language):
     w = world
     today = timezone.localdate()
 
@@ -203,7 +197,7 @@ def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_vis
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_contact_this_clinic_leads_through_the_consent_into_the_conversation(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_contact_this_clinic_leads_through_the_consent_into_the_conversation(patient_phone, live_asgi, world, language):
     w = world
     f.ConsentDocumentFactory(clinic=w.alpha.clinic)
     newcomer = f.PatientFactory(full_name="Орлова Мария", phone="+79160003003")

@@ -150,8 +150,8 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool
     # Server-side binding: the ORM's statements keep their parameters apart, so psycopg prepares a
     # statement after this many runs on a connection and PostgreSQL stops planning it again (a thread
-    # with its seven joins took 2 ms to plan and 0.3 ms to run). bench/inbox.py: the admin inbox p95
-    # 34.9 → 25.3 ms, the inbox queries 13 → 9 ms. PG_PREPARE_THRESHOLD=none behind a pooler that
+    # with its seven joins took longer to plan than to run; bench/inbox.py measures the gain, figures
+    # in bench/README.md). PG_PREPARE_THRESHOLD=none behind a pooler that
     # cannot keep prepared statements (PgBouncer in transaction mode < 1.21); PG_SERVER_SIDE_BINDING=false
     # returns to Django's default client-side binding. psycopg prepares per connection, and a pooled
     # connection keeps what it prepared when it goes back to the pool (tests/platform/test_connection_pool.py).
@@ -168,8 +168,8 @@ if REDIS_URL:
     # "pubsub" (default): Redis pushes each event to the socket servers subscribed to its group;
     # an event published while a server is reconnecting is lost, and clients catch up with
     # `resume` as after any drop. "core": events wait in Redis lists (capacity, expiry) and each
-    # server polls for them, several round trips per event: p99 hundreds of ms at 200 msg/s on
-    # two cores (bench/ws_load.py), against milliseconds with pub/sub.
+    # server polls for them, several round trips per event: an order of magnitude slower than
+    # pub/sub at the target rate (bench/ws_load.py; figures in bench/README.md).
     REALTIME_LAYER = env.str("REALTIME_LAYER", default="pubsub")
     if REALTIME_LAYER == "pubsub":
         CHANNEL_LAYERS = {

@@ -364,7 +364,7 @@ def _store_postgresql(new: _NewMessage) -> tuple[Message, bool]:
     send_message is the hottest write of the product (every socket frame, every portal
     post). Through the ORM it took a query each for the resend lookup, the consent
     check, the row lock, the insert, the counters, the online check and the outbox, each
-    compiled by Django: about 5 ms of CPU. Here one statement (messaging/sql.py) does
+    compiled by Django, most of a send's CPU. Here one statement (messaging/sql.py) does
     all of it, the thread's UPDATE taking the row lock that numbers the message; the
     rules are those of `_store`, and the test suite runs on both.
 

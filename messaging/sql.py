@@ -77,7 +77,7 @@ def _prepared_cursor():
     """Django's connection and cursor wrapper (logging, error translation), but server-side binding.
 
     Django binds parameters client-side, so PostgreSQL parses and plans every statement
-    again: about 1 ms for this one, more than it takes to run. A server-side binding
+    again, which for this one takes longer than running it. A server-side binding
     cursor lets psycopg prepare it on the connection after a few runs (prepare_threshold).
     """
     connection.ensure_connection()

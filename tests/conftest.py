@@ -213,20 +213,9 @@ class SmsOutbox:
 
 
 @pytest.fixture
-def sms(settings):
-    """Route codes through the SMS.ru adapter, answered by respx at the HTTP boundary."""
-    settings.SMS_PROVIDER = "smsru"
-    settings.SMSRU_API_ID = "test-api-id"
-    with respx.mock(assert_all_called=False) as mock:
-        route = mock.post("https://sms.ru/sms/send").mock(
-            side_effect=lambda request: httpx.Response(
-                200,
-                json={"status": "OK", "status_code": 100, "sms": {"79160000000": {"status": "OK", "status_code": 100, "sms_id": "000-1"}}},
-            )
-        )
-        mock.route(host="127.0.0.1").pass_through()
-        mock.route(host="localhost").pass_through()
-        yield SmsOutbox(route)
+def sms(smsru) -> SmsOutbox:
+    """Route codes through the SMS.ru adapter, answered by respx at the HTTP boundary; read them back with last_code."""
+    return SmsOutbox(smsru)
 
 
 @pytest.fixture
@@ -268,6 +257,6 @@ def smsru(settings):
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post("https://sms.ru/sms/send").mock(side_effect=accept)
-        mock.route(host="127.0.0.1").pass_through()
+        mock.route(host="127.0.0.1").pass_through()  # the browser tests' live servers
         mock.route(host="localhost").pass_through()
         yield route

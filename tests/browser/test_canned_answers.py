@@ -4,9 +4,7 @@ a shortcode that matches nothing is never sent to the patient, and the operator 
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from messaging import services
 from messaging.models import Message
@@ -17,26 +15,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def desk(chromium: Browser, live_asgi):
+def desk(open_live):
     """open(user): a staff desktop in Russian, signed in (the login form is tested in test_admin)."""
-    contexts = []
-
-    def _open(user) -> Page:
-        client = Client()
-        client.force_login(user)
-        context = chromium.new_context(locale="ru-RU", viewport=DESKTOP, base_url=live_asgi.url)
-        context.add_cookies(
-            [
-                {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": live_asgi.url},
-                {"name": settings.LANGUAGE_COOKIE_NAME, "value": "ru", "url": live_asgi.url},
-            ]
-        )
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
+    return lambda user: open_live(locale="ru-RU", viewport=DESKTOP, user=user, language="ru")
 
 
 def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_nothing(desk, live_asgi, alpha):

@@ -12,8 +12,7 @@ from playwright.sync_api import Page, expect
 from messaging import services
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.test_admin import menu_item, staff_login
+from tests.browser.conftest import DESKTOP, fits_the_screen, menu_item, screenshot, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,10 +38,6 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 80, 80)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def fits_the_screen(page: Page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
 
 
 def open_inbox(page: Page, username: str) -> None:
@@ -164,5 +159,5 @@ def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread):
     expect(page.locator("#inbox-conn")).to_have_text("Live")
     expect(page.locator("#inbox-card")).to_contain_text("Contact cards are shown to the front desk.")
     expect(page.get_by_text("Merge with another contact")).to_have_count(0)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    fits_the_screen(page)
     screenshot(page, "inbox-4-doctor-1024", full_page=False)

@@ -14,8 +14,7 @@ from playwright.sync_api import Page, expect
 
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, MOBILE, screenshot, sign_in
-from tests.browser.test_admin import staff_login
+from tests.browser.conftest import DESKTOP, MOBILE, fits_the_screen, screenshot, sign_in, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -95,7 +94,7 @@ def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread,
     while Thread.objects.get(pk=anna_thread.pk).staff_unread and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Thread.objects.get(pk=anna_thread.pk).staff_unread == 0
-    for page, width in ((phone, MOBILE["width"]), (desk, DESKTOP["width"])):
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    fits_the_screen(phone)
+    fits_the_screen(desk)
     screenshot(phone, "live-chat-1-patient", full_page=False)
     screenshot(desk, "live-chat-2-operator", full_page=False)

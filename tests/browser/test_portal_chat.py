@@ -21,7 +21,7 @@ from messaging import realtime, services
 from messaging.models import Attachment, Message, Thread
 from tests import factories as f
 from tests.browser.asgi_server import AsgiServer
-from tests.browser.conftest import MOBILE, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, fits_the_screen, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -72,10 +72,6 @@ def wait_for_db(check, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def no_horizontal_scroll(page: Page) -> None:
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
-
-
 def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, live_asgi, world):
     open_clinic_chat(phone, sms)
     expect(phone.get_by_text("Ask your question: the clinic will answer here.")).to_be_visible()
@@ -94,7 +90,7 @@ def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, live_asgi, 
     # The time is the clinic's (Yekaterinburg), not the browser's or UTC.
     local = stored.created_at.astimezone(world.clinic.tz)
     expect(mine.locator("time")).to_have_text(f"{local:%H:%M}")
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-1-sent", full_page=False)
 
 
@@ -129,7 +125,7 @@ def test_staff_typing_read_and_reply_arrive_live(phone, sms, live_asgi, world):
     # The page is on screen: the reply counts as read.
     wait_for_db(lambda: Thread.objects.get(pk=thread.pk).patient_read_seq == 2)
     assert Thread.objects.get(pk=thread.pk).patient_unread == 0
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-2-reply", full_page=False)
 
 
@@ -154,7 +150,7 @@ def test_home_lists_conversations_with_unread_badges(phone, sms, live_asgi, worl
     expect(doctor_row.get_by_role("button", name="Write to the doctor")).to_be_visible()
     family_row = card.locator(".family-chats li", has_text="for Misha Petrov")
     expect(family_row.locator(".unread .sr-only")).to_have_text("1 unread message")
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-0-home")
 
     # Writing for the child opens the child's own conversation with the doctor.
@@ -259,7 +255,7 @@ def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, live_asgi, world
     assert attachment.message.text == "This is the tooth" and attachment.width == 800
     expect(thumb).to_have_attribute("src", f"/files/{attachment.pk}/thumbnail/")
     expect(phone.locator("#composer-files li")).to_have_count(0)
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-5-attachment", full_page=False)
 
 
@@ -274,18 +270,9 @@ def test_refused_message_keeps_the_text_and_says_why(phone, sms, live_asgi, worl
     assert not Message.objects.exists()
 
 
-def staff_socket(chromium, live_asgi: AsgiServer, user) -> Page:
+def staff_socket(open_live, user) -> Page:
     """Olga's desk: a page of the site with a raw /ws/ socket that records every event it hears."""
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    context = chromium.new_context(base_url=live_asgi.url)
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": live_asgi.url}]
-    )
-    desk = context.new_page()
+    desk = open_live(viewport=DESKTOP, user=user)
     desk.goto("/health/")
     desk.evaluate(
         """() => new Promise((resolve) => {
@@ -301,25 +288,22 @@ def events_of(desk: Page, kind: str) -> list[dict]:
     return desk.evaluate("(kind) => window.events.filter((e) => e.type === kind)", kind)
 
 
-def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms, live_asgi, world, chromium):
+def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms, live_asgi, world, open_live):
     staff_sends(live_asgi, world, "Hello Anna, how can we help?")
-    desk = staff_socket(chromium, live_asgi, world.operator)
-    try:
-        open_clinic_chat(phone, sms)
-        # The page is on screen: the clinic's message is marked read and the clinic hears it.
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.read' && e.side === 'patient' && e.seq === 1)")
+    desk = staff_socket(open_live, world.operator)
+    open_clinic_chat(phone, sms)
+    # The page is on screen: the clinic's message is marked read and the clinic hears it.
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'message.read' && e.side === 'patient' && e.seq === 1)")
 
-        phone.get_by_role("textbox", name="Message").press_sequentially("I have a toothache", delay=40)
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'typing')")
-        phone.get_by_role("button", name="Send").click()
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.new' && e.author === 'patient')")
-        desk.wait_for_function("() => window.events.filter((e) => e.type === 'typing').length >= 2")
-        typing = [(e["side"], e["state"]) for e in events_of(desk, "typing")]
-        # Eighteen keystrokes within three seconds: one "typing" frame, then "stopped" on send.
-        assert typing == [("patient", True), ("patient", False)]
-        assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
-    finally:
-        desk.context.close()
+    phone.get_by_role("textbox", name="Message").press_sequentially("I have a toothache", delay=40)
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'typing')")
+    phone.get_by_role("button", name="Send").click()
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'message.new' && e.author === 'patient')")
+    desk.wait_for_function("() => window.events.filter((e) => e.type === 'typing').length >= 2")
+    typing = [(e["side"], e["state"]) for e in events_of(desk, "typing")]
+    # Eighteen keystrokes within three seconds: one "typing" frame, then "stopped" on send.
+    assert typing == [("patient", True), ("patient", False)]
+    assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
 
 
 def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, live_asgi, world):
@@ -346,7 +330,7 @@ def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, live_a
     assert phone.evaluate("() => window.__samePage") is True
 
 
-def test_new_messages_line_and_day_labels_in_the_page_language(chromium, sms, live_asgi, world):
+def test_new_messages_line_and_day_labels_in_the_page_language(open_live, sms, live_asgi, world):
     """A browser set to Russian on the English page: the days the script labels are English too.
 
     Anna wrote 58 messages (the first ten 40 days ago) and read everything; then the clinic answered twice.
@@ -364,57 +348,48 @@ def test_new_messages_line_and_day_labels_in_the_page_language(chromium, sms, li
             services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
 
     live_asgi.call(history)
-    context = chromium.new_context(locale="ru-RU", viewport=MOBILE, base_url=live_asgi.url)
-    context.add_cookies([{"name": "django_language", "value": "en", "url": live_asgi.url}])
-    phone = context.new_page()
-    try:
-        open_clinic_chat(phone, sms)
-        assert phone.evaluate("() => navigator.language") == "ru-RU"
-        expect(phone.locator("html")).to_have_attribute("lang", "en")
-        divider = phone.locator("#bubbles > li.unread-divider")
-        expect(divider).to_have_text("New messages")
-        first_unread = phone.locator("#bubbles > li.unread-divider + li.msg")
-        expect(first_unread).to_contain_text("Your crown is ready.")
-        no_horizontal_scroll(phone)
-        screenshot(phone, "chat-7-new-messages", full_page=False)
+    phone = open_live(locale="ru-RU", language="en")
+    open_clinic_chat(phone, sms)
+    assert phone.evaluate("() => navigator.language") == "ru-RU"
+    expect(phone.locator("html")).to_have_attribute("lang", "en")
+    divider = phone.locator("#bubbles > li.unread-divider")
+    expect(divider).to_have_text("New messages")
+    first_unread = phone.locator("#bubbles > li.unread-divider + li.msg")
+    expect(first_unread).to_contain_text("Your crown is ready.")
+    fits_the_screen(phone)
+    screenshot(phone, "chat-7-new-messages", full_page=False)
 
-        # The earlier page comes from the API: its day label is made by the script.
-        phone.get_by_role("link", name="Show earlier messages").click()
-        expect(bubbles(phone)).to_have_count(60)
-        local = old_day.astimezone(world.clinic.tz)
-        today = timezone.now().astimezone(world.clinic.tz)
-        label = f"{local.day} {calendar.month_name[local.month]}" + ("" if local.year == today.year else f" {local.year}")
-        expect(phone.locator("#bubbles > li.day").first).to_have_text(label)
-        expect(divider).to_have_count(1)
-        expect(first_unread).to_contain_text("Your crown is ready.")  # still right above the first unread one
-    finally:
-        context.close()
+    # The earlier page comes from the API: its day label is made by the script.
+    phone.get_by_role("link", name="Show earlier messages").click()
+    expect(bubbles(phone)).to_have_count(60)
+    local = old_day.astimezone(world.clinic.tz)
+    today = timezone.now().astimezone(world.clinic.tz)
+    label = f"{local.day} {calendar.month_name[local.month]}" + ("" if local.year == today.year else f" {local.year}")
+    expect(phone.locator("#bubbles > li.day").first).to_have_text(label)
+    expect(divider).to_have_count(1)
+    expect(first_unread).to_contain_text("Your crown is ready.")  # still right above the first unread one
 
 
-def test_without_javascript_the_composer_is_a_plain_form(chromium, live_asgi, sms, world, tmp_path):
+def test_without_javascript_the_composer_is_a_plain_form(open_live, live_asgi, sms, world, tmp_path):
     photo = tmp_path / "scan.png"
     Image.new("RGB", (300, 200), (220, 120, 60)).save(photo, "PNG")
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=live_asgi.url, java_script_enabled=False)
-    try:
-        page = context.new_page()
-        sign_in(page, sms, phone=PHONE, e164=E164)
-        page.locator("#my-clinics > li").filter(has_text="Smile Dental").get_by_role("button", name="Write to the clinic").click()
-        expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
-        page.get_by_role("textbox", name="Message").fill("Sent without JavaScript")
-        page.locator("#composer-file").set_input_files(str(photo))
-        screenshot(page, "chat-7-no-js-composer", full_page=False)
-        page.get_by_role("button", name="Send").click()
+    page = open_live(javascript=False)
+    sign_in(page, sms, phone=PHONE, e164=E164)
+    page.locator("#my-clinics > li").filter(has_text="Smile Dental").get_by_role("button", name="Write to the clinic").click()
+    expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
+    page.get_by_role("textbox", name="Message").fill("Sent without JavaScript")
+    page.locator("#composer-file").set_input_files(str(photo))
+    screenshot(page, "chat-7-no-js-composer", full_page=False)
+    page.get_by_role("button", name="Send").click()
 
-        sent = bubbles(page).filter(has_text="Sent without JavaScript")
-        expect(sent).to_have_count(1)
-        expect(sent.get_by_role("img", name="scan.png")).to_be_visible()
-        expect(sent.locator(".ticks")).to_have_text("Sent")
-        expect(page.get_by_role("textbox", name="Message")).to_have_value("")
+    sent = bubbles(page).filter(has_text="Sent without JavaScript")
+    expect(sent).to_have_count(1)
+    expect(sent.get_by_role("img", name="scan.png")).to_be_visible()
+    expect(sent.locator(".ticks")).to_have_text("Sent")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("")
 
-        page.get_by_role("textbox", name="Message").fill("x" * 4001)
-        page.get_by_role("button", name="Send").click()
-        expect(page.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
-        expect(page.get_by_role("textbox", name="Message")).to_have_value("x" * 4001)
-        assert Message.objects.count() == 1
-    finally:
-        context.close()
+    page.get_by_role("textbox", name="Message").fill("x" * 4001)
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("x" * 4001)
+    assert Message.objects.count() == 1

@@ -16,7 +16,7 @@ from messaging.models import Thread
 from messaging.services import send_message
 from notifications.models import PersonalReminder
 from tests import factories as f
-from tests.browser.conftest import MOBILE, screenshot, sign_in
+from tests.browser.conftest import MOBILE, fits_the_screen, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +72,7 @@ def test_remind_me_from_the_doctors_message_then_back_in_the_chat(phone, sms, li
     tomorrow = timezone.localtime(timezone.now(), doctor_thread.clinic.tz).date() + timedelta(days=1)
     expect(form.get_by_label("Day")).to_have_value(tomorrow.isoformat())
     form.get_by_label("Time").fill("20:00")
-    assert phone.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]  # nothing sticks out sideways
+    fits_the_screen(phone)
     screenshot(phone, "reminder-2-form")
 
     form.get_by_role("button", name="Remind me").click()

@@ -207,8 +207,8 @@ class SmsOutbox:
     def last_code(self, phone: str) -> str:
         digits = phone.lstrip("+")
         for message in reversed(self.messages):
-            if message.get("to") == digits:
-                return re.search(r"\b(\d{6})\b", message["msg"]).group(1)
+            if message.get("to") == digits and (code := re.search(r"\b(\d{6})\b", message["msg"])):
+                return code.group(1)
         raise AssertionError(f"No SMS was sent to {phone}")
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright._impl._api_structures import SetCookieParam
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 
 from tests import factories as f
 from tests.browser.asgi_server import AsgiServer
@@ -27,8 +28,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
-MOBILE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 800}
+MOBILE: ViewportSize = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +83,11 @@ def page_opener(chromium: Browser, base_url: str) -> Iterator[Callable[..., Page
     contexts = []
 
     def _open(
-        *, locale: str = "en-US", viewport: dict | None = None, user=None, language: str | None = None, javascript: bool = True
+        *, locale: str = "en-US", viewport: ViewportSize | None = None, user=None, language: str | None = None, javascript: bool = True
     ) -> Page:
         context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=base_url, java_script_enabled=javascript)
         contexts.append(context)
-        cookies = []
+        cookies: list[SetCookieParam] = []
         if user is not None:
             client = Client()
             client.force_login(user)

@@ -63,8 +63,6 @@ def bubbles(page: Page):
 
 
 def wait_for_db(check, timeout: float = 5.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -169,8 +169,9 @@ else:
         raise ImproperlyConfigured(f"DB_POOL_TIMEOUT must be a positive number of seconds, not {env.str('DB_POOL_TIMEOUT')!r}.")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool
     # Server-side binding: the ORM's statements keep their parameters apart, so psycopg prepares a
-    # statement after this many runs on a connection and PostgreSQL stops planning it again (the inbox's
-    # many-join queries cost more to plan than to run: bench/README.md). PG_PREPARE_THRESHOLD=none behind a pooler that
+    # statement after this many runs on a connection and PostgreSQL stops planning it again (a thread
+    # with its seven joins took longer to plan than to run; bench/inbox.py measures the gain, figures
+    # in bench/README.md). PG_PREPARE_THRESHOLD=none behind a pooler that
     # cannot keep prepared statements (PgBouncer in transaction mode < 1.21); PG_SERVER_SIDE_BINDING=false
     # returns to Django's default client-side binding. psycopg prepares per connection, and a pooled
     # connection keeps what it prepared when it goes back to the pool (tests/platform/test_connection_pool.py).

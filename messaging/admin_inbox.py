@@ -106,7 +106,7 @@ def _wants_fragment(request: HttpRequest) -> bool:
 def _shell_site() -> admin.AdminSite:
     """The admin site without Django's app list. The inbox's sidebar is Unfold's navigation
     (settings.UNFOLD["SIDEBAR"]), which never shows that list, and building it (permission checks
-    and URLs of every registered model) was ~5 ms of each inbox page."""
+    and URLs of every registered model) was a noticeable share of each inbox page (bench/inbox.py)."""
     site = admin.site
     site.name  # noqa: B018 - when admin.site is Django's LazyObject, this sets it up before the copy
     site = copy.copy(getattr(site, "_wrapped", site))

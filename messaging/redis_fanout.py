@@ -106,7 +106,7 @@ class _RedisGroupSender:
 
     Services broadcast from synchronous code after commit. Through the layer's own
     `group_send` that means handing a coroutine to an event loop thread and four round
-    trips per group (about 0.9 ms a group on a quiet machine, most of a message send).
+    trips per group (most of a message send; bench/send_message.py's breakdown).
     Here the members of all the event's groups are read with one script and
     the messages are queued with one script, from the calling thread, on a blocking
     connection pool per process. The keys, the serialized messages (the layer's own

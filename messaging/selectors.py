@@ -205,7 +205,7 @@ def inbox_version_key(clinic_id: int) -> str:
 
 
 def _cached_counts(user: Any, name: str, compute) -> Any:
-    """Inbox counts scan every thread of a clinic (tens of ms at 100k threads) and are shown on every
+    """Inbox counts scan every thread of a clinic (slow at 100k threads: bench/inbox.py) and are shown on every
     admin page. They are cached per user and filter, keyed by a version per clinic that services
     bump on every thread change (messaging.services._inbox_changed): never stale, recomputed only
     after something changed."""
@@ -244,7 +244,7 @@ def thread_for(*, user: Any, thread_id: int) -> Thread:
     """One thread the user may see, or Thread.DoesNotExist (also for other clinics' threads: no hint they exist)."""
     return (
         Thread.objects.visible_to(user)
-        # Not the team: nothing shows it, and a ninth join made PostgreSQL plan this query for ~5 ms.
+        # Not the team: nothing shows it, and a ninth join made PostgreSQL's planning of this query cost more than its run.
         .select_related("patient", "patient__guardian", "clinic", "doctor", "assigned_to", "contact")
         .prefetch_related("tags")
         .get(pk=thread_id)

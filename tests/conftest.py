@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qs
 
 import httpx
@@ -13,6 +13,7 @@ import pytest
 import respx
 import time_machine
 from django.test import Client, TestCase
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinic_crm.celery import app as celery_app
@@ -136,6 +137,23 @@ def beta(db) -> ClinicWorld:
     )  # fmt: skip
 
 
+@pytest.fixture
+def checkup(alpha):
+    """A bookable clinic: Alpha's doctor Dima works every day 09:00–18:00 (Moscow) and does a 30-minute check-up."""
+    return f.bookable_service(alpha.doctor, name="Check-up")
+
+
+@pytest.fixture
+def day(alpha) -> date:
+    """A local date three days ahead in Alpha's zone: past every notice rule, inside every horizon."""
+    return timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=3)
+
+
+def at(clinic, day: date, hour: int, minute: int = 0) -> datetime:
+    """An aware moment at a local wall-clock time of the clinic."""
+    return datetime.combine(day, time(hour, minute), tzinfo=clinic.tz)
+
+
 class _RunsOnCommit:
     """Test clients whose requests run their on-commit callbacks, as a real request's commit would.
 
@@ -189,26 +207,33 @@ class SmsOutbox:
     def last_code(self, phone: str) -> str:
         digits = phone.lstrip("+")
         for message in reversed(self.messages):
-            if message.get("to") == digits:
-                return re.search(r"\b(\d{6})\b", message["msg"]).group(1)
+            if message.get("to") == digits and (code := re.search(r"\b(\d{6})\b", message["msg"])):
+                return code.group(1)
         raise AssertionError(f"No SMS was sent to {phone}")
 
 
 @pytest.fixture
-def sms(settings):
-    """Route codes through the SMS.ru adapter, answered by respx at the HTTP boundary."""
-    settings.SMS_PROVIDER = "smsru"
-    settings.SMSRU_API_ID = "test-api-id"
-    with respx.mock(assert_all_called=False) as mock:
-        route = mock.post("https://sms.ru/sms/send").mock(
-            side_effect=lambda request: httpx.Response(
-                200,
-                json={"status": "OK", "status_code": 100, "sms": {"79160000000": {"status": "OK", "status_code": 100, "sms_id": "000-1"}}},
-            )
-        )
-        mock.route(host="127.0.0.1").pass_through()
-        mock.route(host="localhost").pass_through()
-        yield SmsOutbox(route)
+def sms(smsru) -> SmsOutbox:
+    """Route codes through the SMS.ru adapter, answered by respx at the HTTP boundary; read them back with last_code."""
+    return SmsOutbox(smsru)
+
+
+@pytest.fixture
+def anna(db):
+    """Anna Petrova, a portal patient with a phone and an e-mail; never online. anna_thread makes her Alpha's."""
+    return f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
+
+
+@pytest.fixture
+def anna_thread(alpha, anna):
+    """Anna's conversation with Alpha: she is Alpha's patient (consent given) once it exists."""
+    return f.ThreadFactory(clinic=alpha.clinic, patient=anna)
+
+
+@pytest.fixture
+def boris_thread(beta):
+    """Boris, a patient of Beta, and his thread: what Alpha's people must never reach."""
+    return f.ThreadFactory(clinic=beta.clinic, patient=f.PatientFactory(full_name="Boris Betov", phone="+79160000002"))
 
 
 @pytest.fixture
@@ -232,6 +257,6 @@ def smsru(settings):
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post("https://sms.ru/sms/send").mock(side_effect=accept)
-        mock.route(host="127.0.0.1").pass_through()
+        mock.route(host="127.0.0.1").pass_through()  # the browser tests' live servers
         mock.route(host="localhost").pass_through()
         yield route

@@ -15,7 +15,7 @@ def save_grouped(model: type[models.Model], rows: Iterable[models.Model], fields
     """Write `fields` of many rows with one UPDATE per distinct set of new values.
 
     Django's bulk_update builds a CASE expression per field and row in Python, which
-    cost more than everything else in a batch (3 of 5 s for 2,000 notices). A batch's
+    cost more than everything else in a batch put together (bench/notifications.py). A batch's
     rows mostly get the same values (dispatched at one moment, sent by one provider),
     so grouping makes one or two plain UPDATEs. `only`: conditions a row must still meet.
     """

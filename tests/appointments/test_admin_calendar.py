@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from appointments.models import Appointment, ScheduleException
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def olga(web, alpha):
 # --- the grid ---------------------------------------------------------------------------------
 
 
-def test_day_shows_doctors_visits_by_status_and_free_slots(olga, alpha, checkup, anna, day):
+def test_day_shows_doctors_visits_by_status_and_free_slots(olga, alpha, checkup, anna, anna_thread, day):
     f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Second")
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(
@@ -65,7 +65,7 @@ def test_day_in_the_clinics_zone_not_the_servers(web, beta):
     assert "<strong>Yulia Ural</strong><span>09:00–09:30" in html  # 04:00 UTC shown as Yekaterinburg's 09:00
 
 
-def test_week_of_a_doctor_has_seven_days(olga, alpha, checkup, anna, day):
+def test_week_of_a_doctor_has_seven_days(olga, alpha, checkup, anna, anna_thread, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 12))
     f.ScheduleExceptionFactory(
         doctor=alpha.doctor, kind=ScheduleException.Kind.VACATION, date_from=day + timedelta(days=1), date_to=day + timedelta(days=1)
@@ -83,7 +83,7 @@ def test_bad_date_is_a_message_not_a_500(olga, alpha, checkup):
     assert olga.get(f"{CAL}week/", {"doctor": "abc", "date": "x"}).status_code == 200
 
 
-def test_doctor_sees_only_own_column_and_visits(web, alpha, checkup, anna, day):
+def test_doctor_sees_only_own_column_and_visits(web, alpha, checkup, anna, anna_thread, day):
     other = f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Other")
     other.services.add(checkup)
     f.ScheduleRuleFactory(doctor=other, weekday=day.weekday())
@@ -130,7 +130,7 @@ def test_day_query_count_does_not_grow_with_visits_or_doctors(olga, alpha, check
 # --- booking ------------------------------------------------------------------------------------
 
 
-def test_operator_books_from_a_free_slot(olga, alpha, checkup, anna, day):
+def test_operator_books_from_a_free_slot(olga, alpha, checkup, anna, anna_thread, day):
     start = at(alpha.clinic, day, 11)
     form = page(olga.get(f"{CAL}new/", {"doctor": alpha.doctor.pk, "date": day.isoformat(), "starts_at": start.isoformat()}))
     assert f'value="{start.isoformat()}" selected' in form
@@ -146,7 +146,7 @@ def test_operator_books_from_a_free_slot(olga, alpha, checkup, anna, day):
     assert visit.starts_at == start and visit.source == "phone" and visit.created_by == alpha.operator
 
 
-def test_taken_slot_is_refused_with_alternatives(olga, alpha, checkup, anna, day):
+def test_taken_slot_is_refused_with_alternatives(olga, alpha, checkup, anna, anna_thread, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 11))
     response = olga.post(
         f"{CAL}new/",
@@ -163,7 +163,7 @@ def test_taken_slot_is_refused_with_alternatives(olga, alpha, checkup, anna, day
     ("hour", "expected"),
     [(20, "does not see patients at this time"), (None, "Choose the")],
 )
-def test_off_hours_and_missing_choices_are_messages(olga, alpha, checkup, anna, day, hour, expected):
+def test_off_hours_and_missing_choices_are_messages(olga, alpha, checkup, anna, anna_thread, day, hour, expected):
     data = {"patient": anna.pk, "doctor": alpha.doctor.pk, "service": checkup.pk, "date": day.isoformat(), "book": "1"}
     if hour:
         data["starts_at"] = at(alpha.clinic, day, hour).isoformat()
@@ -189,7 +189,7 @@ def test_cannot_book_another_clinics_patient_or_doctor(olga, alpha, beta, checku
 # --- the visit page -----------------------------------------------------------------------------
 
 
-def test_move_to_a_free_slot_and_refusal_of_a_taken_one(olga, alpha, checkup, anna, day):
+def test_move_to_a_free_slot_and_refusal_of_a_taken_one(olga, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     html = page(olga.get(f"{CAL}visit/{visit.pk}/"))
     assert "Move to another time" in html and "Cancel the visit" in html and 'value="no_show"' not in html
@@ -203,7 +203,7 @@ def test_move_to_a_free_slot_and_refusal_of_a_taken_one(olga, alpha, checkup, an
     assert Appointment.objects.get(pk=visit.pk).status == Appointment.Status.CANCELLED
 
 
-def test_cancel_with_reason(olga, alpha, checkup, anna, day):
+def test_cancel_with_reason(olga, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     response = olga.post(f"{CAL}visit/{visit.pk}/", {"action": "cancel", "reason": "Called: ill"}, follow=True)
     assert any("cancelled" in m for m in flashes(response))
@@ -213,7 +213,7 @@ def test_cancel_with_reason(olga, alpha, checkup, anna, day):
     assert any("already cancelled" in m for m in flashes(again))
 
 
-def test_mark_no_show_only_once_started(olga, alpha, checkup, anna, day):
+def test_mark_no_show_only_once_started(olga, alpha, checkup, anna, anna_thread, day):
     future = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     refused = olga.post(f"{CAL}visit/{future.pk}/", {"action": "no_show"}, follow=True)
     assert any("has not started yet" in m for m in flashes(refused))
@@ -225,7 +225,7 @@ def test_mark_no_show_only_once_started(olga, alpha, checkup, anna, day):
     assert Appointment.objects.get(pk=past.pk).status == Appointment.Status.COMPLETED
 
 
-def test_doctor_marks_own_visit_and_unknown_action_is_a_message(web, alpha, checkup, anna):
+def test_doctor_marks_own_visit_and_unknown_action_is_a_message(web, alpha, checkup, anna, anna_thread):
     past = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() - timedelta(hours=1))
     web.force_login(alpha.doctor_user)
     web.post(f"{CAL}visit/{past.pk}/", {"action": "completed"})
@@ -236,7 +236,7 @@ def test_doctor_marks_own_visit_and_unknown_action_is_a_message(web, alpha, chec
     assert response.status_code == bad.status_code == 200
 
 
-def test_confirm(olga, alpha, checkup, anna, day):
+def test_confirm(olga, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     olga.post(f"{CAL}visit/{visit.pk}/", {"action": "confirm"})
     assert Appointment.objects.get(pk=visit.pk).status == Appointment.Status.CONFIRMED

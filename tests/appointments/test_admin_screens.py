@@ -13,7 +13,7 @@ from appointments.models import Appointment, ScheduleRule, SlotOffer, WaitlistEn
 from audit.models import AuditEvent
 from messaging.models import Message
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def warm_queries(web, url: str, params: dict | None = None) -> int:
 # --- visits list --------------------------------------------------------------------------------
 
 
-def test_visit_list_filters_search_and_tenancy(web, alpha, beta, checkup, anna, day):
+def test_visit_list_filters_search_and_tenancy(web, alpha, beta, checkup, anna, anna_thread, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 11), status=Appointment.Status.NO_SHOW,
                    patient=f.PatientFactory(full_name="Nick Noshow"))  # fmt: skip
@@ -52,7 +52,7 @@ def test_visit_list_filters_search_and_tenancy(web, alpha, beta, checkup, anna, 
     assert f"{day:%d.%m.%Y} 10:00" in html  # the clinic's wall clock
 
 
-def test_visit_opens_on_the_calendar_and_add_goes_to_the_booking_form(web, alpha, checkup, anna, day):
+def test_visit_opens_on_the_calendar_and_add_goes_to_the_booking_form(web, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     web.force_login(alpha.operator)
     assert web.get(f"{VISITS}{visit.pk}/change/")["Location"] == f"/admin/calendar/visit/{visit.pk}/"
@@ -62,7 +62,7 @@ def test_visit_opens_on_the_calendar_and_add_goes_to_the_booking_form(web, alpha
     assert Appointment.objects.filter(pk=visit.pk).exists()
 
 
-def test_doctor_sees_only_own_visits_in_the_list(web, alpha, checkup, anna, day):
+def test_doctor_sees_only_own_visits_in_the_list(web, alpha, checkup, anna, anna_thread, day):
     other = f.DoctorFactory(clinic=alpha.clinic)
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(doctor=other, service=checkup, patient=f.PatientFactory(full_name="Other Patient"), starts_at=at(alpha.clinic, day, 10))
@@ -123,7 +123,7 @@ def test_operator_reads_schedules_but_cannot_change_them_and_never_sees_another_
     assert page(web.get("/admin/appointments/scheduleexception/")) and page(web.get("/admin/appointments/bookingrules/"))
 
 
-def test_waitlist_add_goes_through_the_service_and_action_removes(web, alpha, checkup, anna):
+def test_waitlist_add_goes_through_the_service_and_action_removes(web, alpha, checkup, anna, anna_thread):
     web.force_login(alpha.operator)
     response = web.post("/admin/appointments/waitlistentry/add/", {"doctor": alpha.doctor.pk, "service": checkup.pk, "patient": anna.pk})
     assert response.status_code == 302
@@ -134,7 +134,7 @@ def test_waitlist_add_goes_through_the_service_and_action_removes(web, alpha, ch
     assert not WaitlistEntry.objects.get().is_active
 
 
-def test_waitlist_refusal_is_a_message(web, alpha, anna):
+def test_waitlist_refusal_is_a_message(web, alpha, anna, anna_thread):
     stray = f.ServiceFactory(clinic=alpha.clinic, name="Not Dima's")
     web.force_login(alpha.operator)
     response = web.post(
@@ -145,7 +145,7 @@ def test_waitlist_refusal_is_a_message(web, alpha, anna):
     assert not WaitlistEntry.objects.exists()
 
 
-def test_slot_offers_are_read_only(web, alpha, checkup, anna):
+def test_slot_offers_are_read_only(web, alpha, checkup, anna, anna_thread):
     offer = SlotOffer.objects.create(
         clinic=alpha.clinic, doctor=alpha.doctor, service=checkup,
         starts_at=timezone.now() + timedelta(days=2), ends_at=timezone.now() + timedelta(days=2, minutes=30),
@@ -161,7 +161,7 @@ def test_slot_offers_are_read_only(web, alpha, checkup, anna):
 
 
 @pytest.fixture
-def month(alpha, checkup, anna):
+def month(alpha, checkup, anna, anna_thread):
     """Past visits of Dima with every outcome, and one of another doctor."""
     now = timezone.now()
     make = lambda days, **kw: f.VisitFactory(doctor=kw.pop("doctor", alpha.doctor), service=checkup, patient=anna,  # noqa: E731
@@ -219,7 +219,7 @@ def test_attendance_query_count_does_not_grow_with_doctors(web, alpha, month, ch
 # --- inbox: the card's visits and offering times ------------------------------------------------
 
 
-def test_inbox_card_shows_past_and_next_visits_in_the_clinics_zone(web, alpha, checkup, anna, day):
+def test_inbox_card_shows_past_and_next_visits_in_the_clinics_zone(web, alpha, checkup, anna, anna_thread, day):
     thread = anna.threads.get()
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() - timedelta(days=10),
@@ -231,7 +231,7 @@ def test_inbox_card_shows_past_and_next_visits_in_the_clinics_zone(web, alpha, c
     assert page(web.get(f"/admin/inbox/{thread.pk}/")).count("/admin/calendar/offer/") == 1
 
 
-def test_offer_times_sends_a_message_with_slots(web, alpha, checkup, anna, day):
+def test_offer_times_sends_a_message_with_slots(web, alpha, checkup, anna, anna_thread, day):
     thread = anna.threads.get()
     web.force_login(alpha.operator)
     html = page(web.get(f"/admin/calendar/offer/{thread.pk}/", {"service": checkup.pk}))
@@ -244,7 +244,7 @@ def test_offer_times_sends_a_message_with_slots(web, alpha, checkup, anna, day):
     assert len(message.data["slots"]) == 3 and message.text.startswith("Try these")
 
 
-def test_offer_times_refusals(web, alpha, beta, checkup, anna):
+def test_offer_times_refusals(web, alpha, beta, checkup, anna, anna_thread):
     thread = anna.threads.get()
     web.force_login(alpha.operator)
     html = page(web.get(f"/admin/calendar/offer/{thread.pk}/", {"service": checkup.pk}))

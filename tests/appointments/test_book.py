@@ -9,7 +9,7 @@ from appointments.models import Appointment, BookingRules
 from messaging.models import Message, Thread
 from patients.models import ConsentRecord
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def _book(api, doctor, service, starts_at, **extra):
     )
 
 
-def test_patient_books_a_free_slot_and_the_visit_shows_in_her_clinic_thread(api, alpha, checkup, anna, day):
+def test_patient_books_a_free_slot_and_the_visit_shows_in_her_clinic_thread(api, alpha, checkup, anna, anna_thread, day):
     api.force_login(anna.user)
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10))
     assert response.status_code == 201, response.json()
@@ -38,7 +38,7 @@ def test_patient_books_a_free_slot_and_the_visit_shows_in_her_clinic_thread(api,
     assert last.data == {"visit": visit.pk, "visit_event": "booked", "patient": visit.patient_id}
 
 
-def test_patient_books_for_her_child_but_not_for_a_stranger(api, alpha, checkup, anna, day):
+def test_patient_books_for_her_child_but_not_for_a_stranger(api, alpha, checkup, anna, anna_thread, day):
     child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
     api.force_login(anna.user)
     assert _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10), patient=child.pk).status_code == 201
@@ -60,7 +60,7 @@ def test_patient_books_for_her_child_but_not_for_a_stranger(api, alpha, checkup,
     ],
     ids=["past", "after-hours", "runs-past-closing", "too-soon", "too-far"],
 )
-def test_times_a_patient_cannot_book_are_refused_with_the_reason(api, alpha, checkup, anna, day, when, code, detail):
+def test_times_a_patient_cannot_book_are_refused_with_the_reason(api, alpha, checkup, anna, anna_thread, day, when, code, detail):
     api.force_login(anna.user)
     response = _book(api, alpha.doctor, checkup, when(alpha.clinic, day))
     assert response.status_code == 400
@@ -69,7 +69,7 @@ def test_times_a_patient_cannot_book_are_refused_with_the_reason(api, alpha, che
     assert not Appointment.objects.exists()
 
 
-def test_service_the_doctor_does_not_provide_and_another_clinics_doctor(api, alpha, beta, checkup, anna, day):
+def test_service_the_doctor_does_not_provide_and_another_clinics_doctor(api, alpha, beta, checkup, anna, anna_thread, day):
     api.force_login(anna.user)
     other_service = f.ServiceFactory(clinic=alpha.clinic, name="Implant")
     response = _book(api, alpha.doctor, other_service, at(alpha.clinic, day, 10))
@@ -81,7 +81,7 @@ def test_service_the_doctor_does_not_provide_and_another_clinics_doctor(api, alp
     assert not Appointment.objects.exists()
 
 
-def test_too_many_upcoming_visits(api, alpha, checkup, anna, day):
+def test_too_many_upcoming_visits(api, alpha, checkup, anna, anna_thread, day):
     BookingRules.objects.create(clinic=alpha.clinic, max_upcoming_visits=2)
     api.force_login(anna.user)
     assert _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10)).status_code == 201
@@ -92,7 +92,7 @@ def test_too_many_upcoming_visits(api, alpha, checkup, anna, day):
     assert Appointment.objects.count() == 2
 
 
-def test_no_booking_without_consent(api, alpha, checkup, anna, day):
+def test_no_booking_without_consent(api, alpha, checkup, anna, anna_thread, day):
     ConsentRecord.objects.filter(patient=anna).delete()
     api.force_login(anna.user)
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10))
@@ -101,7 +101,7 @@ def test_no_booking_without_consent(api, alpha, checkup, anna, day):
     assert not Appointment.objects.exists()
 
 
-def test_a_taken_slot_answers_409_with_the_three_nearest_free_times(api, alpha, checkup, anna, day):
+def test_a_taken_slot_answers_409_with_the_three_nearest_free_times(api, alpha, checkup, anna, anna_thread, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 10))
     api.force_login(anna.user)
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10))
@@ -115,7 +115,7 @@ def test_a_taken_slot_answers_409_with_the_three_nearest_free_times(api, alpha, 
     assert Appointment.objects.count() == 1
 
 
-def test_malformed_input_is_a_400_not_a_500(api, alpha, checkup, anna):
+def test_malformed_input_is_a_400_not_a_500(api, alpha, checkup, anna, anna_thread):
     api.force_login(anna.user)
     for payload in (
         {"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": "tomorrow at ten"},
@@ -133,7 +133,7 @@ def test_anonymous_cannot_book(api, alpha, checkup, day):
     assert response.status_code == 403
 
 
-def test_operator_books_by_phone_inside_the_notice_patients_must_give(api, alpha, checkup, anna, day):
+def test_operator_books_by_phone_inside_the_notice_patients_must_give(api, alpha, checkup, anna, anna_thread, day):
     BookingRules.objects.create(clinic=alpha.clinic, min_notice_minutes=7 * 24 * 60)
     api.force_login(anna.user)
     assert _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10)).status_code == 400  # too soon for online booking
@@ -153,7 +153,7 @@ def test_operator_cannot_book_a_patient_of_another_clinic(api, alpha, beta, chec
     assert response.json()["detail"] == "No such patient among yours."
 
 
-def test_a_time_without_its_offset_is_refused(api, alpha, checkup, anna, day):
+def test_a_time_without_its_offset_is_refused(api, alpha, checkup, anna, anna_thread, day):
     api.force_login(anna.user)
     response = api.post("/api/visits/", {"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": f"{day}T10:00:00"}, format="json")
     assert response.status_code == 400

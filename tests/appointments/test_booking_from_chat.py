@@ -12,8 +12,7 @@ from appointments.models import Appointment
 from messaging.models import Message
 from messaging.services import send_message
 from tests import factories as f
-from tests.appointments.conftest import at
-from tests.conftest import CommittingClient
+from tests.conftest import CommittingClient, at
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +45,7 @@ def slot_values(page: str) -> list[str]:
     return [v.split('"')[0] for v in page.split('name="slot" value="')[1:]]
 
 
-def test_the_offer_panel_works_inside_the_conversation(alpha, checkup, anna, day, lang):
+def test_the_offer_panel_works_inside_the_conversation(alpha, checkup, anna, anna_thread, day, lang):
     thread, words = anna.threads.get(), WORDS[lang]
     olga = staff(alpha.operator, lang)
     url = f"/admin/calendar/offer/{thread.pk}/"
@@ -70,14 +69,14 @@ def test_the_offer_panel_works_inside_the_conversation(alpha, checkup, anna, day
     assert words["sent"] not in html(olga.get(f"/admin/inbox/{thread.pk}/"))  # shown by the panel, not again later
 
 
-def test_a_date_far_ahead_in_the_offer_panel_is_bounded_not_a_500(alpha, checkup, anna):
+def test_a_date_far_ahead_in_the_offer_panel_is_bounded_not_a_500(alpha, checkup, anna, anna_thread):
     olga = staff(alpha.operator, "en")
     panel = html(olga.get(f"/admin/calendar/offer/{anna.threads.get().pk}/", {"date": "9999-12-31"}, **FETCH))
     assert "Give a date at most" in panel  # refused at the edge with a reason; the panel shows this week instead
     assert "data-offer" in panel
 
 
-def test_the_offer_page_without_javascript_shows_its_success_once_in_the_conversation(alpha, checkup, anna, lang):
+def test_the_offer_page_without_javascript_shows_its_success_once_in_the_conversation(alpha, checkup, anna, anna_thread, lang):
     thread, words = anna.threads.get(), WORDS[lang]
     olga = staff(alpha.operator, lang)
     url = f"/admin/calendar/offer/{thread.pk}/"
@@ -87,7 +86,7 @@ def test_the_offer_page_without_javascript_shows_its_success_once_in_the_convers
     assert html(response).count(words["sent"]) == 1
 
 
-def test_a_contact_search_with_one_match_chooses_that_person(alpha, checkup, anna, day):
+def test_a_contact_search_with_one_match_chooses_that_person(alpha, checkup, anna, anna_thread, day):
     f.ContactFactory(clinic=alpha.clinic, patient__full_name="Anna Sidorova", patient__phone="+79160000009")
     olga = staff(alpha.operator, "en")
     one = html(olga.post("/admin/calendar/new/", {"q": "Petrova", "date": day.isoformat(), "find": "1"}))
@@ -96,7 +95,7 @@ def test_a_contact_search_with_one_match_chooses_that_person(alpha, checkup, ann
     assert f'<option value="{anna.pk}">' in two and " selected>" not in two.split('id="booking-patient"')[1].split("</select>")[0]
 
 
-def test_book_a_visit_from_the_card_and_return_to_the_conversation(alpha, checkup, anna, day, lang):
+def test_book_a_visit_from_the_card_and_return_to_the_conversation(alpha, checkup, anna, anna_thread, day, lang):
     thread, words = anna.threads.get(), WORDS[lang]
     olga = staff(alpha.operator, lang)
     card = html(olga.get(f"/admin/inbox/{thread.pk}/card/"))
@@ -121,7 +120,7 @@ def test_book_a_visit_from_the_card_and_return_to_the_conversation(alpha, checku
     assert f"/admin/calendar/visit/{visit.pk}/" in page  # the card lists it
 
 
-def test_a_thread_of_another_patient_is_not_where_a_booking_returns(alpha, checkup, anna, day):
+def test_a_thread_of_another_patient_is_not_where_a_booking_returns(alpha, checkup, anna, anna_thread, day):
     stranger = f.ThreadFactory(clinic=alpha.clinic)
     olga = staff(alpha.operator, "en")
     start = at(alpha.clinic, day, 12)
@@ -132,7 +131,7 @@ def test_a_thread_of_another_patient_is_not_where_a_booking_returns(alpha, check
     assert Appointment.objects.get(patient=anna).thread_id is None
 
 
-def test_the_sidebar_badge_count_and_the_list_carry_the_unread_threads(alpha, beta, anna, django_capture_on_commit_callbacks):
+def test_the_sidebar_badge_count_and_the_list_carry_the_unread_threads(alpha, beta, anna, anna_thread, django_capture_on_commit_callbacks):
     olga = staff(alpha.operator, "en")
     assert json.loads(olga.get("/admin/inbox/badge/").content) == {"unread_threads": 0}
     with django_capture_on_commit_callbacks(execute=True):  # the counts' cache version moves after the commit

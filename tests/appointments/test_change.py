@@ -12,13 +12,13 @@ from appointments.models import Appointment, BookingRules
 from appointments.selectors import free_slots
 from messaging.models import Message
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def visit(api, alpha, checkup, anna, day):
+def visit(api, alpha, checkup, anna, anna_thread, day):
     api.force_login(anna.user)
     response = api.post(
         "/api/visits/",
@@ -33,7 +33,7 @@ def _slot_starts(alpha, checkup, day):
     return [s.starts_at for s in free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup)]
 
 
-def test_cancel_frees_the_slot_and_says_so_in_the_thread(api, alpha, checkup, anna, day, visit):
+def test_cancel_frees_the_slot_and_says_so_in_the_thread(api, alpha, checkup, anna, anna_thread, day, visit):
     assert at(alpha.clinic, day, 10) not in _slot_starts(alpha, checkup, day)
     response = api.post(f"/api/visits/{visit.pk}/cancel/", {"reason": "Feeling better"}, format="json")
     assert response.status_code == 200
@@ -45,14 +45,14 @@ def test_cancel_frees_the_slot_and_says_so_in_the_thread(api, alpha, checkup, an
     assert last.text.startswith("Visit cancelled:")
 
 
-def test_a_cancellation_inside_the_window_counts_as_late(api, alpha, checkup, anna, day, visit):
+def test_a_cancellation_inside_the_window_counts_as_late(api, alpha, checkup, anna, anna_thread, day, visit):
     BookingRules.objects.create(clinic=alpha.clinic, late_cancel_hours=24 * 5)
     response = api.post(f"/api/visits/{visit.pk}/cancel/", {}, format="json")
     assert response.status_code == 200
     assert response.json()["cancelled_late"] is True
 
 
-def test_cancelling_twice_or_someone_elses_visit_is_refused(api, alpha, checkup, anna, day, visit):
+def test_cancelling_twice_or_someone_elses_visit_is_refused(api, alpha, checkup, anna, anna_thread, day, visit):
     other = f.PatientFactory()
     api.force_login(other.user)
     assert api.post(f"/api/visits/{visit.pk}/cancel/", {}, format="json").status_code == 404
@@ -72,7 +72,7 @@ def test_another_clinics_staff_cannot_see_or_change_the_visit(api, alpha, beta, 
         assert api.post(f"/api/visits/{visit.pk}/cancel/", {}, format="json").status_code == 404
 
 
-def test_a_doctor_sees_only_own_visits(api, alpha, checkup, anna, day, visit):
+def test_a_doctor_sees_only_own_visits(api, alpha, checkup, anna, anna_thread, day, visit):
     colleague = f.DoctorFactory(clinic=alpha.clinic)
     f.VisitFactory(doctor=colleague, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15))
     api.force_login(alpha.doctor_user)
@@ -81,7 +81,7 @@ def test_a_doctor_sees_only_own_visits(api, alpha, checkup, anna, day, visit):
     assert api.get("/api/visits/").json()["count"] == 2
 
 
-def test_move_is_atomic_the_old_visit_stays_when_the_new_time_is_taken(api, alpha, checkup, anna, day, visit):
+def test_move_is_atomic_the_old_visit_stays_when_the_new_time_is_taken(api, alpha, checkup, anna, anna_thread, day, visit):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 12))
     response = api.post(f"/api/visits/{visit.pk}/move/", {"starts_at": at(alpha.clinic, day, 12).isoformat()}, format="json")
     assert response.status_code == 409
@@ -91,7 +91,7 @@ def test_move_is_atomic_the_old_visit_stays_when_the_new_time_is_taken(api, alph
     assert Appointment.objects.filter(patient=anna).count() == 1  # never zero
 
 
-def test_move_cancels_the_old_visit_and_books_the_new_one_together(api, alpha, checkup, anna, day, visit):
+def test_move_cancels_the_old_visit_and_books_the_new_one_together(api, alpha, checkup, anna, anna_thread, day, visit):
     response = api.post(f"/api/visits/{visit.pk}/move/", {"starts_at": at(alpha.clinic, day, 10, 30).isoformat()}, format="json")
     assert response.status_code == 201, response.json()
     new = Appointment.objects.get(pk=response.json()["id"])
@@ -102,7 +102,7 @@ def test_move_cancels_the_old_visit_and_books_the_new_one_together(api, alpha, c
     assert Message.objects.filter(thread__patient=anna).order_by("-seq").first().text.startswith("Visit moved from")
 
 
-def test_patients_cannot_move_inside_the_late_window(api, alpha, checkup, anna, day, visit):
+def test_patients_cannot_move_inside_the_late_window(api, alpha, checkup, anna, anna_thread, day, visit):
     BookingRules.objects.create(clinic=alpha.clinic, late_cancel_hours=24 * 5)
     response = api.post(f"/api/visits/{visit.pk}/move/", {"starts_at": at(alpha.clinic, day, 11).isoformat()}, format="json")
     assert response.status_code == 400
@@ -111,7 +111,7 @@ def test_patients_cannot_move_inside_the_late_window(api, alpha, checkup, anna, 
     assert api.post(f"/api/visits/{visit.pk}/move/", {"starts_at": at(alpha.clinic, day, 11).isoformat()}, format="json").status_code == 201
 
 
-def test_confirm_then_attendance_only_once_started(api, alpha, checkup, anna, visit):
+def test_confirm_then_attendance_only_once_started(api, alpha, checkup, anna, anna_thread, visit):
     assert api.post(f"/api/visits/{visit.pk}/confirm/").json()["status"] == "confirmed"
     assert api.post(f"/api/visits/{visit.pk}/mark/", {"status": "completed"}, format="json").status_code == 403
     api.force_login(alpha.operator)
@@ -123,7 +123,7 @@ def test_confirm_then_attendance_only_once_started(api, alpha, checkup, anna, vi
     assert api.post(f"/api/visits/{past.pk}/mark/", {"status": "bogus"}, format="json").status_code == 400
 
 
-def test_calendar_file_is_valid_icalendar(api, alpha, checkup, anna, day, visit):
+def test_calendar_file_is_valid_icalendar(api, alpha, checkup, anna, anna_thread, day, visit):
     response = api.get(f"/api/visits/{visit.pk}/calendar/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/calendar")
@@ -136,7 +136,7 @@ def test_calendar_file_is_valid_icalendar(api, alpha, checkup, anna, day, visit)
     assert api.get(f"/api/visits/{visit.pk}/calendar/").status_code == 404
 
 
-def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna):
+def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna, anna_thread):
     now = timezone.now()
     for hours, status, late in ((-50, "completed", False), (-30, "no_show", False), (-20, "cancelled", True), (-10, "cancelled", False)):
         v = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=now + timedelta(hours=hours), status=status)
@@ -155,7 +155,7 @@ def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna):
     assert api.get(f"/api/staff/attendance/?clinic={alpha.clinic.pk}&date_from=bad").status_code == 400
 
 
-def test_the_visit_list_costs_the_same_queries_for_3_or_30_visits(api, alpha, checkup, anna):
+def test_the_visit_list_costs_the_same_queries_for_3_or_30_visits(api, alpha, checkup, anna, anna_thread):
     def queries_for(count):
         Appointment.objects.all().delete()
         start = timezone.now() + timedelta(days=2)

@@ -11,13 +11,13 @@ from appointments.models import Appointment, SlotOffer
 from messaging.models import Message
 from messaging.payloads import message_payload
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def proposal(alpha, checkup, anna, day):
+def proposal(alpha, checkup, anna, anna_thread, day):
     thread = anna.threads.get()
     return services.slots_propose(
         actor=alpha.operator,
@@ -35,7 +35,7 @@ def test_both_audiences_get_the_offered_slots(proposal, alpha, checkup, day):
     assert message_payload(proposal, audience="patient")["slots"]
 
 
-def test_the_thread_page_renders_one_button_per_slot_linking_to_the_confirm_page(web, proposal, anna, alpha, checkup, day):
+def test_the_thread_page_renders_one_button_per_slot_linking_to_the_confirm_page(web, proposal, anna, anna_thread, alpha, checkup, day):
     web.force_login(anna.user)
     page = web.get(f"/portal/threads/{proposal.thread_id}/").content.decode()
     assert page.count('class="offer-slot"') == 2
@@ -45,7 +45,7 @@ def test_the_thread_page_renders_one_button_per_slot_linking_to_the_confirm_page
     )
 
 
-def test_a_freed_slot_offer_reaches_the_waiting_patient_with_its_id_and_books_once(api, alpha, checkup, anna, day):
+def test_a_freed_slot_offer_reaches_the_waiting_patient_with_its_id_and_books_once(api, alpha, checkup, anna, anna_thread, day):
     f.WaitlistEntryFactory(doctor=alpha.doctor, service=checkup, patient=anna)
     other = f.PatientFactory()
     f.ThreadFactory(clinic=alpha.clinic, patient=other)
@@ -79,7 +79,7 @@ def offer_box(page: str) -> str:
     return page.split('class="offer-slots')[1].split("</div>")[0]
 
 
-def test_an_offer_is_closed_once_the_patient_books_and_says_why_after_a_reload(web, api, proposal, anna, alpha, checkup, day):
+def test_an_offer_is_closed_once_the_patient_books_and_says_why_after_a_reload(web, api, proposal, anna, anna_thread, alpha, checkup, day):
     web.force_login(anna.user)
     page = web.get(f"/portal/threads/{proposal.thread_id}/").content.decode()
     assert offer_box(page).count("href=") == 2 and "is-closed" not in page
@@ -96,7 +96,7 @@ def test_an_offer_is_closed_once_the_patient_books_and_says_why_after_a_reload(w
     assert "You booked a visit after these times were offered: they are closed." in box
 
 
-def test_a_cancellation_closes_the_earlier_offer_and_a_new_offer_stays_open(web, proposal, anna, alpha, checkup, day):
+def test_a_cancellation_closes_the_earlier_offer_and_a_new_offer_stays_open(web, proposal, anna, anna_thread, alpha, checkup, day):
     visit = services.visit_book(
         actor=alpha.operator, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15)
     )
@@ -110,7 +110,7 @@ def test_a_cancellation_closes_the_earlier_offer_and_a_new_offer_stays_open(web,
     assert fresh.data["slots"][0]["starts_at"] == at(alpha.clinic, day, 12).isoformat()
 
 
-def test_times_that_passed_cannot_be_tapped(web, proposal, anna, alpha, day):
+def test_times_that_passed_cannot_be_tapped(web, proposal, anna, anna_thread, alpha, day):
     web.force_login(anna.user)
     with time_machine.travel(at(alpha.clinic, day, 10, 30), tick=False):
         box = offer_box(web.get(f"/portal/threads/{proposal.thread_id}/").content.decode())
@@ -120,7 +120,7 @@ def test_times_that_passed_cannot_be_tapped(web, proposal, anna, alpha, day):
     assert "href=" not in box and "These times have passed." in box
 
 
-def test_a_bare_room_number_gets_its_label(web, alpha, checkup, anna, day):
+def test_a_bare_room_number_gets_its_label(web, alpha, checkup, anna, anna_thread, day):
     from appointments.models import room_label
 
     assert (room_label("101"), room_label("Рентген"), room_label("")) == ("room 101", "Рентген", "")

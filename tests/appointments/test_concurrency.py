@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from appointments.models import Appointment
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 CONTENDERS = 50
 

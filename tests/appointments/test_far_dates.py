@@ -12,7 +12,7 @@ from django.conf import settings
 
 from appointments.models import Appointment
 from messaging.models import Message, Thread
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_public_slot_search_inside_the_bound_still_answers(api, alpha, checkup, 
 
 
 @pytest.mark.parametrize("starts_at", EXTREMES)
-def test_staff_booking_far_out_is_400_and_stores_nothing(api, alpha, checkup, anna, starts_at):
+def test_staff_booking_far_out_is_400_and_stores_nothing(api, alpha, checkup, anna, anna_thread, starts_at):
     api.force_login(alpha.operator)
     body = {"doctor": alpha.doctor.pk, "service": checkup.pk, "patient": anna.pk, "starts_at": starts_at}
     response = api.post("/api/visits/", body, format="json")
@@ -45,7 +45,7 @@ def test_staff_booking_far_out_is_400_and_stores_nothing(api, alpha, checkup, an
     assert Appointment.objects.count() == 0
 
 
-def test_staff_booking_just_past_the_planning_horizon_is_refused_by_the_service(api, alpha, checkup, anna, day):
+def test_staff_booking_just_past_the_planning_horizon_is_refused_by_the_service(api, alpha, checkup, anna, anna_thread, day):
     """Inside what the edge accepts is still the service's rule: staff book at most PLANNING_HORIZON_DAYS ahead."""
     api.force_login(alpha.operator)
     late = at(alpha.clinic, day + timedelta(days=settings.PLANNING_HORIZON_DAYS - 3), 10) + timedelta(hours=12)
@@ -55,7 +55,7 @@ def test_staff_booking_just_past_the_planning_horizon_is_refused_by_the_service(
     assert Appointment.objects.count() == 0
 
 
-def test_patient_booking_far_out_is_400(api, alpha, checkup, anna):
+def test_patient_booking_far_out_is_400(api, alpha, checkup, anna, anna_thread):
     api.force_login(anna.user)
     response = api.post("/api/visits/", {"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": EXTREMES[0]}, format="json")
     assert response.status_code == 400 and response.json()["errors"]["starts_at"] == [TOO_FAR]
@@ -63,7 +63,7 @@ def test_patient_booking_far_out_is_400(api, alpha, checkup, anna):
 
 
 @pytest.mark.parametrize("starts_at", EXTREMES)
-def test_offering_far_out_slots_in_a_thread_is_400_and_sends_nothing(api, alpha, checkup, anna, starts_at):
+def test_offering_far_out_slots_in_a_thread_is_400_and_sends_nothing(api, alpha, checkup, anna, anna_thread, starts_at):
     thread = Thread.objects.get(patient=anna)
     api.force_login(alpha.operator)
     response = api.post(
@@ -76,7 +76,7 @@ def test_offering_far_out_slots_in_a_thread_is_400_and_sends_nothing(api, alpha,
     assert Message.objects.count() == 0
 
 
-def test_the_admin_offer_screen_refuses_a_forged_year_9999_time(web, alpha, checkup, anna):
+def test_the_admin_offer_screen_refuses_a_forged_year_9999_time(web, alpha, checkup, anna, anna_thread):
     thread = Thread.objects.get(patient=anna)
     web.force_login(alpha.operator)
     response = web.post(
@@ -88,7 +88,7 @@ def test_the_admin_offer_screen_refuses_a_forged_year_9999_time(web, alpha, chec
     assert Message.objects.count() == 0
 
 
-def test_the_admin_new_visit_form_refuses_a_forged_year_9999_time(web, alpha, checkup, anna):
+def test_the_admin_new_visit_form_refuses_a_forged_year_9999_time(web, alpha, checkup, anna, anna_thread):
     web.force_login(alpha.operator)
     response = web.post(
         "/admin/calendar/new/",

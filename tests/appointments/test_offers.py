@@ -6,7 +6,7 @@ from django.db import IntegrityError, connection, transaction
 from appointments.models import Appointment, SlotOffer, WaitlistEntry
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ def _thread(clinic, patient):
     return Thread.objects.get(clinic=clinic, patient=patient, kind=Thread.Kind.CLINIC)
 
 
-def test_operator_proposes_times_and_the_patient_books_one_with_a_tap(api, alpha, checkup, anna, day):
+def test_operator_proposes_times_and_the_patient_books_one_with_a_tap(api, alpha, checkup, anna, anna_thread, day):
     thread = _thread(alpha.clinic, anna)
     api.force_login(alpha.operator)
     slots = [{"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": at(alpha.clinic, day, h).isoformat()} for h in (10, 11)]
@@ -38,7 +38,7 @@ def test_operator_proposes_times_and_the_patient_books_one_with_a_tap(api, alpha
     assert thread.messages.order_by("-seq").first().text.startswith("Visit booked:")
 
 
-def test_proposals_are_checked_like_bookings(api, alpha, beta, checkup, anna, day):
+def test_proposals_are_checked_like_bookings(api, alpha, beta, checkup, anna, anna_thread, day):
     thread = _thread(alpha.clinic, anna)
     api.force_login(alpha.operator)
     taken = f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 10))
@@ -63,7 +63,7 @@ def test_proposals_are_checked_like_bookings(api, alpha, beta, checkup, anna, da
     assert Message.objects.filter(thread=thread, data__has_key="slots").count() == 0
 
 
-def test_a_freed_slot_goes_to_the_waiting_list_and_the_first_to_accept_gets_it(api, alpha, checkup, anna, day):
+def test_a_freed_slot_goes_to_the_waiting_list_and_the_first_to_accept_gets_it(api, alpha, checkup, anna, anna_thread, day):
     waiting = []
     for name in ("Vera", "Gleb"):
         patient = f.PatientFactory(full_name=name)
@@ -105,7 +105,7 @@ def test_a_freed_slot_goes_to_the_waiting_list_and_the_first_to_accept_gets_it(a
     assert api.post("/api/visits/", claim, format="json").json()["detail"] == "This offer was not made to you."
 
 
-def test_patient_joins_and_leaves_the_waiting_list(api, alpha, checkup, anna):
+def test_patient_joins_and_leaves_the_waiting_list(api, alpha, checkup, anna, anna_thread):
     api.force_login(anna.user)
     response = api.post("/api/waitlist/", {"doctor": alpha.doctor.pk, "service": checkup.pk}, format="json")
     assert response.status_code == 201
@@ -117,7 +117,7 @@ def test_patient_joins_and_leaves_the_waiting_list(api, alpha, checkup, anna):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no EXCLUDE; its guarantee is the serialized transaction")
-def test_the_database_itself_refuses_an_overlapping_visit(alpha, checkup, anna, day):
+def test_the_database_itself_refuses_an_overlapping_visit(alpha, checkup, anna, anna_thread, day):
     """Even code that skipped the service could not double-book on PostgreSQL."""
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     with pytest.raises(IntegrityError, match="visit_no_double_booking"), transaction.atomic():

@@ -11,7 +11,7 @@ from django.utils import timezone
 from appointments.models import Appointment, BookingRules
 from clinics.models import Specialty
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def confirm_url(clinic, service, doctor, moment, **extra) -> str:
 
 
 @pytest.fixture
-def signed_in(web, anna):
+def signed_in(web, anna, anna_thread):
     web.force_login(anna.user)
     return web
 
@@ -44,7 +44,7 @@ def test_services_are_grouped_by_specialty_and_can_be_narrowed_to_a_doctor(web, 
     assert "Check-up" in narrowed and "Cleaning" not in narrowed
 
 
-def test_the_clinic_page_and_the_portal_home_lead_to_booking(web, alpha, anna):
+def test_the_clinic_page_and_the_portal_home_lead_to_booking(web, alpha, anna, anna_thread):
     assert 'href="/c/alpha/book/"' in web.get("/c/alpha/").content.decode()
     web.force_login(anna.user)
     home = web.get("/portal/").content.decode()
@@ -92,7 +92,7 @@ def test_signing_in_is_asked_at_the_confirm_step_and_comes_back_to_it(web, alpha
     assert location.path == "/login/" and parse_qs(location.query)["next"] == [url]  # the whole query survives
 
 
-def test_a_patient_books_from_the_confirm_page(signed_in, alpha, checkup, anna, day):
+def test_a_patient_books_from_the_confirm_page(signed_in, alpha, checkup, anna, anna_thread, day):
     alpha.clinic.address = "Moscow, Tverskaya 1"
     alpha.clinic.save()
     checkup.price_rub = 1500
@@ -113,7 +113,7 @@ def test_a_patient_books_from_the_confirm_page(signed_in, alpha, checkup, anna, 
     assert ics["Content-Type"].startswith("text/calendar") and b"BEGIN:VEVENT" in ics.content
 
 
-def test_a_guardian_books_for_a_child_but_not_for_a_stranger(signed_in, alpha, checkup, anna, day):
+def test_a_guardian_books_for_a_child_but_not_for_a_stranger(signed_in, alpha, checkup, anna, anna_thread, day):
     child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
     stranger = f.PatientFactory()
     url = confirm_url(alpha.clinic, checkup, alpha.doctor, at(alpha.clinic, day, 11))
@@ -146,7 +146,7 @@ def test_a_slot_just_taken_shows_the_alternatives_as_buttons(signed_in, alpha, c
         ({"max_upcoming_visits": 1}, "You already have 1 upcoming visits in this clinic"),
     ],
 )
-def test_the_clinic_rules_refuse_with_a_clear_message_and_keep_the_choice(signed_in, alpha, checkup, anna, day, rules, message):
+def test_the_clinic_rules_refuse_with_a_clear_message_and_keep_the_choice(signed_in, alpha, checkup, anna, anna_thread, day, rules, message):
     BookingRules.objects.create(clinic=alpha.clinic, **rules)
     if "max_upcoming_visits" in rules:
         f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15))
@@ -190,7 +190,7 @@ def test_a_time_outside_working_hours_is_refused_with_a_message(signed_in, alpha
 
 
 def test_my_visits_lists_the_familys_visits_in_every_clinic_and_nobody_elses(
-    signed_in, alpha, beta, checkup, anna, day, django_assert_max_num_queries
+    signed_in, alpha, beta, checkup, anna, anna_thread, day, django_assert_max_num_queries
 ):
     child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
     beta_service = f.ServiceFactory(clinic=beta.clinic, name="Therapy")
@@ -224,7 +224,7 @@ def test_another_patients_visit_does_not_exist_for_me(signed_in, alpha, checkup,
     assert Appointment.objects.get().status == "booked"
 
 
-def test_cancel_says_whether_it_is_late_then_cancels(signed_in, alpha, checkup, anna, day):
+def test_cancel_says_whether_it_is_late_then_cancels(signed_in, alpha, checkup, anna, anna_thread, day):
     soon = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() + timedelta(hours=5))
     later = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     assert "counts as a late cancellation" in signed_in.get(f"/portal/visits/{soon.pk}/cancel/").content.decode()
@@ -238,7 +238,7 @@ def test_cancel_says_whether_it_is_late_then_cancels(signed_in, alpha, checkup, 
     assert "This visit is already cancelled" in again
 
 
-def test_a_visit_is_moved_through_the_same_flow(signed_in, alpha, checkup, anna, day):
+def test_a_visit_is_moved_through_the_same_flow(signed_in, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     slots = signed_in.get(f"/c/alpha/book/{checkup.pk}/?move={visit.pk}&day={day.isoformat()}").content.decode()
     assert "Move the visit" in slots
@@ -255,13 +255,13 @@ def test_a_visit_is_moved_through_the_same_flow(signed_in, alpha, checkup, anna,
     assert visit.status == "cancelled"
 
 
-def test_a_visit_soon_cannot_be_moved_online(signed_in, alpha, checkup, anna):
+def test_a_visit_soon_cannot_be_moved_online(signed_in, alpha, checkup, anna, anna_thread):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() + timedelta(hours=5))
     page = signed_in.get(f"/portal/visits/{visit.pk}/").content.decode()
     assert "can no longer be moved online" in page and "?move=" not in page
 
 
-def test_confirming_attendance(signed_in, alpha, checkup, anna, day):
+def test_confirming_attendance(signed_in, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     assert "I will come" in signed_in.get(f"/portal/visits/{visit.pk}/").content.decode()
     response = signed_in.post(f"/portal/visits/{visit.pk}/confirm/", {"back": "list"})
@@ -279,7 +279,7 @@ def test_portal_visit_pages_need_sign_in(web, alpha):
 # --- waiting list ---------------------------------------------------------------------------------
 
 
-def test_joining_and_leaving_the_waiting_list(signed_in, alpha, checkup, anna):
+def test_joining_and_leaving_the_waiting_list(signed_in, alpha, checkup, anna, anna_thread):
     response = signed_in.post(f"/c/alpha/book/{checkup.pk}/waitlist/", {"doctor": alpha.doctor.pk}, follow=True)
     page = response.content.decode()
     assert "we will offer it in your chat" in page and "Waiting for an earlier time" in page
@@ -304,7 +304,7 @@ def test_the_waiting_list_refuses_clearly(signed_in, web, alpha, checkup, beta):
     assert response["Location"].startswith("/portal/clinics/alpha/consent/?next=")
 
 
-def test_a_guardian_puts_a_child_on_the_waiting_list(signed_in, alpha, checkup, anna):
+def test_a_guardian_puts_a_child_on_the_waiting_list(signed_in, alpha, checkup, anna, anna_thread):
     child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
     page = signed_in.get(f"/c/alpha/book/{checkup.pk}/").content.decode()
     assert 'name="for"' in page and "Masha Petrova" in page

@@ -8,7 +8,7 @@ from django.utils import timezone
 from appointments.models import Appointment, BookingRules, ScheduleException
 from appointments.selectors import free_slots
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 

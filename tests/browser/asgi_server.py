@@ -1,15 +1,16 @@
 """The real ASGI stack (HTTP + /ws/) served by Daphne in a thread of the test process.
 
 pytest-django's `live_server` speaks WSGI only, so pages that keep a WebSocket open
-need this instead. Daphne runs the project's application (static files added, as
-runserver would) in a background thread, once per test process: Twisted's reactor
-cannot be restarted.
+need this instead: the `live_asgi` fixture (tests/browser/conftest.py) hands it out.
+Daphne runs the project's application (static files added, as runserver would) in a
+background thread, once per test process: Twisted's reactor cannot be restarted, so
+every test module shares it.
 
 Running in-process means the in-memory channel layer is shared with the test. Events
 must be sent from the server's own event loop, though (that layer is not thread-safe,
 and the test thread has Playwright's loop running in it), so server-side actions in a
-test go through `server.call(fn)`: fn runs in the thread where Django runs requests,
-and what it schedules with on_commit reaches the sockets as a request's would.
+test go through `live_asgi.call(fn, ...)`: fn runs in the thread where Django runs
+requests, and what it schedules with on_commit reaches the sockets as a request's would.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+# Seconds Daphne may take to start listening, and one server-side call to return: generous,
+# since the machine running the suite may be busy.
+TIMEOUT = 20
 
 _server: AsgiServer | None = None
 _lock = threading.Lock()
@@ -50,7 +55,7 @@ class AsgiServer:
         )
         self.thread = threading.Thread(target=self.daphne.run, name="daphne-live-server", daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + TIMEOUT
         while not self.daphne.listening_addresses:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("Daphne did not start listening")
@@ -62,14 +67,14 @@ class AsgiServer:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.reactor._asyncioEventloop
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 15, **kwargs: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run fn(*args, **kwargs) where the server runs Django code, and return its result."""
         from asgiref.sync import sync_to_async
 
         async def run() -> Any:
             return await sync_to_async(fn)(*args, **kwargs)
 
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(TIMEOUT)
 
 
 def asgi_server() -> AsgiServer:

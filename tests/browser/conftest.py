@@ -7,11 +7,18 @@ Screenshots go to artifacts/screenshots/<name>.png for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from django.conf import settings
+from django.test import Client
+from playwright._impl._api_structures import SetCookieParam
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
+
+from tests import factories as f
+from tests.browser.asgi_server import AsgiServer
 
 # Playwright's sync API keeps an event loop running in the test thread; Django
 # would otherwise refuse ORM calls from the test body (factories, final checks).
@@ -21,16 +28,18 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
-MOBILE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 800}
+MOBILE: ViewportSize = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker):
+def live_asgi(django_db_setup, django_db_blocker) -> Iterator[AsgiServer]:
     """Daphne in this process (tests/browser/asgi_server.py), for pages that keep a socket open.
 
-    Its request threads keep their database sessions; they are ended before
-    pytest-django drops the test database, which PostgreSQL refuses while any is open.
+    `live_asgi.url` is its address; `live_asgi.call(fn, ...)` runs fn where the server runs
+    Django code, so what fn announces on commit reaches the sockets. Its request threads keep
+    their database sessions; they are ended before pytest-django drops the test database,
+    which PostgreSQL refuses while any is open.
     """
     from django.db import connection
 
@@ -49,11 +58,9 @@ def server(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def phone(chromium, server) -> Iterator[Page]:
+def phone(open_live) -> Page:
     """A patient's phone (360 px, English) talking to the in-process Daphne (pages with a socket)."""
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url)
-    yield context.new_page()
-    context.close()
+    return open_live()
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +74,28 @@ def chromium() -> Iterator[Browser]:
 
 
 def page_opener(chromium: Browser, base_url: str) -> Iterator[Callable[..., Page]]:
-    """Yield open(locale=…, viewport=…) giving pages in fresh contexts against base_url; close them after."""
+    """Yield open(locale=…, viewport=…, user=…, language=…, javascript=…): pages in fresh contexts against base_url,
+    closed after the test (so no socket outlives it).
+
+    `user`: signed in with a session cookie, as after a login (the forms themselves are tested in
+    test_admin and test_portal_signup); `language`: Django's language cookie, whatever the browser's locale.
+    """
     contexts = []
 
-    def _open(*, locale: str = "en-US", viewport: dict | None = None) -> Page:
-        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=base_url)
+    def _open(
+        *, locale: str = "en-US", viewport: ViewportSize | None = None, user=None, language: str | None = None, javascript: bool = True
+    ) -> Page:
+        context = chromium.new_context(locale=locale, viewport=viewport or MOBILE, base_url=base_url, java_script_enabled=javascript)
         contexts.append(context)
+        cookies: list[SetCookieParam] = []
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            cookies.append({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": base_url})
+        if language is not None:
+            cookies.append({"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base_url})
+        if cookies:
+            context.add_cookies(cookies)
         return context.new_page()
 
     yield _open
@@ -87,6 +110,12 @@ def open_page(chromium: Browser, live_server) -> Iterator[Callable[..., Page]]:
 
 
 @pytest.fixture
+def open_live(chromium: Browser, live_asgi: AsgiServer, transactional_db) -> Iterator[Callable[..., Page]]:
+    """Like open_page, against the ASGI server (pages with a socket): open_live(viewport=DESKTOP)."""
+    yield from page_opener(chromium, live_asgi.url)
+
+
+@pytest.fixture
 def page(open_page) -> Page:
     """The patient's phone: 360 px wide, English."""
     return open_page()
@@ -96,6 +125,26 @@ def page(open_page) -> Page:
 def admin_page(open_page) -> Page:
     """A staff member's desktop: 1280x800, English."""
     return open_page(viewport=DESKTOP)
+
+
+def fits_the_screen(page: Page) -> None:
+    """Nothing sticks out sideways: the page is no wider than the window it is shown in."""
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= page.evaluate("window.innerWidth"), f"the page is {width} px wide"
+
+
+def staff_login(page: Page, username: str) -> None:
+    """The admin's login form in whatever language the page speaks (by its fields' names, not their labels)."""
+    page.goto("/admin/login/")
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(f.PASSWORD)
+    page.locator("#login-form [type=submit]").click()
+    expect(page).not_to_have_url(re.compile(r"/admin/login/"))  # staff land on their inbox or attendance
+
+
+def menu_item(page: Page, title: str) -> Locator:
+    """A sidebar link; its accessible name starts with the icon's ligature ("badge Staff")."""
+    return page.get_by_role("navigation").get_by_role("link", name=re.compile(rf"(^|\s){re.escape(title)}$"))
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, screenshot
+from tests.browser.conftest import fits_the_screen, menu_item, screenshot, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,21 +22,8 @@ def contacts(alpha, beta):
     return alina
 
 
-def staff_login(page: Page, username: str) -> None:
-    page.goto("/admin/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(f.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/admin/login/"))  # staff land on their inbox or attendance
-
-
 def sidebar(page: Page) -> Locator:
     return page.get_by_role("navigation")
-
-
-def menu_item(page: Page, title: str) -> Locator:
-    """A sidebar link; its accessible name starts with the icon's ligature ("badge Staff")."""
-    return sidebar(page).get_by_role("link", name=re.compile(rf"(^|\s){re.escape(title)}$"))
 
 
 def test_operator_sees_only_her_clinics_contacts(admin_page, contacts):
@@ -87,4 +72,4 @@ def test_contact_page_fits_a_laptop_screen(admin_page, contacts):
     staff_login(admin_page, "olga")
     admin_page.goto(f"/admin/patients/patientinclinic/{contacts.pk}/change/")
     expect(admin_page.get_by_label("Notes")).to_be_visible()
-    assert admin_page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+    fits_the_screen(admin_page)

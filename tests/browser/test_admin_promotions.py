@@ -12,8 +12,7 @@ from playwright.sync_api import Page, expect
 from notifications import services as outbox
 from notifications.models import Delivery, Preference
 from tests import factories as f
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import menu_item, staff_login
+from tests.browser.conftest import menu_item, screenshot, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

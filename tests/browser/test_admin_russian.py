@@ -7,27 +7,17 @@ from datetime import time, timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from appointments.models import Appointment
 from tests import factories as f
-from tests.appointments.conftest import at
-from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.browser.conftest import DESKTOP, screenshot, staff_login
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 LOCALES = {"ru": "ru-RU", "en": "en-US"}
-
-
-def log_in(page: Page, username: str) -> None:
-    """The admin's login form in whatever language the browser asks for."""
-    page.goto("/admin/login/")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password]").fill(f.PASSWORD)
-    page.locator("#login-form [type=submit]").click()
-    expect(page).not_to_have_url(re.compile(r"/admin/login/"))
 
 
 @pytest.fixture
@@ -51,7 +41,7 @@ def busy_day(alpha):
 @pytest.mark.parametrize("language", ["ru", "en"])
 def test_calendar_day_and_week_show_visits_with_their_height(open_page, alpha, busy_day, language, width):
     page = open_page(locale=LOCALES[language], viewport=DESKTOP if width == "desktop" else PHONE)
-    log_in(page, "olga")
+    staff_login(page, "olga")
     for view, url in (
         ("day", f"/admin/calendar/?date={busy_day.isoformat()}"),
         ("week", f"/admin/calendar/week/?doctor={alpha.doctor.pk}&date={busy_day.isoformat()}"),
@@ -74,7 +64,7 @@ def test_calendar_day_and_week_show_visits_with_their_height(open_page, alpha, b
 
 
 @pytest.fixture
-def crowded_inbox(alpha, live_asgi):  # noqa: F811
+def crowded_inbox(alpha, live_asgi):
     """21 conversations, two of them with the same «Ольга Лебедева»; the operator and the manager have names."""
     alpha.operator.first_name, alpha.operator.last_name = "Ольга", "Смирнова"
     alpha.operator.save(update_fields=["first_name", "last_name"])
@@ -95,9 +85,9 @@ def crowded_inbox(alpha, live_asgi):  # noqa: F811
 
 
 @pytest.mark.parametrize("width", [1280, 1024])  # the inbox at phone width is list → conversation → card (tests/browser/test_inbox.py)
-def test_russian_inbox_tabs_names_and_namesakes(open_live, alpha, crowded_inbox, width):  # noqa: F811
+def test_russian_inbox_tabs_names_and_namesakes(open_live, alpha, crowded_inbox, width):
     page = open_live(locale="ru-RU", viewport={"width": width, "height": 800})
-    log_in(page, "olga")
+    staff_login(page, "olga")
     expect(page).to_have_url(re.compile(r"/admin/inbox/$"))  # an operator starts in the inbox, not the admin index
 
     # Every scope tab is whole: «Все 21» is not cut off.
@@ -133,7 +123,7 @@ def test_russian_inbox_tabs_names_and_namesakes(open_live, alpha, crowded_inbox,
 
 def test_russian_admin_lists_speak_russian(open_page, alpha):
     page = open_page(locale="ru-RU", viewport=DESKTOP)
-    log_in(page, "alice")
+    staff_login(page, "alice")
     expect(page).to_have_url(re.compile(r"/admin/calendar/attendance/$"))  # the owner starts at attendance
     expect(page.locator(".booking-title")).to_have_text("Посещаемость")
     expect(page.locator(".booking-pick")).to_contain_text("по")

@@ -11,9 +11,8 @@ from playwright.sync_api import expect
 
 from appointments.models import Appointment
 from tests import factories as f
-from tests.appointments.conftest import at
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import menu_item, staff_login
+from tests.browser.conftest import menu_item, screenshot, staff_login
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -4,43 +4,23 @@ a shortcode that matches nothing is never sent to the patient, and the operator 
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from messaging import services
 from messaging.models import Message
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def desk(chromium: Browser, live_asgi):  # noqa: F811
+def desk(open_live):
     """open(user): a staff desktop in Russian, signed in (the login form is tested in test_admin)."""
-    contexts = []
-
-    def _open(user) -> Page:
-        client = Client()
-        client.force_login(user)
-        context = chromium.new_context(locale="ru-RU", viewport=DESKTOP, base_url=live_asgi.url)
-        context.add_cookies(
-            [
-                {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": live_asgi.url},
-                {"name": settings.LANGUAGE_COOKIE_NAME, "value": "ru", "url": live_asgi.url},
-            ]
-        )
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
+    return lambda user: open_live(locale="ru-RU", viewport=DESKTOP, user=user, language="ru")
 
 
-def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_nothing(desk, live_asgi, alpha):  # noqa: F811
+def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_nothing(desk, live_asgi, alpha):
     alpha.clinic.address = "Москва, ул. Тверская, 12"
     alpha.clinic.save()
     anna = f.PatientFactory(full_name="Петрова Анна", phone="+79160004001")

@@ -12,18 +12,15 @@ from playwright.sync_api import Page, expect
 from messaging import services
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
-from tests.browser.test_admin import menu_item, staff_login
+from tests.browser.conftest import DESKTOP, fits_the_screen, menu_item, screenshot, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def waiting_thread(alpha, live_asgi):  # noqa: F811
+def waiting_thread(alpha, anna, live_asgi):
     """Anna wrote to Alpha Dental and nobody has answered yet; a second, older thread is quiet."""
     f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Pyotr Quiet", patient__phone="+79160000077")
-    anna = f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
     vip = f.TagFactory(clinic=alpha.clinic, name="VIP")
     thread.contact.tags.add(vip)
@@ -43,17 +40,13 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def fits_the_screen(page: Page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
-
-
 def open_inbox(page: Page, username: str) -> None:
     staff_login(page, username)
     menu_item(page, "Inbox").click()
     expect(page.get_by_role("list", name="Conversations")).to_be_visible()
 
 
-def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, waiting_thread):  # noqa: F811
+def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, waiting_thread):
     page = open_live(viewport=DESKTOP)
     staff_login(page, "olga")
     inbox_link = page.get_by_role("navigation").get_by_role("link", name=re.compile(r"Inbox"))
@@ -132,7 +125,7 @@ def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, wa
     screenshot(page, "inbox-2-thread", full_page=False)
 
 
-def test_second_operator_sees_who_is_viewing_and_replying(open_live, alpha, waiting_thread):  # noqa: F811
+def test_second_operator_sees_who_is_viewing_and_replying(open_live, alpha, waiting_thread):
     olga = open_live(viewport=DESKTOP)
     staff_login(olga, "olga")
     olga.goto(f"/admin/inbox/{waiting_thread.pk}/")
@@ -154,7 +147,7 @@ def test_second_operator_sees_who_is_viewing_and_replying(open_live, alpha, wait
     expect(olga.locator("#inbox-presence")).to_contain_text("mark is also viewing")
 
 
-def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread):  # noqa: F811
+def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread):
     own = f.ThreadFactory(clinic=alpha.clinic, patient=waiting_thread.patient, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
     page = open_live(viewport={"width": 1024, "height": 768})  # a smaller laptop: the sidebar folds away
     staff_login(page, "dima")
@@ -166,5 +159,5 @@ def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread): 
     expect(page.locator("#inbox-conn")).to_have_text("Live")
     expect(page.locator("#inbox-card")).to_contain_text("Contact cards are shown to the front desk.")
     expect(page.get_by_text("Merge with another contact")).to_have_count(0)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    fits_the_screen(page)
     screenshot(page, "inbox-4-doctor-1024", full_page=False)

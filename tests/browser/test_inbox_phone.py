@@ -8,7 +8,7 @@ thumb needs: nothing wider than the screen, tap targets of 44 px, the composer a
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -19,9 +19,8 @@ from appointments.models import Appointment
 from messaging import services
 from messaging.models import Message
 from tests import factories as f
-from tests.appointments.conftest import at
-from tests.browser.conftest import DESKTOP, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.browser.conftest import DESKTOP, fits_the_screen, screenshot, staff_login
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,32 +35,13 @@ WORDS = {
 
 
 @pytest.fixture
-def clinic_chat(alpha, live_asgi):  # noqa: F811
+def clinic_chat(alpha, checkup, anna, live_asgi):
     """Anna wrote to Alpha after her visit; Dr Dima does a 30-minute check-up every day 09:00–18:00."""
-    service = f.ServiceFactory(clinic=alpha.clinic, name="Check-up", duration_minutes=30)
-    alpha.doctor.services.add(service)
-    for weekday in range(7):
-        f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
     f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Pyotr Quiet", patient__phone="+79160000077")
-    anna = f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
     f.CannedAnswerFactory(clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}.")
     live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="The tooth still aches a little after the filling. Is it normal?")
-    return thread, service
-
-
-def log_in(page: Page, username: str) -> None:
-    """The admin's login form in any language: by its fields' ids, not their labels."""
-    page.goto("/admin/login/")
-    page.locator("#id_username").fill(username)
-    page.locator("#id_password").fill(f.PASSWORD)
-    page.locator("#id_password").press("Enter")
-    expect(page).not_to_have_url(re.compile(r"/login/"))
-
-
-def no_sideways_scroll(page: Page) -> None:
-    width = page.evaluate("document.scrollingElement.scrollWidth")
-    assert width <= page.evaluate("window.innerWidth"), f"the page is {width} px wide"
+    return thread, checkup
 
 
 def box(locator: Locator) -> dict:
@@ -88,11 +68,11 @@ def only_pane(page: Page, visible: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, service = clinic_chat
     words = WORDS[lang]
     page = open_live(locale=LOCALES[lang], viewport=PHONE)
-    log_in(page, "olga")
+    staff_login(page, "olga")
     page.goto("/admin/inbox/")
 
     # The list alone, full width; Unfold's sidebar stays folded away.
@@ -102,7 +82,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     only_pane(page, ".inbox-left")
     assert box(row)["height"] >= 44
     thumb_sized(page.locator(".inbox-scope").first)
-    no_sideways_scroll(page)
+    fits_the_screen(page)
     screenshot(page, f"inbox-phone-{lang}-1-list", full_page=False)
 
     # The conversation alone, the composer at the bottom of the screen.
@@ -115,7 +95,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     assert PHONE["height"] - 4 <= bottom["y"] + bottom["height"] <= PHONE["height"] + 1, bottom
     send, note, attach, offer = page.locator("#inbox-send"), page.locator(".inbox-note-toggle"), page.locator(".inbox-attach"), page.locator("#inbox-offer-open")
     thumb_sized(send, note, attach, offer, page.locator("#inbox-canned"), page.locator("#inbox-text"), page.locator("[data-inbox-back=list]"), page.locator("[data-inbox-view=card]"))
-    no_sideways_scroll(page)
+    fits_the_screen(page)
     screenshot(page, f"inbox-phone-{lang}-2-thread", full_page=False)
 
     # An answer, a canned answer by its shortcode (tapped in the list), a private note.
@@ -138,7 +118,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     expect(page.locator(".msg--note:not(.is-pending)", has_text="Check her again on Friday")).to_be_visible()
     note.click()
     assert Message.objects.filter(thread=thread, author="staff", kind="note", text="Check her again on Friday").exists()
-    no_sideways_scroll(page)
+    fits_the_screen(page)
 
     # Times offered without leaving the chat: the panel, slots as buttons, two tapped, sent.
     offer.click()
@@ -158,7 +138,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     slots.first.click()
     slots.nth(1).click()
     expect(panel.locator("input[name=slot]:checked")).to_have_count(2)
-    no_sideways_scroll(page)
+    fits_the_screen(page)
     screenshot(page, f"inbox-phone-{lang}-3-offer", full_page=False)
     panel.locator("button[name=send]").click()
     expect(panel).to_be_hidden()
@@ -177,7 +157,7 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     expect(card).to_contain_text(words["no_visits"])
     book = card.get_by_role("link", name=words["book"])
     thumb_sized(book, page.locator("[data-inbox-back=thread]"), page.locator("#card-assignee"))
-    no_sideways_scroll(page)
+    fits_the_screen(page)
     screenshot(page, f"inbox-phone-{lang}-4-card", full_page=False)
     page.go_back()
     only_pane(page, ".inbox-middle")
@@ -204,22 +184,22 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     page.locator("[data-inbox-back=list]").click()
     only_pane(page, ".inbox-left")
     expect(row).to_be_visible()
-    no_sideways_scroll(page)
+    fits_the_screen(page)
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_messages(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_messages(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, service = clinic_chat
     words = WORDS[lang]
     page = open_live(locale=LOCALES[lang], viewport=DESKTOP)
-    log_in(page, "olga")
+    staff_login(page, "olga")
     page.goto(f"/admin/inbox/{thread.pk}/")
     expect(page.locator("#inbox-conn")).to_have_attribute("data-state", "online")
     card = page.locator("#inbox-card")
     expect(card).to_contain_text(words["no_visits"])
     inbox_link = page.locator("#nav-sidebar a[href='/admin/inbox/']")
     expect(inbox_link.locator(":scope > span")).to_have_count(2)  # icon and title: opening Anna's thread read the only unread one
-    no_sideways_scroll(page)
+    fits_the_screen(page)
 
     # The patient books in the portal (the same service the portal calls), in this conversation.
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=3)
@@ -258,10 +238,10 @@ def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_mes
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_the_badge_is_live_on_other_admin_pages(open_live, live_asgi, alpha, clinic_chat, lang):  # noqa: F811
+def test_the_badge_is_live_on_other_admin_pages(open_live, live_asgi, alpha, clinic_chat, lang):
     thread, _service = clinic_chat
     page = open_live(locale=LOCALES[lang], viewport=DESKTOP)
-    log_in(page, "olga")
+    staff_login(page, "olga")
     page.goto("/admin/calendar/")
     badge = page.locator("#nav-sidebar a[href='/admin/inbox/'] > span").nth(2)
     expect(badge).to_have_text("1")

@@ -14,9 +14,7 @@ from playwright.sync_api import Page, expect
 
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, MOBILE, screenshot, sign_in
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
-from tests.browser.test_admin import staff_login
+from tests.browser.conftest import DESKTOP, MOBILE, fits_the_screen, screenshot, sign_in, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +37,7 @@ def still_same_page(page: Page) -> None:
     assert page.evaluate("() => window.__samePage") is True
 
 
-def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread, sms):  # noqa: F811
+def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread, sms):
     # The patient signs in on her phone and opens her chat with the clinic.
     phone = open_live(viewport=MOBILE)
     sign_in(phone, sms, phone=PHONE, e164=E164)
@@ -96,7 +94,7 @@ def test_patient_and_operator_chat_live_both_ways(open_live, alpha, anna_thread,
     while Thread.objects.get(pk=anna_thread.pk).staff_unread and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Thread.objects.get(pk=anna_thread.pk).staff_unread == 0
-    for page, width in ((phone, MOBILE["width"]), (desk, DESKTOP["width"])):
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    fits_the_screen(phone)
+    fits_the_screen(desk)
     screenshot(phone, "live-chat-1-patient", full_page=False)
     screenshot(desk, "live-chat-2-operator", full_page=False)

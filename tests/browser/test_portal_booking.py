@@ -9,13 +9,11 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from appointments.models import Appointment
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, MOBILE, enter_code, request_code, screenshot, sign_in
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
-from tests.browser.test_admin import staff_login
+from tests.browser.conftest import DESKTOP, MOBILE, enter_code, fits_the_screen, request_code, screenshot, sign_in, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,10 +35,6 @@ def clinic_world(alpha):
     return type("World", (), {"alpha": alpha, "checkup": checkup, "anna": anna, "thread": thread})
 
 
-def fits(page: Page) -> None:
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
-
-
 def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     alpha = clinic_world.alpha
     page.goto("/c/alpha/")
@@ -49,14 +43,14 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     page.get_by_role("link", name="Book a visit").click()  # tap 1
     expect(page.get_by_role("heading", name="Book a visit")).to_be_visible()
     expect(page.get_by_text("Dentistry")).to_be_visible()
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-2-services")
 
     page.get_by_role("link", name=re.compile("Check-up")).click()  # tap 2
     chosen = page.locator(".day-strip .day.is-chosen")
     expect(chosen).to_have_count(1)
     expect(page.locator(".doctor-slots h3")).to_have_text("Dr Dima")
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-3-slots")
 
     # Another day: only the slots block is swapped (htmx), the page stays.
@@ -75,13 +69,13 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     expect(page.get_by_role("heading", name="Confirm the visit")).to_be_visible()
     for text in ("Check-up", "Dr Dima", "10:00", "Tverskaya 1", "1500 RUB", "Anna Petrova"):
         expect(page.locator(".visit-summary")).to_contain_text(text)
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-5-confirm")
 
     page.get_by_role("button", name="Book", exact=True).click()  # tap 4
     expect(page.get_by_text("Visit booked.")).to_be_visible()
     expect(page.get_by_role("link", name="Add to calendar")).to_have_attribute("href", re.compile(r"/portal/visits/\d+/calendar\.ics$"))
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-6-booked")
     visit = Appointment.objects.get()
     assert timezone.localtime(visit.starts_at, alpha.clinic.tz).replace(tzinfo=None) == datetime.combine(target_day, time(10))
@@ -90,7 +84,7 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     upcoming = page.locator("#upcoming-visits .visit-card")
     expect(upcoming).to_have_count(1)
     expect(upcoming).to_contain_text("Check-up · Dr Dima")
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-7-my-visits")
 
     upcoming.get_by_role("link", name="Cancel").click()
@@ -102,13 +96,13 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     expect(page.get_by_text("Visit cancelled.")).to_be_visible()
     expect(page.locator("#upcoming-visits")).to_contain_text("No upcoming visits.")
     expect(page.locator("#past-visits .visit-card")).to_contain_text("Cancelled")
-    fits(page)
+    fits_the_screen(page)
     screenshot(page, "booking-9-cancelled")
     visit.refresh_from_db()
     assert (visit.status, visit.cancel_reason, visit.cancelled_late) == ("cancelled", "Plans changed", False)
 
 
-def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, live_asgi, sms, clinic_world):  # noqa: F811
+def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, live_asgi, sms, clinic_world):
     world = clinic_world
     alpha, thread = world.alpha, world.thread
     phone = open_live(viewport=MOBILE)
@@ -161,7 +155,7 @@ def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, l
     expect(phone.locator("#bubbles > li.msg", has_text="Visit booked:")).to_be_visible()
     expect(desk.locator("#inbox-messages", has_text="Visit booked:")).to_be_visible()
     assert phone.evaluate("() => window.__samePage") is True
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-booking-3-patient-booked", full_page=False)
     screenshot(desk, "chat-booking-4-operator-sees-it", full_page=False)
     visit = Appointment.objects.get(patient=world.anna)

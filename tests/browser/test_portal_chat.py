@@ -1,6 +1,6 @@
 """A patient chats with their clinic on a 360 px phone: sending, live replies, reconnects, photos.
 
-The pages are served by Daphne (tests/browser/asgi_server.py) so that the socket is real;
+The pages are served by Daphne (the `live_asgi` fixture) so that the socket is real;
 staff act server-side through messaging.services, the way the admin inbox does.
 """
 
@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image
@@ -22,18 +21,11 @@ from messaging import realtime, services
 from messaging.models import Attachment, Message, Thread
 from tests import factories as f
 from tests.browser.asgi_server import AsgiServer
-from tests.browser.conftest import MOBILE, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, fits_the_screen, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE, E164 = "+7 916 123-45-67", "+79161234567"
-
-
-@pytest.fixture(autouse=True)
-def _files_in_tmp(monkeypatch, tmp_path):
-    storage = FileSystemStorage(location=str(tmp_path / "private"))
-    for name in ("file", "thumbnail"):
-        monkeypatch.setattr(Attachment._meta.get_field(name), "storage", storage)
 
 
 @pytest.fixture
@@ -47,14 +39,14 @@ def world():
     return type("World", (), {"clinic": clinic, "operator": operator, "anna": anna, "thread": thread})
 
 
-def staff_sends(server: AsgiServer, world, text: str) -> None:
+def staff_sends(live_asgi: AsgiServer, world, text: str) -> None:
     """Olga replies from the inbox: send_message in a committed transaction, so on_commit announces it."""
 
     def send() -> None:
         with transaction.atomic():
             services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
 
-    server.call(send)
+    live_asgi.call(send)
 
 
 def open_clinic_chat(page: Page, sms) -> None:
@@ -71,8 +63,6 @@ def bubbles(page: Page):
 
 
 def wait_for_db(check, timeout: float = 5.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -80,11 +70,7 @@ def wait_for_db(check, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def no_horizontal_scroll(page: Page) -> None:
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
-
-
-def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, server, world):
+def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, live_asgi, world):
     open_clinic_chat(phone, sms)
     expect(phone.get_by_text("Ask your question: the clinic will answer here.")).to_be_visible()
     phone.get_by_role("textbox", name="Message").fill("Hello! Can I book a cleaning for Friday? Details: https://example.ru/price")
@@ -102,11 +88,11 @@ def test_patient_sends_a_message_and_sees_it_with_a_tick(phone, sms, server, wor
     # The time is the clinic's (Yekaterinburg), not the browser's or UTC.
     local = stored.created_at.astimezone(world.clinic.tz)
     expect(mine.locator("time")).to_have_text(f"{local:%H:%M}")
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-1-sent", full_page=False)
 
 
-def test_staff_typing_read_and_reply_arrive_live(phone, sms, server, world):
+def test_staff_typing_read_and_reply_arrive_live(phone, sms, live_asgi, world):
     open_clinic_chat(phone, sms)
     phone.get_by_role("textbox", name="Message").fill("Does the clinic have parking?")
     phone.get_by_role("button", name="Send").click()
@@ -115,18 +101,18 @@ def test_staff_typing_read_and_reply_arrive_live(phone, sms, server, world):
     phone.evaluate("() => { window.__samePage = true; }")  # gone if anything reloads the page
 
     thread = world.thread
-    server.call(
+    live_asgi.call(
         realtime.send_events,
         [(realtime.patient_groups(thread), {"type": "typing", "thread": thread.pk, "side": "staff", "state": True})],
     )
     expect(phone.get_by_text("Clinic is typing…")).to_be_visible()
     screenshot(phone, "chat-2-typing", full_page=False)
 
-    server.call(lambda: services.thread_mark_read(thread=Thread.objects.get(pk=thread.pk), reader=world.operator))
+    live_asgi.call(lambda: services.thread_mark_read(thread=Thread.objects.get(pk=thread.pk), reader=world.operator))
     expect(mine.locator(".ticks.read")).to_be_visible()
     expect(mine.locator(".ticks")).to_have_text("Read")
 
-    staff_sends(server, world, "Yes, free parking behind the building.")
+    staff_sends(live_asgi, world, "Yes, free parking behind the building.")
     reply = bubbles(phone).filter(has_text="Yes, free parking behind the building.")
     expect(reply).to_have_count(1)
     expect(reply).to_have_class("msg theirs")
@@ -136,19 +122,19 @@ def test_staff_typing_read_and_reply_arrive_live(phone, sms, server, world):
     # The page is on screen: the reply counts as read.
     wait_for_db(lambda: Thread.objects.get(pk=thread.pk).patient_read_seq == 2)
     assert Thread.objects.get(pk=thread.pk).patient_unread == 0
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-2-reply", full_page=False)
 
 
-def test_home_lists_conversations_with_unread_badges(phone, sms, server, world):
+def test_home_lists_conversations_with_unread_badges(phone, sms, live_asgi, world):
     doctor = f.DoctorFactory(clinic=world.clinic, full_name="Maria Ivanova", user=f.UserFactory(username="maria", is_staff=True))
     doctor.specialties.add(f.SpecialtyFactory(clinic=world.clinic, name="Dental therapist"))
     f.MembershipFactory(user=doctor.user, clinic=world.clinic, role="doctor")
     child = f.DependantFactory(guardian=world.anna, full_name="Misha Petrov")
     child_thread = f.ThreadFactory(clinic=world.clinic, patient=child)
-    staff_sends(server, world, "Your crown is ready.")
-    staff_sends(server, world, "Come any day after 10:00.")
-    server.call(lambda: services.send_message(thread=child_thread, sender=world.operator, text="Misha's check-up is on Friday."))
+    staff_sends(live_asgi, world, "Your crown is ready.")
+    staff_sends(live_asgi, world, "Come any day after 10:00.")
+    live_asgi.call(lambda: services.send_message(thread=child_thread, sender=world.operator, text="Misha's check-up is on Friday."))
 
     sign_in(phone, sms, phone=PHONE, e164=E164)
     card = phone.locator("#my-clinics > li").filter(has_text="Smile Dental")
@@ -161,7 +147,7 @@ def test_home_lists_conversations_with_unread_badges(phone, sms, server, world):
     expect(doctor_row.get_by_role("button", name="Write to the doctor")).to_be_visible()
     family_row = card.locator(".family-chats li", has_text="for Misha Petrov")
     expect(family_row.locator(".unread .sr-only")).to_have_text("1 unread message")
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-0-home")
 
     # Writing for the child opens the child's own conversation with the doctor.
@@ -185,8 +171,8 @@ def pump_until(page: Page, condition, seconds: float = 10) -> None:
         page.wait_for_timeout(50)
 
 
-def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, server, world):
-    staff_sends(server, world, "Welcome to Smile Dental!")
+def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, live_asgi, world):
+    staff_sends(live_asgi, world, "Welcome to Smile Dental!")
     phone.clock.install()  # the page's timers: a pending reconnect is made to fire at once, not waited for
     sockets = []
     phone.on("websocket", lambda ws: sockets.append(ws))
@@ -216,8 +202,8 @@ def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, se
     phone.get_by_role("textbox", name="Message").fill("Are you there?")
     phone.get_by_role("button", name="Send").click()
     expect(bubbles(phone).filter(has_text="Are you there?").locator(".ticks.sending")).to_be_visible()
-    staff_sends(server, world, "First: your X-ray is ready.")
-    staff_sends(server, world, "Second: the doctor will call you.")
+    staff_sends(live_asgi, world, "First: your X-ray is ready.")
+    staff_sends(live_asgi, world, "Second: the doctor will call you.")
     refused = attempts["refused"]
     phone.clock.fast_forward(PAST_EVERY_RETRY_MS)  # the pending retry runs now, after both were sent
     pump_until(phone, lambda: attempts["refused"] > refused)
@@ -241,12 +227,12 @@ def test_messages_sent_during_a_network_drop_arrive_once_in_order(phone, sms, se
     # timer it could have left fires now, and a message sent after that arrives on the one socket.
     connected = attempts["connected"]
     phone.clock.fast_forward(PAST_EVERY_RETRY_MS)
-    staff_sends(server, world, "Third: see you on Friday.")
+    staff_sends(live_asgi, world, "Third: see you on Friday.")
     expect(bubbles(phone)).to_have_count(5)
     assert attempts["connected"] == connected and len([ws for ws in sockets if not ws.is_closed()]) == 1
 
 
-def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, server, world, tmp_path):
+def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, live_asgi, world, tmp_path):
     photo = tmp_path / "tooth.png"
     Image.new("RGB", (800, 600), (60, 140, 220)).save(photo, "PNG")
     open_clinic_chat(phone, sms)
@@ -266,11 +252,11 @@ def test_photo_is_uploaded_and_shown_as_a_thumbnail(phone, sms, server, world, t
     assert attachment.message.text == "This is the tooth" and attachment.width == 800
     expect(thumb).to_have_attribute("src", f"/files/{attachment.pk}/thumbnail/")
     expect(phone.locator("#composer-files li")).to_have_count(0)
-    no_horizontal_scroll(phone)
+    fits_the_screen(phone)
     screenshot(phone, "chat-5-attachment", full_page=False)
 
 
-def test_refused_message_keeps_the_text_and_says_why(phone, sms, server, world):
+def test_refused_message_keeps_the_text_and_says_why(phone, sms, live_asgi, world):
     open_clinic_chat(phone, sms)
     too_long = "a" * 4001
     phone.get_by_role("textbox", name="Message").fill(too_long)
@@ -281,18 +267,9 @@ def test_refused_message_keeps_the_text_and_says_why(phone, sms, server, world):
     assert not Message.objects.exists()
 
 
-def staff_socket(chromium, server: AsgiServer, user) -> Page:
+def staff_socket(open_live, user) -> Page:
     """Olga's desk: a page of the site with a raw /ws/ socket that records every event it hears."""
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    context = chromium.new_context(base_url=server.url)
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": server.url}]
-    )
-    desk = context.new_page()
+    desk = open_live(viewport=DESKTOP, user=user)
     desk.goto("/health/")
     desk.evaluate(
         """() => new Promise((resolve) => {
@@ -308,28 +285,25 @@ def events_of(desk: Page, kind: str) -> list[dict]:
     return desk.evaluate("(kind) => window.events.filter((e) => e.type === kind)", kind)
 
 
-def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms, server, world, chromium):
-    staff_sends(server, world, "Hello Anna, how can we help?")
-    desk = staff_socket(chromium, server, world.operator)
-    try:
-        open_clinic_chat(phone, sms)
-        # The page is on screen: the clinic's message is marked read and the clinic hears it.
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.read' && e.side === 'patient' && e.seq === 1)")
+def test_staff_hear_the_patient_typing_once_per_burst_and_see_it_read(phone, sms, live_asgi, world, open_live):
+    staff_sends(live_asgi, world, "Hello Anna, how can we help?")
+    desk = staff_socket(open_live, world.operator)
+    open_clinic_chat(phone, sms)
+    # The page is on screen: the clinic's message is marked read and the clinic hears it.
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'message.read' && e.side === 'patient' && e.seq === 1)")
 
-        phone.get_by_role("textbox", name="Message").press_sequentially("I have a toothache", delay=40)
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'typing')")
-        phone.get_by_role("button", name="Send").click()
-        desk.wait_for_function("() => window.events.some((e) => e.type === 'message.new' && e.author === 'patient')")
-        desk.wait_for_function("() => window.events.filter((e) => e.type === 'typing').length >= 2")
-        typing = [(e["side"], e["state"]) for e in events_of(desk, "typing")]
-        # Eighteen keystrokes within three seconds: one "typing" frame, then "stopped" on send.
-        assert typing == [("patient", True), ("patient", False)]
-        assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
-    finally:
-        desk.context.close()
+    phone.get_by_role("textbox", name="Message").press_sequentially("I have a toothache", delay=40)
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'typing')")
+    phone.get_by_role("button", name="Send").click()
+    desk.wait_for_function("() => window.events.some((e) => e.type === 'message.new' && e.author === 'patient')")
+    desk.wait_for_function("() => window.events.filter((e) => e.type === 'typing').length >= 2")
+    typing = [(e["side"], e["state"]) for e in events_of(desk, "typing")]
+    # Eighteen keystrokes within three seconds: one "typing" frame, then "stopped" on send.
+    assert typing == [("patient", True), ("patient", False)]
+    assert [e["text"] for e in events_of(desk, "message.new")] == ["I have a toothache"]
 
 
-def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, server, world):
+def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, live_asgi, world):
     def history() -> None:
         from django.core.cache import cache
 
@@ -338,7 +312,7 @@ def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, server
             services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=author, text=f"Message {i:02d}")
             cache.clear()  # not a throttle test
 
-    server.call(history)
+    live_asgi.call(history)
     open_clinic_chat(phone, sms)
     expect(bubbles(phone)).to_have_count(50)
     expect(bubbles(phone).first).to_contain_text("Message 11")
@@ -353,7 +327,7 @@ def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, server
     assert phone.evaluate("() => window.__samePage") is True
 
 
-def test_new_messages_line_and_day_labels_in_the_page_language(chromium, sms, server, world):
+def test_new_messages_line_and_day_labels_in_the_page_language(open_live, sms, live_asgi, world):
     """A browser set to Russian on the English page: the days the script labels are English too.
 
     Anna wrote 58 messages (the first ten 40 days ago) and read everything; then the clinic answered twice.
@@ -370,58 +344,49 @@ def test_new_messages_line_and_day_labels_in_the_page_language(chromium, sms, se
         for text in ("Your crown is ready.", "Come any day after 10:00."):
             services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
 
-    server.call(history)
-    context = chromium.new_context(locale="ru-RU", viewport=MOBILE, base_url=server.url)
-    context.add_cookies([{"name": "django_language", "value": "en", "url": server.url}])
-    phone = context.new_page()
-    try:
-        open_clinic_chat(phone, sms)
-        assert phone.evaluate("() => navigator.language") == "ru-RU"
-        expect(phone.locator("html")).to_have_attribute("lang", "en")
-        divider = phone.locator("#bubbles > li.unread-divider")
-        expect(divider).to_have_text("New messages")
-        first_unread = phone.locator("#bubbles > li.unread-divider + li.msg")
-        expect(first_unread).to_contain_text("Your crown is ready.")
-        no_horizontal_scroll(phone)
-        screenshot(phone, "chat-7-new-messages", full_page=False)
+    live_asgi.call(history)
+    phone = open_live(locale="ru-RU", language="en")
+    open_clinic_chat(phone, sms)
+    assert phone.evaluate("() => navigator.language") == "ru-RU"
+    expect(phone.locator("html")).to_have_attribute("lang", "en")
+    divider = phone.locator("#bubbles > li.unread-divider")
+    expect(divider).to_have_text("New messages")
+    first_unread = phone.locator("#bubbles > li.unread-divider + li.msg")
+    expect(first_unread).to_contain_text("Your crown is ready.")
+    fits_the_screen(phone)
+    screenshot(phone, "chat-7-new-messages", full_page=False)
 
-        # The earlier page comes from the API: its day label is made by the script.
-        phone.get_by_role("link", name="Show earlier messages").click()
-        expect(bubbles(phone)).to_have_count(60)
-        local = old_day.astimezone(world.clinic.tz)
-        today = timezone.now().astimezone(world.clinic.tz)
-        label = f"{local.day} {calendar.month_name[local.month]}" + ("" if local.year == today.year else f" {local.year}")
-        expect(phone.locator("#bubbles > li.day").first).to_have_text(label)
-        expect(divider).to_have_count(1)
-        expect(first_unread).to_contain_text("Your crown is ready.")  # still right above the first unread one
-    finally:
-        context.close()
+    # The earlier page comes from the API: its day label is made by the script.
+    phone.get_by_role("link", name="Show earlier messages").click()
+    expect(bubbles(phone)).to_have_count(60)
+    local = old_day.astimezone(world.clinic.tz)
+    today = timezone.now().astimezone(world.clinic.tz)
+    label = f"{local.day} {calendar.month_name[local.month]}" + ("" if local.year == today.year else f" {local.year}")
+    expect(phone.locator("#bubbles > li.day").first).to_have_text(label)
+    expect(divider).to_have_count(1)
+    expect(first_unread).to_contain_text("Your crown is ready.")  # still right above the first unread one
 
 
-def test_without_javascript_the_composer_is_a_plain_form(chromium, server, sms, world, tmp_path):
+def test_without_javascript_the_composer_is_a_plain_form(open_live, live_asgi, sms, world, tmp_path):
     photo = tmp_path / "scan.png"
     Image.new("RGB", (300, 200), (220, 120, 60)).save(photo, "PNG")
-    context = chromium.new_context(locale="en-US", viewport=MOBILE, base_url=server.url, java_script_enabled=False)
-    try:
-        page = context.new_page()
-        sign_in(page, sms, phone=PHONE, e164=E164)
-        page.locator("#my-clinics > li").filter(has_text="Smile Dental").get_by_role("button", name="Write to the clinic").click()
-        expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
-        page.get_by_role("textbox", name="Message").fill("Sent without JavaScript")
-        page.locator("#composer-file").set_input_files(str(photo))
-        screenshot(page, "chat-7-no-js-composer", full_page=False)
-        page.get_by_role("button", name="Send").click()
+    page = open_live(javascript=False)
+    sign_in(page, sms, phone=PHONE, e164=E164)
+    page.locator("#my-clinics > li").filter(has_text="Smile Dental").get_by_role("button", name="Write to the clinic").click()
+    expect(page.get_by_role("heading", name="Smile Dental", level=1)).to_be_visible()
+    page.get_by_role("textbox", name="Message").fill("Sent without JavaScript")
+    page.locator("#composer-file").set_input_files(str(photo))
+    screenshot(page, "chat-7-no-js-composer", full_page=False)
+    page.get_by_role("button", name="Send").click()
 
-        sent = bubbles(page).filter(has_text="Sent without JavaScript")
-        expect(sent).to_have_count(1)
-        expect(sent.get_by_role("img", name="scan.png")).to_be_visible()
-        expect(sent.locator(".ticks")).to_have_text("Sent")
-        expect(page.get_by_role("textbox", name="Message")).to_have_value("")
+    sent = bubbles(page).filter(has_text="Sent without JavaScript")
+    expect(sent).to_have_count(1)
+    expect(sent.get_by_role("img", name="scan.png")).to_be_visible()
+    expect(sent.locator(".ticks")).to_have_text("Sent")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("")
 
-        page.get_by_role("textbox", name="Message").fill("x" * 4001)
-        page.get_by_role("button", name="Send").click()
-        expect(page.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
-        expect(page.get_by_role("textbox", name="Message")).to_have_value("x" * 4001)
-        assert Message.objects.count() == 1
-    finally:
-        context.close()
+    page.get_by_role("textbox", name="Message").fill("x" * 4001)
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("alert")).to_have_text("The message is too long: 4001 characters, at most 4000.")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("x" * 4001)
+    assert Message.objects.count() == 1

@@ -15,16 +15,16 @@ from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PHONE, E164 = "+7 916 123-45-67", "+79161234567"
+PHONE, E164 = "+7 916 000-00-01", "+79160000001"  # Anna's (tests/conftest.py)
 
 
 @pytest.fixture
-def anna():
+def promoted_to(anna):
+    """Anna, a patient of Smile Dental and Aurora Clinic, while Smile runs a promotion."""
     clinic = f.ClinicFactory(slug="smile", name="Smile Dental")
     other = f.ClinicFactory(slug="aurora", name="Aurora Clinic")
-    patient = f.PatientFactory(phone=E164, full_name="Anna Petrova")
     for each in (other, clinic):
-        f.ThreadFactory(clinic=each, patient=patient)
+        f.ThreadFactory(clinic=each, patient=anna)
     manager = f.UserFactory(username="smile-manager", is_staff=True)
     f.MembershipFactory(user=manager, clinic=clinic, role="manager")
     today = timezone.localtime(timezone.now(), clinic.tz).date()  # the clinic's day, whatever the hour in UTC
@@ -33,10 +33,10 @@ def anna():
         valid_from=today, valid_until=today + timedelta(days=30),
     )  # fmt: skip
     promotion_launch(actor=manager, promotion=promotion)
-    return patient
+    return anna
 
 
-def test_promotion_highlight_until_opened_then_preferences_and_a_reminder(page, sms, anna):
+def test_promotion_highlight_until_opened_then_preferences_and_a_reminder(page, sms, promoted_to):
     sign_in(page, sms, phone=PHONE, e164=E164)
     cards = page.locator("#my-clinics > li")
     expect(cards.first).to_have_class("card clinic-card has-promotion")

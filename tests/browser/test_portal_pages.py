@@ -10,27 +10,26 @@ from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PHONE, E164 = "+7 916 123-45-67", "+79161234567"
+PHONE, E164 = "+7 916 000-00-01", "+79160000001"  # Anna's (tests/conftest.py)
 NEW_PHONE, NEW_E164 = "8 903 765-43-21", "+79037654321"
 
 
 @pytest.fixture
-def anna():
+def smile_patient(anna):
     """Anna has used the portal before: she has a name and is a patient of Smile Dental."""
     clinic = f.ClinicFactory(slug="smile", name="Smile Dental")
     document = f.ConsentDocumentFactory(clinic=clinic, version=1)
-    patient = f.PatientFactory(phone=E164, full_name="Anna Petrova")
-    f.ContactFactory(clinic=clinic, patient=patient)
-    f.ConsentRecordFactory(patient=patient, clinic=clinic, document=document)
-    return patient
+    f.ContactFactory(clinic=clinic, patient=anna)
+    f.ConsentRecordFactory(patient=anna, clinic=clinic, document=document)
+    return anna
 
 
-def test_patient_changes_phone_from_profile(page, sms, anna):
+def test_patient_changes_phone_from_profile(page, sms, smile_patient):
     sign_in(page, sms, phone=PHONE, e164=E164)
     page.get_by_role("link", name="Profile", exact=True).click()
     expect(page.get_by_role("heading", name="Profile", exact=True)).to_be_visible()
     expect(page.get_by_label("Full name")).to_have_value("Anna Petrova")
-    expect(page.get_by_text("Phone: +7 916 123-45-67")).to_be_visible()
+    expect(page.get_by_text(f"Phone: {PHONE}")).to_be_visible()
     screenshot(page, "pages-1-profile")
 
     page.get_by_role("link", name="Change phone or e-mail").click()
@@ -54,7 +53,7 @@ def test_patient_changes_phone_from_profile(page, sms, anna):
     expect(page.locator("#my-clinics").get_by_role("link", name="Smile Dental")).to_be_visible()
 
 
-def test_patient_adds_a_family_member(page, sms, anna):
+def test_patient_adds_a_family_member(page, sms, smile_patient):
     sign_in(page, sms, phone=PHONE, e164=E164)
     page.get_by_role("link", name="Manage family").click()
     expect(page.get_by_role("heading", name="Family", exact=True)).to_be_visible()
@@ -76,7 +75,7 @@ def test_patient_adds_a_family_member(page, sms, anna):
     expect(page.get_by_text("Misha Petrov (Child)")).to_be_visible()
 
 
-def test_patient_withdraws_consent_from_home(page, sms, anna):
+def test_patient_withdraws_consent_from_home(page, sms, smile_patient):
     sign_in(page, sms, phone=PHONE, e164=E164)
     clinic_card = page.locator("#my-clinics > li").filter(has_text="Smile Dental")
     screenshot(page, "pages-7-home")
@@ -95,7 +94,7 @@ def test_patient_withdraws_consent_from_home(page, sms, anna):
     screenshot(page, "pages-8-consent-withdrawn")
 
 
-def test_withdrawn_clinic_no_longer_offers_to_withdraw(page, sms, anna):
+def test_withdrawn_clinic_no_longer_offers_to_withdraw(page, sms, smile_patient):
     sign_in(page, sms, phone=PHONE, e164=E164)
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#my-clinics").get_by_role("button", name="Withdraw consent").click()

@@ -1,6 +1,6 @@
 """On a 360 px phone: "Remind me" under the doctor's message, pick a time, back in the chat, then the reminder in the list.
 
-Served by Daphne (tests/browser/asgi_server.py) so the chat page runs with its socket, as in production.
+Served by Daphne (the `live_asgi` fixture) so the chat page runs with its socket, as in production.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from messaging.models import Thread
 from messaging.services import send_message
 from notifications.models import PersonalReminder
 from tests import factories as f
-from tests.browser.conftest import MOBILE, screenshot, sign_in
+from tests.browser.conftest import MOBILE, fits_the_screen, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +25,7 @@ ADVICE = "Take ibuprofen 400 mg after meals if the tooth aches, no more than thr
 
 
 @pytest.fixture
-def doctor_thread(server):
+def doctor_thread(live_asgi):
     """Anna's conversation with Dr Maria Ivanova of Smile Dental: her question, the doctor's advice."""
     clinic = f.ClinicFactory(slug="smile", name="Smile Dental", time_zone="Asia/Yekaterinburg")
     user = f.UserFactory(username="maria", first_name="Maria", is_staff=True)
@@ -39,7 +39,7 @@ def doctor_thread(server):
             send_message(thread=thread, sender=anna.user, text="My tooth hurts after the filling. What can I take?")
             send_message(thread=thread, sender=user, text=ADVICE)
 
-    server.call(talk)
+    live_asgi.call(talk)
     return thread
 
 
@@ -49,7 +49,7 @@ def _doctor_writes(thread: Thread, text: str) -> int:
     return message.seq
 
 
-def test_remind_me_from_the_doctors_message_then_back_in_the_chat(phone, sms, server, doctor_thread):
+def test_remind_me_from_the_doctors_message_then_back_in_the_chat(phone, sms, live_asgi, doctor_thread):
     sign_in(phone, sms, phone=PHONE, e164=E164)
     phone.goto(f"/portal/threads/{doctor_thread.pk}/")
     expect(phone.get_by_role("heading", name="Maria Ivanova", level=1)).to_be_visible()
@@ -72,7 +72,7 @@ def test_remind_me_from_the_doctors_message_then_back_in_the_chat(phone, sms, se
     tomorrow = timezone.localtime(timezone.now(), doctor_thread.clinic.tz).date() + timedelta(days=1)
     expect(form.get_by_label("Day")).to_have_value(tomorrow.isoformat())
     form.get_by_label("Time").fill("20:00")
-    assert phone.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]  # nothing sticks out sideways
+    fits_the_screen(phone)
     screenshot(phone, "reminder-2-form")
 
     form.get_by_role("button", name="Remind me").click()
@@ -83,7 +83,7 @@ def test_remind_me_from_the_doctors_message_then_back_in_the_chat(phone, sms, se
 
     # A message arriving live (drawn by chat.js, not the server) gets the same action.
     phone.wait_for_function("() => window.ClinicChat !== undefined")
-    later = server.call(_doctor_writes, doctor_thread, "Rinse with warm salt water tonight.")
+    later = live_asgi.call(_doctor_writes, doctor_thread, "Rinse with warm salt water tonight.")
     live = phone.locator(".msg.theirs", has_text="Rinse with warm salt water").get_by_role("link", name="Remind me")
     expect(live).to_have_attribute("href", f"/portal/notifications/reminders/new/?thread={doctor_thread.pk}&message={later}")
 

@@ -7,19 +7,17 @@ from __future__ import annotations
 from datetime import time, timedelta
 
 import pytest
-from django.conf import settings
 from django.db import transaction
-from django.test import Client
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from appointments import services as visits
 from messaging.models import Thread
 from promotions.models import Promotion
 from promotions.services import promotion_launch
 from tests import factories as f
-from tests.browser.conftest import MOBILE, screenshot
-from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
+from tests.browser.conftest import MOBILE, fits_the_screen, screenshot
+from tests.conftest import at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -67,42 +65,13 @@ def world(alpha, beta):
 
 
 @pytest.fixture
-def patient_phone(chromium: Browser, live_asgi):  # noqa: F811
-    """open(user, language): the patient's phone, signed in (the code flow itself is tested in test_portal_signup).
-    Contexts are closed after the test, so no socket outlives it."""
-    contexts = []
-
-    def _open(user, language: str) -> Page:
-        url = live_asgi.url
-        client = Client()
-        client.force_login(user)
-        context = chromium.new_context(locale="ru-RU" if language == "ru" else "en-US", viewport=MOBILE, base_url=url)
-        context.add_cookies(
-            [
-                {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": url},
-                {"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": url},
-            ]
-        )
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def fits(page: Page) -> None:
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
-
-
-def at(clinic, day, hour: int):
-    from datetime import datetime
-
-    return datetime.combine(day, time(hour), tzinfo=clinic.tz)
+def patient_phone(open_live):
+    """open(user, language): the patient's phone, signed in (the code flow itself is tested in test_portal_signup)."""
+    return lambda user, language: open_live(locale="ru-RU" if language == "ru" else "en-US", viewport=MOBILE, user=user, language=language)
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a_reload(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a_reload(patient_phone, live_asgi, world, language):
     w = world
     offer = live_asgi.call(
         visits.slots_propose,
@@ -132,7 +101,7 @@ def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a
     expect(box.locator('.offer-slot[aria-disabled="true"]')).to_have_count(2)
     box.locator(".offer-slot").first.click(force=True)  # a tap on a closed time books nothing
     assert w.sergey.visits.count() == 1
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, f"wayfinding-{language}-2-offer-closed-live", full_page=False)
 
     phone.reload()
@@ -144,7 +113,7 @@ def test_offered_times_close_live_once_a_visit_is_booked_and_stay_closed_after_a
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_visits(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_visits(patient_phone, live_asgi, world, language):
     w = world
     today = timezone.localdate()
 
@@ -174,7 +143,7 @@ def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_vis
     nav = phone.locator(".topbar nav")
     expect(nav.get_by_role("link", name=words["promotions"], exact=True)).to_be_visible()
     expect(nav.get_by_role("link", name=words["notifications"], exact=True)).to_be_visible()
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, f"wayfinding-{language}-4-home")
 
     nav.get_by_role("link", name=words["promotions"], exact=True).click()
@@ -182,7 +151,7 @@ def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_vis
     expect(card).to_have_count(1)
     expect(card).to_have_class("card promotion-card has-promotion")
     expect(card).to_contain_text(words["new"])
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, f"wayfinding-{language}-5-promotions")
     card.get_by_role("link").click()
     expect(phone.get_by_role("heading", name="Гигиена −20 %")).to_be_visible()
@@ -194,7 +163,7 @@ def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_vis
     upcoming = phone.locator("#upcoming-visits")
     expect(upcoming).to_contain_text("13:00 " + words["zone_ekb"])
     expect(upcoming).to_contain_text("15:00 " + words["zone_msk"])
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, f"wayfinding-{language}-6-visits-with-zones")
     moscow = late.visits.get(clinic=w.alpha.clinic)
     phone.goto(f"/portal/visits/{moscow.pk}/")
@@ -203,7 +172,7 @@ def test_home_greets_by_name_and_leads_to_promotions_notifications_and_zoned_vis
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_contact_this_clinic_leads_through_the_consent_into_the_conversation(patient_phone, live_asgi, world, language):  # noqa: F811
+def test_contact_this_clinic_leads_through_the_consent_into_the_conversation(patient_phone, live_asgi, world, language):
     w = world
     f.ConsentDocumentFactory(clinic=w.alpha.clinic)
     newcomer = f.PatientFactory(full_name="Орлова Мария", phone="+79160003003")
@@ -217,5 +186,5 @@ def test_contact_this_clinic_leads_through_the_consent_into_the_conversation(pat
     thread = Thread.objects.get(patient=newcomer)
     assert f"/portal/threads/{thread.pk}/" in phone.url
     expect(phone.locator("#composer")).to_be_visible()
-    fits(phone)
+    fits_the_screen(phone)
     screenshot(phone, f"wayfinding-{language}-9-in-the-conversation", full_page=False)

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def checkup(alpha):
-    return f.bookable_service(alpha.doctor, name="Check-up")
-
-
-@pytest.fixture
 def past_visit(alpha, checkup):
     return f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=timezone.now() - timedelta(days=10))
 

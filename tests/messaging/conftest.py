@@ -1,20 +1,12 @@
-import pytest
-
-from tests import factories as f
-
-
-@pytest.fixture
-def anna(alpha):
-    """A patient of Alpha with consent, and her clinic thread."""
-    return f.PatientFactory(full_name="Anna Petrova", phone="+79160000001")
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 
-@pytest.fixture
-def anna_thread(alpha, anna):
-    return f.ThreadFactory(clinic=alpha.clinic, patient=anna)
-
-
-@pytest.fixture
-def boris_thread(beta):
-    """A patient of Beta and his thread: what Alpha's people must never reach."""
-    return f.ThreadFactory(clinic=beta.clinic, patient=f.PatientFactory(full_name="Boris Betov", phone="+79160000002"))
+@pytest_asyncio.fixture
+async def socket_thread_closed():
+    """The ASGI stack's ORM calls share one worker thread whose connection outlives the test
+    (CONN_MAX_AGE on PostgreSQL); close it so the test database can be flushed and dropped.
+    Socket test modules name it in pytestmark (usefixtures)."""
+    yield
+    await sync_to_async(connections.close_all)()

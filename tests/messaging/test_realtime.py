@@ -8,22 +8,13 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
-from django.db import connections
 
 from messaging import services
 from messaging.models import Message
 from tests import factories as f
 from tests.messaging.sockets import next_of, open_socket
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _clean():
-    await sync_to_async(cache.clear)()
-    yield
-    await sync_to_async(connections.close_all)()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.usefixtures("socket_thread_closed")]
 
 
 @sync_to_async

@@ -9,25 +9,15 @@ Works with the in-memory channel layer and with channels_redis (REDIS_URL).
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connections
 
 from clinic_crm.asgi import application
 from tests import factories as f
 from tests.messaging.sockets import TIMEOUT, open_socket, session_cookie, socket
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _close_socket_thread_connections():
-    """The stack's ORM calls share one worker thread whose connection outlives the test
-    (CONN_MAX_AGE on PostgreSQL); close it so the test database can be flushed and dropped."""
-    yield
-    await sync_to_async(connections.close_all)()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.usefixtures("socket_thread_closed")]
 
 
 def hello(kind: str) -> dict:

@@ -16,26 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
-from django.db import connections
 
 from messaging.models import Message
 from tests import factories as f
 from tests.messaging.sockets import TIMEOUT, open_socket
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.usefixtures("socket_thread_closed")]
 
 FRAMES_PER_SOCKET = 160
 BIGINT = 2**63 - 1
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _clean():
-    await sync_to_async(cache.clear)()
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 @dataclass

@@ -115,7 +115,7 @@ def test_canned_answer_with_an_unknown_variable_is_refused(api, alpha):
 
 
 def test_merging_two_cards_of_one_person_moves_the_threads(api, alpha, anna, anna_thread):
-    second = f.PatientFactory(full_name="Анна Петрова", phone="+79160000099", email="anna@example.ru")
+    second = f.PatientFactory(full_name="Анна Петрова", phone="+79160000099", email="anna.work@example.ru")
     other_thread = f.ThreadFactory(clinic=alpha.clinic, patient=second)
     keep = anna_thread.contact
     keep.tags.add(f.TagFactory(clinic=alpha.clinic, name="vip"))

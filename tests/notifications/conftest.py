@@ -6,19 +6,7 @@ from appointments import services as visits
 from messaging.services import send_message
 from notifications import services
 from notifications.models import Notification
-from tests import factories as f
-from tests.appointments.conftest import at, checkup, day  # noqa: F401 - the bookable clinic, for reminder tests
-
-
-@pytest.fixture
-def anna(alpha):
-    """Alpha's patient with a phone and an e-mail, consent given, never online."""
-    return f.PatientFactory(full_name="Anna Petrova", phone="+79160000001", email="anna@example.ru")
-
-
-@pytest.fixture
-def anna_thread(alpha, anna):
-    return f.ThreadFactory(clinic=alpha.clinic, patient=anna)
+from tests.conftest import at
 
 
 @pytest.fixture
@@ -33,7 +21,7 @@ def offline_reply(alpha, anna_thread):
 
 
 @pytest.fixture
-def visit(alpha, checkup, anna, anna_thread, day):  # noqa: F811 - the fixtures imported above
+def visit(alpha, checkup, anna, anna_thread, day):
     """Anna's visit at 12:00 three days ahead, booked by her from the portal."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         return visits.visit_book(

@@ -11,7 +11,7 @@ from appointments import services as visits
 from appointments.models import Appointment
 from notifications import services
 from notifications.models import Delivery, Notification
-from tests.appointments.conftest import at
+from tests.conftest import at
 from tests.notifications.conftest import reminder_tick
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from notifications import services
 from notifications.models import Delivery, Notification
 from notifications.views import twilio_signature
 from tests import factories as f
-from tests.appointments.conftest import at
+from tests.conftest import at
 from tests.notifications.conftest import reminder_tick
 
 pytestmark = pytest.mark.django_db

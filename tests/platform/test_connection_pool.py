@@ -31,7 +31,6 @@ from django.urls import reverse
 
 from appointments import selectors
 from core.pool import RETRY_AFTER_SECONDS, SOCKET_CLOSE_BUSY
-from tests.appointments.conftest import checkup  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +127,7 @@ def test_an_api_view_that_cannot_get_a_connection_answers_503_in_the_api_format(
 
 
 @pytest.mark.django_db
-def test_a_page_that_cannot_get_a_connection_answers_a_short_503_page_in_russian(alpha, checkup, monkeypatch, caplog):  # noqa: F811
+def test_a_page_that_cannot_get_a_connection_answers_a_short_503_page_in_russian(alpha, checkup, monkeypatch, caplog):
     monkeypatch.setattr(selectors, "free_slots", _pool_timeout)
     url = reverse("appointments:book-slots", kwargs={"slug": alpha.clinic.slug, "service_id": checkup.pk})
     with caplog.at_level(logging.INFO):
@@ -292,7 +291,7 @@ def _burst(url: str, paths: list[str]) -> list[httpx.Response]:
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_bursts_of_100_requests_never_take_more_connections_than_the_pool(alpha, checkup, daphne, pg):  # noqa: F811
+def test_bursts_of_100_requests_never_take_more_connections_than_the_pool(alpha, checkup, daphne, pg):
     sampler = pg()
     own = _own_connections(sampler)  # this test process: its Django connections and the sampler
     bound = own + 10
@@ -395,7 +394,7 @@ def test_an_open_socket_holds_no_connection_between_its_database_calls(alpha, da
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_requests_past_a_full_pool_wait_then_get_503_with_retry_after_and_the_socket_4503(alpha, checkup, daphne, pg):  # noqa: F811
+def test_requests_past_a_full_pool_wait_then_get_503_with_retry_after_and_the_socket_4503(alpha, checkup, daphne, pg):
     """Two requests hold the pool's two connections (stuck behind a table lock the test holds); the rest wait past
     DB_POOL_TIMEOUT and are told to come back, the socket too; once the lock goes, everything is served again."""
     web = Client()

@@ -23,16 +23,6 @@ DEEP_ARRAY = "[" * 5000 + "]" * 5000
 DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
 
 
-@pytest.fixture
-def anna(alpha):
-    return f.PatientFactory(full_name="Anna Petrova", phone="+79160000001")
-
-
-@pytest.fixture
-def anna_thread(alpha, anna):
-    return f.ThreadFactory(clinic=alpha.clinic, patient=anna)
-
-
 def post_raw(api, path: str, body: str | bytes, content_type: str = "application/json"):
     return api.generic("POST", path, body, content_type=content_type)
 

@@ -20,8 +20,7 @@ from django.utils import timezone
 from appointments.models import Appointment
 from messaging.services import send_message
 from tests import factories as f
-from tests.appointments.conftest import at
-from tests.conftest import CommittingClient
+from tests.conftest import CommittingClient, at
 
 pytestmark = pytest.mark.django_db
 

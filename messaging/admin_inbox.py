@@ -16,19 +16,17 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -36,28 +34,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_member
 from core.client_input import whole_number
-from messaging import selectors, services
+from core.errors import refusal_text
+from messaging import fragments, selectors, services
+from messaging.fragments import waiting_label  # noqa: F401 - messaging.admin imports it from here
 from messaging.models import Message, Thread
-from messaging.payloads import STAFF, message_payload
+from messaging.payloads import STAFF, message_item
+from patients.selectors import patient_card
 
 LIST_LIMIT = 50  # rows a page renders; "load more" (keyset) and filters reach the rest
 LIST_MAX = 500  # rows a live refresh re-renders at most, after "load more" was used
-FETCH_HEADER = "HTTP_X_INBOX_FETCH"
-
-
-def waiting_label(since: datetime, now: datetime) -> str:
-    """ "waiting 12 min" — the same wording inbox.js uses when it ticks the labels forward."""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes < 60:
-        return _("waiting %(minutes)s min") % {"minutes": minutes}
-    if minutes < 24 * 60:
-        return _("waiting %(hours)s h %(minutes)s min") % {"hours": minutes // 60, "minutes": minutes % 60}
-    return _("waiting %(days)s d") % {"days": minutes // (24 * 60)}
-
-
-def _short_time(moment: datetime, now: datetime) -> str:
-    local, today = timezone.localtime(moment), timezone.localtime(now).date()
-    return date_format(local, "H:i") if local.date() == today else date_format(local, "j M")
 
 
 # --- request → filters -----------------------------------------------------------------------
@@ -84,22 +69,11 @@ def _staff_only(request: HttpRequest) -> None:
         raise PermissionDenied(_("The inbox is for the clinic's staff."))
 
 
-def _thread(request: HttpRequest, thread_id: int) -> Thread:
-    try:
-        return selectors.thread_for(user=request.user, thread_id=thread_id)
-    except Thread.DoesNotExist:
-        raise Http404(_("No such conversation.")) from None
-
-
 def _take_counters(thread: Thread, fresh: Thread) -> None:
     """The row's columns as the service just wrote them, keeping the relations already loaded."""
     for field in Thread._meta.concrete_fields:
         if not field.is_relation:
             setattr(thread, field.attname, getattr(fresh, field.attname))
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    return request.META.get(FETCH_HEADER) == "1"
 
 
 @functools.cache
@@ -127,14 +101,9 @@ def _row_items(request: HttpRequest, rows: list[selectors.InboxRow], current: in
     now = timezone.now()
     index, query = reverse("inbox:index"), _query(request)
     return [
-        {
-            "row": row,
-            "url": f"{index}{row.pk}/{query}",  # inbox:thread
-            "waiting": waiting_label(row.waiting_since, now) if row.waiting_since else "",
-            "when": _short_time(row.last_activity_at, now),
-            "current": row.pk == current,
-            "clinic": row.clinic if several_clinics else "",
-        }
+        fragments.row_context(
+            row, url=f"{index}{row.pk}/{query}", current=row.pk == current, clinic=row.clinic if several_clinics else "", now=now
+        )
         for row in rows
     ]
 
@@ -183,14 +152,22 @@ def _rows_context(request: HttpRequest, current: int | None, filters: selectors.
     }
 
 
+def _several_clinics(request: HttpRequest) -> bool:
+    return len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+
+
 def _list_context(request: HttpRequest, current: int | None = None) -> dict[str, Any]:
     filters = _filters(request)
+    return {**_rows_context(request, current, filters, _several_clinics(request)), **_filters_context(request, filters)}
+
+
+def _filters_context(request: HttpRequest, filters: selectors.InboxFilter) -> dict[str, Any]:
+    """The filters above the list with their counts, and the sidebar badge's number."""
     facets = selectors.inbox_facets(user=request.user, filters=filters)
-    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+    several_clinics = _several_clinics(request)
     scope = "" if filters.scope == "all" else filters.scope
     tags = list(selectors.inbox_tags(user=request.user))
     return {
-        **_rows_context(request, current, filters, several_clinics),
         "facets": facets,
         "filters": filters,
         "several_clinics": several_clinics,
@@ -236,7 +213,7 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     merge_query = request.GET.get("merge_q", "")
     return {
         "thread": thread,
-        "card": selectors.thread_patient_card(user=user, thread=thread),
+        "card": patient_card(user=user, patient=thread.patient, clinic_id=thread.clinic_id, contact_id=thread.contact_id),
         "assignees": selectors.thread_assignees(user=user, thread=thread),
         "tag_choices": list(selectors.thread_tag_choices(user=user, thread=thread)),
         "thread_tags": {t.pk for t in thread.tags.all()},
@@ -254,23 +231,8 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     }
 
 
-def _receipt(message: Message, thread: Thread) -> str:
-    """The ticks under a staff reply: read or delivered by the patient, or only sent."""
-    if message.author != Message.Author.STAFF or message.kind == Message.Kind.NOTE:
-        return ""
-    if message.seq <= thread.patient_read_seq:
-        return "read"
-    return "delivered" if message.seq <= thread.patient_delivered_seq else "sent"
-
-
 def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
-    items = []
-    for m in messages_:
-        payload = message_payload(m, audience=STAFF, thread=thread)
-        payload["created"] = timezone.localtime(m.created_at)
-        payload["receipt"] = _receipt(m, thread)
-        items.append({"m": payload})
-    return items
+    return [fragments.staff_message_context(m, message_item(m, audience=STAFF, thread=thread), thread) for m in messages_]
 
 
 def _history_context(request: HttpRequest, thread: Thread, before: int | None = None) -> dict[str, Any]:
@@ -287,11 +249,20 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
 
 
 def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any] | None) -> dict[str, Any]:
-    user = request.user
+    """The page's settings for inbox.js (the `inbox-config` JSON script)."""
+    user, filters = request.user, _filters(request)
     config: dict[str, Any] = {
         "me": {"id": user.pk, "name": user.display_name},
         "timeZone": timezone.get_current_timezone_name(),
         "listUrl": reverse("inbox:list"),
+        "filtersUrl": reverse("inbox:filters"),
+        # What inbox.js needs to place the row a `message.new` carries: does it belong to this list, and its link.
+        "list": {
+            "filters": {"scope": filters.scope, "status": filters.status, "channel": filters.channel, "tag": filters.tag,
+                        "clinic": filters.clinic, "query": filters.query},
+            "query": _query(request),
+            "severalClinics": _several_clinics(request),
+        },
         "thread": None,
         "i18n": {
             "waitingMin": _("waiting %(minutes)s min"),
@@ -346,7 +317,7 @@ def inbox(request: HttpRequest, thread_id: int | None = None) -> HttpResponse:
     _staff_only(request)
     thread = history = None
     if thread_id is not None:
-        thread = _thread(request, thread_id)
+        thread = selectors.thread_for(user=request.user, thread_id=thread_id)
         services.thread_access_record(thread=thread, user=request.user, via="inbox")
         if thread.staff_read_seq < thread.last_seq:  # else there is nothing to mark (a later message comes over the socket)
             _take_counters(thread, services.thread_mark_read(thread=thread, reader=request.user))
@@ -378,23 +349,28 @@ def inbox_more(request: HttpRequest) -> HttpResponse:
     """The next page of rows after ?after=<cursor>, with the filters of the list ("load more", htmx)."""
     _staff_only(request)
     current = request.GET.get("current", "")
-    filters = _filters(request)
-    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
-    context = _rows_context(request, whole_number(current), filters, several_clinics)
+    context = _rows_context(request, whole_number(current), _filters(request), _several_clinics(request))
     return render(request, "admin/messaging/_inbox_rows.html", context)
+
+
+@require_GET
+def inbox_filters(request: HttpRequest) -> HttpResponse:
+    """The filters and their counts alone: inbox.js asks after a `message.new`, whose own row it placed itself."""
+    _staff_only(request)
+    return render(request, "admin/messaging/_inbox_filters.html", _filters_context(request, _filters(request)))
 
 
 @require_GET
 def inbox_card(request: HttpRequest, thread_id: int) -> HttpResponse:
     _staff_only(request)
-    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
 
 
 @require_GET
 def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
     """Older messages for scrolling up: ?before=<seq>."""
     _staff_only(request)
-    thread = _thread(request, thread_id)
+    thread = selectors.thread_for(user=request.user, thread_id=thread_id)
     before = request.GET.get("before", "")
     context = _history_context(request, thread, before=whole_number(before))
     return render(request, "admin/messaging/_inbox_history.html", context)
@@ -404,21 +380,18 @@ def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
 def inbox_action(request: HttpRequest, thread_id: int) -> HttpResponse:
     """The card's forms: assign, status, priority, tags, merge contacts."""
     _staff_only(request)
-    thread = _thread(request, thread_id)
-    action = request.POST.get("action", "")
+    thread = selectors.thread_for(user=request.user, thread_id=thread_id)
     try:
-        _act(request, thread, action)
-    except ValidationError as exc:
-        text = " ".join(str(m) for ms in exc.message_dict.values() for m in ms) if hasattr(exc, "error_dict") else " ".join(exc.messages)
-        messages.error(request, text)
-    except PermissionDenied as exc:
-        messages.error(request, str(exc) or _("Your role in this clinic does not allow this."))
-    if _wants_fragment(request):
-        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+        _apply_card_action(request, thread, request.POST.get("action", ""))
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, refusal_text(exc))
+    if request.htmx:
+        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
     return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]) + _query(request))
 
 
-def _act(request: HttpRequest, thread: Thread, action: str) -> None:
+def _apply_card_action(request: HttpRequest, thread: Thread, action: str) -> None:
+    """One of the card's forms, by its `action` field, through the service that owns the change."""
     user, data = request.user, request.POST
     if action == "assign":
         assignee = None
@@ -483,6 +456,7 @@ urlpatterns = [
     path("", admin.site.admin_view(inbox), name="index"),
     path("list/", admin.site.admin_view(inbox_list), name="list"),
     path("list/more/", admin.site.admin_view(inbox_more), name="more"),
+    path("list/filters/", admin.site.admin_view(inbox_filters), name="filters"),
     path("badge/", admin.site.admin_view(inbox_badge_count), name="badge"),
     path("<int:thread_id>/", admin.site.admin_view(inbox), name="thread"),
     path("<int:thread_id>/card/", admin.site.admin_view(inbox_card), name="card"),

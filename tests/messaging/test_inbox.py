@@ -374,7 +374,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
     assert response.status_code == 302
     assert response["Location"].startswith(f"{INBOX}{anna_thread.pk}/")
     olga_web.post(action, {"action": "status", "status": "pending"})
-    card = olga_web.post(action, {"action": "priority", "priority": "3"}, HTTP_X_INBOX_FETCH="1")
+    card = olga_web.post(action, {"action": "priority", "priority": "3"}, HTTP_HX_REQUEST="true")
     assert card.status_code == 200
     assert 'id="inbox-card-body"' in card.content.decode()  # the fragment inbox.js swaps in
     olga_web.post(action, {"action": "tags", "tags": [vip.pk]})
@@ -388,7 +388,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
     assert events == ["assigned", "status"]
 
     # A tag of another clinic is refused and nothing changes.
-    response = olga_web.post(action, {"action": "tags", "tags": [other_clinic_tag.pk]}, HTTP_X_INBOX_FETCH="1")
+    response = olga_web.post(action, {"action": "tags", "tags": [other_clinic_tag.pk]}, HTTP_HX_REQUEST="true")
     assert "another clinic" in response.content.decode()
     assert list(anna_thread.tags.all()) == [vip]
 
@@ -398,7 +398,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
 
 
 def test_cannot_assign_to_someone_outside_the_clinic(olga_web, alpha, beta, anna_thread):
-    response = olga_web.post(f"{INBOX}{anna_thread.pk}/action/", {"action": "assign", "assignee": beta.operator.pk}, HTTP_X_INBOX_FETCH="1")
+    response = olga_web.post(f"{INBOX}{anna_thread.pk}/action/", {"action": "assign", "assignee": beta.operator.pk}, HTTP_HX_REQUEST="true")
     assert "cannot answer this thread" in response.content.decode()
     anna_thread.refresh_from_db()
     assert anna_thread.assigned_to is None

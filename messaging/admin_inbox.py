@@ -90,7 +90,35 @@ def _shell_site() -> admin.AdminSite:
 
 def _page_shell(request: HttpRequest) -> dict[str, Any]:
     """The admin page around the inbox: Unfold's header, sidebar, language and theme switches."""
-    return _shell_site().each_context(request)
+    shell = _shell_site().each_context(request)
+    return {**shell, "sidebar_apps_html": _sidebar_apps_html(shell)}
+
+
+def _sidebar_apps_html(shell: dict[str, Any]) -> str:
+    """Unfold's navigation list (its groups, links and badges), from the cache while all it shows is unchanged.
+
+    Rendering it was a fifth of the inbox page's rendering; it changes with the language, the
+    user's permissions, the active item and the badge's number, which are the key. No custom
+    navigation template and no nested items: else Unfold renders it as always ("")."""
+    navigation = shell.get("sidebar_navigation") or []
+    if "navigation" in (shell.get("templates") or {}) or any("items" in i for g in navigation for i in g.get("items", [])):
+        return ""
+
+    def shown(item: dict[str, Any]) -> tuple[str, ...]:
+        badge = item.get("badge_callback") or item.get("badge") or ""
+        link = item.get("link_callback") or item.get("link") or ""
+        keys = ("icon", "badge_variant", "badge_style", "separator", "collapsible", "active", "has_permission")
+        return (str(item.get("title", "")), str(link), str(badge), *(str(item.get(k, "")) for k in keys))
+
+    facts = [(shown(group), [shown(item) for item in group.get("items", [])]) for group in navigation]
+    where = (get_language(), bool(shell.get("sidebar_show_all_applications")), facts)
+    key = "inbox-sidebar:" + hashlib.blake2b(repr(where).encode(), digest_size=16).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        context = {"sidebar_navigation": navigation, "sidebar_show_all_applications": shell.get("sidebar_show_all_applications"), "app_list": []}
+        html = get_template("unfold/helpers/app_list.html").render(context)
+        cache.set(key, html, timeout=FRAGMENT_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - rendered by the autoescaping template above
 
 
 # --- context builders --------------------------------------------------------------------------
@@ -161,12 +189,20 @@ def _list_context(request: HttpRequest, current: int | None = None) -> dict[str,
     return {**_rows_context(request, current, filters, _several_clinics(request)), **_filters_context(request, filters)}
 
 
+def _inbox_tags(request: HttpRequest) -> list[Any]:
+    """The tags of the user's clinics, once per request: the filters list them, the card offers its clinic's."""
+    tags = getattr(request, "_inbox_tags", None)
+    if tags is None:
+        tags = request._inbox_tags = list(selectors.inbox_tags(user=request.user))
+    return tags
+
+
 def _filters_context(request: HttpRequest, filters: selectors.InboxFilter) -> dict[str, Any]:
     """The filters above the list with their counts, and the sidebar badge's number."""
     facets = selectors.inbox_facets(user=request.user, filters=filters)
     several_clinics = _several_clinics(request)
     scope = "" if filters.scope == "all" else filters.scope
-    tags = list(selectors.inbox_tags(user=request.user))
+    tags = _inbox_tags(request)
     return {
         "facets": facets,
         "filters": filters,
@@ -215,7 +251,7 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
         "thread": thread,
         "card": patient_card(user=user, patient=thread.patient, clinic_id=thread.clinic_id, contact_id=thread.contact_id),
         "assignees": selectors.thread_assignees(user=user, thread=thread),
-        "tag_choices": list(selectors.thread_tag_choices(user=user, thread=thread)),
+        "tag_choices": [t for t in _inbox_tags(request) if t.clinic_id == thread.clinic_id],  # selectors.thread_tag_choices
         "thread_tags": {t.pk for t in thread.tags.all()},
         "status_choices": Thread.Status.choices,
         "priority_choices": Thread.Priority.choices,

@@ -509,9 +509,9 @@ def thread_assignees(*, user: Any, thread: Thread) -> list[Any]:
     """People the thread may be given to: the front desk of its clinic and, for a doctor's thread, that doctor."""
     from django.contrib.auth import get_user_model
 
-    from clinics.tenancy import FRONT_DESK
+    from clinics.tenancy import FRONT_DESK, staff_can_view
 
-    if not inbox_scope(user=user).filter(pk=thread.pk).exists():
+    if not staff_can_view(user, thread):  # the inbox's visibility rule, from the roles already loaded: no query
         return []
     desk = Q(memberships__clinic_id=thread.clinic_id, memberships__is_active=True, memberships__role__in=list(FRONT_DESK))
     if thread.doctor_id and thread.doctor.user_id:

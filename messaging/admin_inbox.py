@@ -36,7 +36,10 @@ from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_me
 from core.client_input import whole_number
 from core.errors import refusal_text
 from messaging import fragments, selectors, services
-from messaging.fragments import waiting_label  # noqa: F401 - messaging.admin imports it from here
+from messaging.fragments import (
+    HtmxHttpRequest,
+    waiting_label,  # noqa: F401 - messaging.admin imports it from here
+)
 from messaging.models import Message, Thread
 from messaging.payloads import STAFF, message_item
 from patients.selectors import patient_card
@@ -84,7 +87,7 @@ def _shell_site() -> admin.AdminSite:
     site = admin.site
     site.name  # noqa: B018 - when admin.site is Django's LazyObject, this sets it up before the copy
     site = copy.copy(getattr(site, "_wrapped", site))
-    site.get_app_list = lambda request, app_label=None: []
+    site.get_app_list = lambda request, app_label=None: []  # type: ignore[method-assign]
     return site
 
 
@@ -162,8 +165,8 @@ def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
 
 def _rows_context(request: HttpRequest, current: int | None, filters: selectors.InboxFilter, several_clinics: bool) -> dict[str, Any]:
     """A page of rows: the first (or, for a live refresh, as many as the page shows) or the one after ?after=."""
-    shown = request.GET.get("shown", "")
-    limit = min(max(LIST_LIMIT, whole_number(shown)), LIST_MAX) if whole_number(shown) is not None else LIST_LIMIT
+    shown = whole_number(request.GET.get("shown", ""))
+    limit = LIST_LIMIT if shown is None else min(max(LIST_LIMIT, shown), LIST_MAX)
     after = request.GET.get("after", "")
     rows, has_more = selectors.inbox_rows(user=request.user, filters=filters, limit=limit, after=after)
     more_url = more_page_url = ""
@@ -191,9 +194,10 @@ def _list_context(request: HttpRequest, current: int | None = None) -> dict[str,
 
 def _inbox_tags(request: HttpRequest) -> list[Any]:
     """The tags of the user's clinics, once per request: the filters list them, the card offers its clinic's."""
-    tags = getattr(request, "_inbox_tags", None)
+    tags: list[Any] | None = getattr(request, "_inbox_tags", None)
     if tags is None:
-        tags = request._inbox_tags = list(selectors.inbox_tags(user=request.user))
+        tags = list(selectors.inbox_tags(user=request.user))
+        setattr(request, "_inbox_tags", tags)  # noqa: B010 - a per-request memo on the request
     return tags
 
 
@@ -288,7 +292,7 @@ def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any]
     """The page's settings for inbox.js (the `inbox-config` JSON script)."""
     user, filters = request.user, _filters(request)
     config: dict[str, Any] = {
-        "me": {"id": user.pk, "name": user.display_name},
+        "me": {"id": user.pk, "name": getattr(user, "display_name", "")},
         "timeZone": timezone.get_current_timezone_name(),
         "listUrl": reverse("inbox:list"),
         "filtersUrl": reverse("inbox:filters"),
@@ -413,7 +417,7 @@ def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
 
 
 @require_POST
-def inbox_action(request: HttpRequest, thread_id: int) -> HttpResponse:
+def inbox_action(request: HtmxHttpRequest, thread_id: int) -> HttpResponse:
     """The card's forms: assign, status, priority, tags, merge contacts."""
     _staff_only(request)
     thread = selectors.thread_for(user=request.user, thread_id=thread_id)
@@ -447,10 +451,10 @@ def _apply_card_action(request: HttpRequest, thread: Thread, action: str) -> Non
             raise ValidationError({"priority": _("Unknown priority.")})
         services.thread_update(actor=user, thread=thread, priority=whole_number(priority))
     elif action == "tags":
-        wanted = set(data.getlist("tags"))
+        wanted_tags = set(data.getlist("tags"))
         choices = list(selectors.thread_tag_choices(user=user, thread=thread))
-        tags = [t for t in choices if str(t.pk) in wanted]
-        if len(tags) != len(wanted):
+        tags = [t for t in choices if str(t.pk) in wanted_tags]
+        if len(tags) != len(wanted_tags):
             raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
         services.thread_update(actor=user, thread=thread, tags=tags)
     elif action == "merge":
@@ -475,9 +479,10 @@ def inbox_badge_count(request: HttpRequest) -> JsonResponse:
 
 def _counts(request: HttpRequest) -> dict[str, int]:
     """The inbox counts, once per request (the sidebar asks twice: whether to show the badge, then its text)."""
-    counts = getattr(request, "_inbox_counts", None)
+    counts: dict[str, int] | None = getattr(request, "_inbox_counts", None)
     if counts is None:
-        counts = request._inbox_counts = selectors.inbox_counts(user=request.user)
+        counts = selectors.inbox_counts(user=request.user)
+        setattr(request, "_inbox_counts", counts)  # noqa: B010 - a per-request memo on the request
     return counts
 
 

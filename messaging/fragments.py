@@ -21,16 +21,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django_htmx.middleware import HtmxDetails
 
 from clinics.zones import zone_label
 from messaging.models import Message, Thread
 from notifications.selectors import REMINDABLE_AUTHORS
 from patients.selectors import patient_sees_zones
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request through django-htmx's middleware: `request.htmx` is true for the pages' own fetches
+    (htmx, inbox.js and chat.js send HX-Request), which get the fragment alone."""
+
+    htmx: HtmxDetails
+
 
 STAFF_MESSAGE = "admin/messaging/_inbox_message.html"
 PATIENT_MESSAGE = "messaging/_portal_message.html"

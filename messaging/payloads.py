@@ -166,7 +166,7 @@ def thread_payload(thread: Thread, *, audience: str) -> dict[str, Any]:
         "clinic": {"id": thread.clinic_id, "slug": thread.clinic.slug, "name": thread.clinic.name},
         "patient": {"id": thread.patient_id, "name": thread.patient.full_name},
         "kind": thread.kind,
-        "doctor": {"id": thread.doctor_id, "name": thread.doctor.full_name} if thread.doctor_id else None,
+        "doctor": {"id": thread.doctor_id, "name": thread.doctor.full_name} if thread.doctor is not None else None,
         "channel": thread.channel,
         "last_activity_at": _iso(thread.last_activity_at),
         "last_message_preview": thread.last_message_preview,

@@ -7,11 +7,13 @@ patient never sees private notes or staff events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast, Coalesce
@@ -21,10 +23,13 @@ from django.utils.translation import gettext
 from phonenumber_field.phonenumber import to_python
 
 from accounts.models import display_name
-from clinics.models import Clinic
+from clinics.models import Clinic, Doctor, Tag
+from clinics.tenancy import FRONT_DESK, clinic_roles, staff_can_view
 from core.client_input import whole_number
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
-from patients.models import patient_hint
+from patients.models import PatientInClinic, patient_hint
+
+_Counts = TypeVar("_Counts")
 
 VIEW_TTL = 45  # seconds a "viewing" mark lasts without a refresh from the client
 REPLY_TTL = 8  # seconds "X is replying" lasts after the last keystroke
@@ -259,20 +264,18 @@ def inbox_version_key(clinic_id: int) -> str:
     return f"inbox-version:{clinic_id}"
 
 
-def _cached_counts(user: Any, name: str, compute) -> Any:
+def _cached_counts(user: Any, name: str, compute: Callable[[], _Counts]) -> _Counts:
     """Inbox counts scan every thread of a clinic (tens of ms at 100k threads) and are shown on every
     admin page. They are cached per user and filter, keyed by a version per clinic that services
     bump on every thread change (messaging.services._inbox_changed): never stale, recomputed only
     after something changed."""
-    from clinics.tenancy import clinic_roles
-
     clinic_ids = sorted(clinic_roles(user))
     if user.is_superuser or not clinic_ids:
         return compute()
     versions = cache.get_many([inbox_version_key(c) for c in clinic_ids])
     stamp = ".".join(f"{c}:{versions.get(inbox_version_key(c), 0)}" for c in clinic_ids)
     key = f"inbox-counts:{user.pk}:{name}:{stamp}"
-    found = cache.get(key)
+    found: _Counts | None = cache.get(key)
     if found is None:
         found = compute()
         cache.set(key, found, timeout=300)
@@ -286,13 +289,14 @@ def inbox_counts(*, user: Any) -> dict[str, int]:
 def _inbox_counts(*, user: Any) -> dict[str, int]:
     """Badges of the inbox filters: unread threads and unread messages, mine and unassigned, in one query."""
     open_threads = inbox_scope(user=user).exclude(status=Thread.Status.RESOLVED)
-    return open_threads.aggregate(
+    counts: dict[str, int] = open_threads.aggregate(
         unread_threads=Count("pk", filter=Q(staff_unread__gt=0)),
         unread_messages=Coalesce(Sum("staff_unread"), 0),
         mine=Count("pk", filter=Q(assigned_to=user)),
         unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
         waiting=Count("pk", filter=Q(waiting_since__isnull=False)),
     )
+    return counts
 
 
 class ThreadNotFound(Http404, Thread.DoesNotExist):
@@ -303,7 +307,7 @@ class ThreadNotFound(Http404, Thread.DoesNotExist):
 def thread_for(*, user: Any, thread_id: int) -> Thread:
     """One thread the user may see, else ThreadNotFound (also for other clinics' threads: no hint they exist)."""
     try:
-        return (
+        thread: Thread = (
             Thread.objects.visible_to(user)
             # Not the team: nothing shows it, and a ninth join made PostgreSQL plan this query for ~5 ms.
             .select_related("patient", "patient__guardian", "clinic", "doctor", "assigned_to", "contact")
@@ -312,6 +316,7 @@ def thread_for(*, user: Any, thread_id: int) -> Thread:
         )
     except Thread.DoesNotExist:
         raise ThreadNotFound(gettext("No such conversation.")) from None
+    return thread
 
 
 def thread_messages(
@@ -398,7 +403,7 @@ def patient_threads(*, user: Any) -> QuerySet[Thread]:
     return Thread.objects.visible_to(user).select_related("clinic", "doctor", "patient").order_by("-last_activity_at", "-pk")
 
 
-def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet:
+def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet[Doctor]:
     """Doctors of the clinic who answer patients in the CRM."""
     return clinic.doctors.filter(is_active=True, user__isnull=False).prefetch_related("specialties").order_by("full_name")
 
@@ -408,17 +413,19 @@ def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet:
 
 def attachment_for(*, user: Any, attachment_id: int) -> Attachment:
     """A file the user may download (tenancy decides; a patient never gets a note's file)."""
-    return Attachment.objects.visible_to(user).select_related("thread").get(pk=attachment_id)
+    attachment: Attachment = Attachment.objects.visible_to(user).select_related("thread").get(pk=attachment_id)
+    return attachment
 
 
 # --- presence ------------------------------------------------------------------------------
 
 
 def heartbeat_seconds() -> int:
-    return getattr(settings, "SOCKET_HEARTBEAT_SECONDS", 25)
+    seconds: int = getattr(settings, "SOCKET_HEARTBEAT_SECONDS", 25)
+    return seconds
 
 
-def alive_since():
+def alive_since() -> datetime:
     return timezone.now() - timedelta(seconds=heartbeat_seconds() * 3)
 
 
@@ -491,38 +498,28 @@ def _inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str,
     }
 
 
-def inbox_tags(*, user: Any) -> QuerySet:
+def inbox_tags(*, user: Any) -> QuerySet[Tag]:
     """Tags offered as inbox filters: those of the user's clinics."""
-    from clinics.models import Tag
-
     return Tag.objects.visible_to(user).select_related("clinic").order_by("name", "pk")
 
 
-def thread_tag_choices(*, user: Any, thread: Thread) -> QuerySet:
+def thread_tag_choices(*, user: Any, thread: Thread) -> QuerySet[Tag]:
     """Tags that may be put on this thread: its clinic's."""
-    from clinics.models import Tag
-
     return Tag.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("name", "pk")
 
 
 def thread_assignees(*, user: Any, thread: Thread) -> list[Any]:
     """People the thread may be given to: the front desk of its clinic and, for a doctor's thread, that doctor."""
-    from django.contrib.auth import get_user_model
-
-    from clinics.tenancy import FRONT_DESK, staff_can_view
-
     if not staff_can_view(user, thread):  # the inbox's visibility rule, from the roles already loaded: no query
         return []
     desk = Q(memberships__clinic_id=thread.clinic_id, memberships__is_active=True, memberships__role__in=list(FRONT_DESK))
-    if thread.doctor_id and thread.doctor.user_id:
+    if thread.doctor is not None and thread.doctor.user_id:
         desk |= Q(pk=thread.doctor.user_id)
     return list(get_user_model().objects.filter(desk).distinct().order_by("first_name", "last_name", "username"))
 
 
 def contact_merge_candidates(*, user: Any, thread: Thread, query: str, limit: int = 10) -> list[Any]:
     """Other live cards of the thread's clinic that the user may merge into the thread's card."""
-    from patients.models import PatientInClinic
-
     query = query.strip()
     if len(query) < 2:
         return []

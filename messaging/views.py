@@ -23,6 +23,7 @@ from clinics.zones import zone_label
 from core.client_input import whole_number
 from core.errors import one_line, refusal_text
 from messaging import fragments, selectors, services
+from messaging.fragments import HtmxHttpRequest
 from messaging.models import Attachment, Thread
 from messaging.payloads import PATIENT, message_item
 from patients.models import Patient
@@ -80,6 +81,12 @@ def _thread_url(thread: Thread) -> str:
     return reverse("messaging:portal-thread", args=[thread.pk]) + "#latest"
 
 
+class PortalRequest(HtmxHttpRequest):
+    """A portal page's request: `patient_required` puts the signed-in person (the account holder) on it."""
+
+    patient: Patient
+
+
 @dataclass(frozen=True)
 class _History:
     """A page of the patient's history as the template places it."""
@@ -106,10 +113,10 @@ def _history(request: HttpRequest, thread: Thread) -> _History:
     return _History(items=items, has_more=has_more, before=before_seq, unread_from=unread_from)
 
 
-def _heading(request: HttpRequest, thread: Thread) -> dict[str, str]:
+def _heading(request: PortalRequest, thread: Thread) -> dict[str, str]:
     """Title, subtitle, "for <family member>" and the typing line of the chat header."""
     for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
-    if thread.kind == Thread.Kind.DOCTOR and thread.doctor_id:
+    if thread.kind == Thread.Kind.DOCTOR and thread.doctor is not None:
         name = thread.doctor.full_name
         return {"title": name, "subtitle": thread.clinic.name, "for_name": for_name, "typing_text": _("%(name)s is typing…") % {"name": name}}
     return {"title": thread.clinic.name, "subtitle": "", "for_name": for_name, "typing_text": _("Clinic is typing…")}
@@ -145,7 +152,7 @@ def _chat_strings(thread: Thread) -> dict[str, Any]:
     }
 
 
-def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
+def _render_thread(request: PortalRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
     """The chat page; for htmx (chat.js loading earlier messages) only the bubbles of the page asked for."""
     history = _history(request, thread)
     if request.htmx:
@@ -175,7 +182,7 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
 
 
 @patient_required
-def portal_thread(request: HttpRequest, pk: int) -> HttpResponse:
+def portal_thread(request: PortalRequest, pk: int) -> HttpResponse:
     thread = selectors.thread_for(user=request.user, thread_id=pk)  # 404 for another family's or clinic's thread
     if not consent_is_given(patient=thread.patient, clinic=thread.clinic):
         return _consent_redirect(request, thread.clinic, reverse("messaging:portal-thread", args=[thread.pk]))
@@ -184,7 +191,7 @@ def portal_thread(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @patient_required
-def portal_send(request: HttpRequest, pk: int) -> HttpResponse:
+def portal_send(request: PortalRequest, pk: int) -> HttpResponse:
     """The composer without JavaScript: upload the picked file (if any), send, back to the thread."""
     thread = selectors.thread_for(user=request.user, thread_id=pk)  # 404 for another family's or clinic's thread
     text = request.POST.get("text", "")
@@ -221,7 +228,7 @@ def _write_url(clinic: Clinic, *, doctor=None, person=None, holder=None) -> str:
 
 @require_GET
 @patient_required
-def portal_write(request: HttpRequest, slug: str) -> HttpResponse:
+def portal_write(request: PortalRequest, slug: str) -> HttpResponse:
     """A link into the conversation with a clinic (or one of its doctors): «Contact this clinic», and where the
     consent page sends the patient afterwards. Finds the conversation, or opens it (nothing is sent), once the
     clinic has the person's consent; before that, the consent page, which comes back here."""
@@ -257,7 +264,7 @@ def portal_write(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @patient_required
-def portal_start(request: HttpRequest) -> HttpResponse:
+def portal_start(request: PortalRequest) -> HttpResponse:
     """The portal home's "Write to the clinic" / "Write to the doctor": open (or find) the thread and go there."""
     holder = request.patient
     home = reverse("patients:home")

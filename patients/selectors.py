@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from clinics.models import Clinic
+from clinics.models import Clinic, Doctor
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
 
 
@@ -17,9 +17,10 @@ def patient_for_user(user: Any) -> Patient | None:
     if not getattr(user, "is_authenticated", False):
         return None
     try:
-        return user.patient
+        patient: Patient = user.patient
     except Patient.DoesNotExist:
         return None
+    return patient
 
 
 def consent_current_document(*, clinic: Clinic) -> ConsentDocument | None:
@@ -104,12 +105,13 @@ def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
     holder = patient.account_holder
     family_ids = [member.pk for member in patient_family(patient=patient)]
     last_action = ConsentRecord.objects.filter(patient=holder, clinic=OuterRef("clinic")).order_by("-at", "-pk").values("action")[:1]
-    return (
+    contacts: QuerySet[PatientInClinic] = (
         PatientInClinic.objects.filter(patient_id__in=family_ids)
         .annotate(consent_action=Subquery(last_action))
         .select_related("clinic", "patient")
         .order_by("clinic__name", "patient__full_name")
     )
+    return contacts
 
 
 def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> bool:
@@ -124,8 +126,6 @@ def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> boo
 
 def portal_clinics_public() -> QuerySet[Clinic]:
     """Active clinics with what the landing page shows: hours, specialties, doctors."""
-    from clinics.models import Doctor
-
     return (
         Clinic.objects.filter(is_active=True)
         .prefetch_related(

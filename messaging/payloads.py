@@ -112,7 +112,9 @@ def message_payload(
     body = message_item(message, audience=audience, thread=thread, attachments=attachments)
     zone = thread.clinic.tz
     if audience == STAFF:
-        body["fragment"] = fragments.per_language(lambda: fragments.staff_message_html(message, body, thread), zone=zone, languages=languages)
+        body["fragment"] = fragments.per_language(
+            lambda: fragments.staff_message_html(message, _in_reader_language(message, body), thread), zone=zone, languages=languages
+        )
         if with_row:
             body["row"] = inbox_row_payload(thread, languages=languages)
     else:
@@ -123,15 +125,25 @@ def message_payload(
     return body
 
 
+def _in_reader_language(message: Message, body: dict[str, Any]) -> dict[str, Any]:
+    """The item as the active language says it: a staff event's line is worded for each reader (event_text)."""
+    if message.kind != Message.Kind.EVENT:
+        return body
+    text = event_text(message.data) or message.text
+    return {**body, "text": text, "html": message_html(text)}
+
+
 def inbox_row_payload(thread: Thread, *, languages: list[str] | None = None) -> dict[str, Any]:
     """The thread's row of the inbox list, rendered, with what a list needs to decide whether it shows the row
     (its filters) and where (newest activity first). The link carries no filters: inbox.js adds the page's."""
-    row = inbox_row_of(thread)
-    url = reverse("inbox:thread", args=[thread.pk])
+    url, now = reverse("inbox:thread", args=[thread.pk]), timezone.now()
+
+    def render() -> str:
+        row = inbox_row_of(thread)  # in each language: its status and priority labels are translated
+        return get_template(fragments.INBOX_ROW).render(fragments.row_context(row, url=url, current=False, clinic=row.clinic, now=now))
+
     html = fragments.per_language(
-        lambda: get_template(fragments.INBOX_ROW).render(
-            fragments.row_context(row, url=url, current=False, clinic=row.clinic, now=timezone.now())
-        ),
+        render,
         zone=thread.clinic.tz,
         languages=languages,
     )
@@ -142,7 +154,8 @@ def inbox_row_payload(thread: Thread, *, languages: list[str] | None = None) -> 
         "channel": thread.channel,
         "assignee": thread.assigned_to_id,
         "clinic": thread.clinic_id,
-        "tags": [t.pk for t in thread.tags.all()],
+        # Only when already loaded (a query on every message otherwise); unknown (None) makes a tag-filtered list re-fetch.
+        "tags": [t.pk for t in thread.tags.all()] if "tags" in getattr(thread, "_prefetched_objects_cache", {}) else None,
         "last_activity_at": _iso(thread.last_activity_at),
     }
 

@@ -47,12 +47,6 @@ def fits_the_screen(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
 
 
-def open_inbox(page: Page, username: str) -> None:
-    staff_login(page, username)
-    menu_item(page, "Inbox").click()
-    expect(page.get_by_role("list", name="Conversations")).to_be_visible()
-
-
 def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, waiting_thread):  # noqa: F811
     page = open_live(viewport=DESKTOP)
     staff_login(page, "olga")
@@ -168,3 +162,25 @@ def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread): 
     expect(page.get_by_text("Merge with another contact")).to_have_count(0)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024
     screenshot(page, "inbox-4-doctor-1024", full_page=False)
+
+
+def test_a_new_message_moves_its_row_to_the_top_without_fetching_the_list(open_live, live_asgi, alpha, waiting_thread):  # noqa: F811
+    """The row comes rendered with the message: no request for the list, only for the filters' counts."""
+    page = open_live(viewport=DESKTOP)
+    staff_login(page, "olga")
+    page.goto(page.url.split("/admin/")[0] + "/admin/inbox/")
+    quiet = Thread.objects.get(clinic=alpha.clinic, patient__full_name="Pyotr Quiet")
+    rows = page.locator(".inbox-row")
+    expect(rows.first).to_have_attribute("data-thread", str(waiting_thread.pk))
+    expect(page.locator("#inbox-conn")).to_have_text("Live")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/admin/inbox/list/" in request.url else None)
+
+    live_asgi.call(services.send_message, thread=quiet, sender=quiet.patient.user, text="Is the clinic open on Sunday?")
+    expect(rows.first).to_have_attribute("data-thread", str(quiet.pk))
+    expect(rows.first).to_contain_text("Is the clinic open on Sunday?")
+    expect(rows.first.locator(".inbox-unread")).to_have_text("1")
+    expect(rows).to_have_count(2)  # moved, not added twice
+    expect(rows.first).to_have_attribute("href", re.compile(rf"/admin/inbox/{quiet.pk}/$"))
+    page.wait_for_timeout(800)  # the counts are fetched half a second after the event
+    assert [url for url in asked if "/admin/inbox/list/filters/" not in url] == []

@@ -491,3 +491,30 @@ def test_cached_counts_follow_every_change(olga_web, alpha, anna_thread):
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)
     assert mine.search(olga_web.get(INBOX).content.decode()).group(1) == "1"
+
+
+def test_the_thread_page_runs_a_fixed_number_of_queries(olga_web, alpha, anna_thread):
+    """Session, user, roles, zone; the thread and its tags, the access log, the history and its files; the counts
+    (three, cached between changes in production), the rows, the tags; the card: contacts and their tags, contact
+    history, visits (past, next), assignees. Whatever the length of the history."""
+    for n in range(30):
+        patient_says(anna_thread, f"message {n}")
+    olga_web.get(f"{INBOX}{anna_thread.pk}/")  # warm: the counts and fragments caches
+    with CaptureQueriesContext(connection) as queries:
+        response = olga_web.get(f"{INBOX}{anna_thread.pk}/")
+    assert response.status_code == 200
+    assert "message 29" in response.content.decode()
+    assert len(queries) <= 20, "\n".join(q["sql"][:120] for q in queries)
+
+
+def test_the_inbox_sidebar_is_unfolds_navigation_as_rendered_by_unfold(olga_web, anna_thread):
+    """The inbox caches Unfold's navigation list (admin_inbox._sidebar_apps_html): the same links and badges."""
+    inbox_page = olga_web.get(f"{INBOX}{anna_thread.pk}/").content.decode()
+    other_page = olga_web.get("/admin/messaging/cannedanswer/").content.decode()
+
+    def links(page: str) -> list[str]:
+        nav = page[page.index('id="nav-sidebar-apps"') : page.index("</nav>", page.index('id="nav-sidebar-apps"'))]
+        return [html.unescape(href) for href in re.findall(r'<a href="([^"]+)"', nav)]
+
+    assert links(inbox_page) == links(other_page)
+    assert "/admin/inbox/" in links(inbox_page)

@@ -182,7 +182,7 @@
     if (f.scope === "unassigned" && row.assignee !== null) return false;
     if (f.status && row.status !== f.status) return false;
     if (f.channel && row.channel !== f.channel) return false;
-    if (f.tag && row.tags.indexOf(f.tag) === -1) return false;
+    if (f.tag && row.tags && row.tags.indexOf(f.tag) === -1) return false;
     if (f.clinic && row.clinic !== f.clinic) return false;
     return true;
   }
@@ -190,7 +190,8 @@
   function placeRow(row) {
     const rows = document.getElementById("inbox-list");
     if (!rows || !row) return;
-    if (listConfig.filters.query) { refreshList(); return; } // a search: the server decides what matches
+    // A search, or a tag filter when the event does not know the thread's tags: the server decides what matches.
+    if (listConfig.filters.query || (listConfig.filters.tag && !row.tags)) { refreshList(); return; }
     const shown = rows.querySelector('.inbox-row[data-thread="' + row.id + '"]');
     if (shown) shown.closest("li").remove();
     if (!rowBelongs(row)) return;

@@ -4,8 +4,9 @@ Left: filters with counts and the thread list; middle: the open thread and the
 composer; right: the patient card with the thread's controls (on a phone one pane at a
 time, switched by inbox.js; the card is #card in the address). The page is
 rendered on the server; clinic_crm/static/inbox/inbox.js keeps it live over the
-shared socket (clinic_crm/static/realtime/socket.js) and re-fetches the server
-fragments below when events say something changed.
+shared socket (clinic_crm/static/realtime/socket.js): a `message.new` brings the message
+and its list row rendered (messaging.fragments); other changes re-fetch the fragments below
+(htmx requests: `request.htmx`).
 
 Views are thin: reads through messaging.selectors, writes through
 messaging.services; tenancy comes from `visible_to` inside the selectors.
@@ -288,6 +289,35 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
     }
 
 
+def _inbox_words() -> dict[str, str]:
+    """The words inbox.js says itself (states, presence, errors), in the page's language."""
+    return {
+        "waitingMin": _("waiting %(minutes)s min"),
+        "waitingHours": _("waiting %(hours)s h %(minutes)s min"),
+        "waitingDays": _("waiting %(days)s d"),
+        "typing": _("The patient is typing…"),
+        "alsoViewing": _("%(names)s is also viewing this conversation"),
+        "replying": _("%(names)s is replying… Agree who answers before you send."),
+        "privateNote": _("Private note"),
+        "sending": _("Sending…"),
+        "failed": _("Not sent"),
+        "retry": _("Retry"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read by the patient"),
+        "attachment": _("Attachment"),
+        "online": _("Live"),
+        "connecting": _("Connecting…"),
+        "offline": _("Offline — reconnecting…"),
+        "signedOut": _("Signed out — reload the page"),
+        "uploadFailed": _("The file was not uploaded."),
+        "noCanned": _("No canned answers match."),
+        "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
+        "remove": _("Remove"),
+        "loadOlder": _("Load earlier messages"),
+    }
+
+
 def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any] | None) -> dict[str, Any]:
     """The page's settings for inbox.js (the `inbox-config` JSON script)."""
     user, filters = request.user, _filters(request)
@@ -304,31 +334,7 @@ def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any]
             "severalClinics": _several_clinics(request),
         },
         "thread": None,
-        "i18n": {
-            "waitingMin": _("waiting %(minutes)s min"),
-            "waitingHours": _("waiting %(hours)s h %(minutes)s min"),
-            "waitingDays": _("waiting %(days)s d"),
-            "typing": _("The patient is typing…"),
-            "alsoViewing": _("%(names)s is also viewing this conversation"),
-            "replying": _("%(names)s is replying… Agree who answers before you send."),
-            "privateNote": _("Private note"),
-            "sending": _("Sending…"),
-            "failed": _("Not sent"),
-            "retry": _("Retry"),
-            "sent": _("Sent"),
-            "delivered": _("Delivered"),
-            "read": _("Read by the patient"),
-            "attachment": _("Attachment"),
-            "online": _("Live"),
-            "connecting": _("Connecting…"),
-            "offline": _("Offline — reconnecting…"),
-            "signedOut": _("Signed out — reload the page"),
-            "uploadFailed": _("The file was not uploaded."),
-            "noCanned": _("No canned answers match."),
-            "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
-            "remove": _("Remove"),
-            "loadOlder": _("Load earlier messages"),
-        },
+        "i18n": _inbox_words(),
     }
     if thread is not None:
         config["thread"] = {

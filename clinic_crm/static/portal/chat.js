@@ -137,7 +137,7 @@
     return dayMonth.format(date) + ", " + clock24.format(date) + (strings.zone ? " (" + strings.zone + ")" : "");
   }
 
-  /** An offer's buttons stop booking: the reason is said under them (messaging.views.offer_closed_reasons). */
+  /** An offer's buttons stop booking: the reason is said under them (messaging.fragments.offer_closed_reasons). */
   function closeOffer(box, reason) {
     box.classList.add("is-closed");
     box.querySelectorAll(".offer-slot").forEach(function (a) {

@@ -14,7 +14,7 @@ from messaging.models import Message, Thread
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot
 from tests.browser.live_asgi import live_asgi, open_live  # noqa: F401 - fixtures
-from tests.browser.test_admin import menu_item, staff_login
+from tests.browser.test_admin import staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -39,7 +39,7 @@ def test_the_event_carries_each_side_its_own_rendering_in_every_language(sent, a
     for html in (*staff["fragment"].values(), *patient["fragment"].values()):
         assert "&lt;b&gt;now&lt;/b&gt;" in html and "<b>" not in html  # the text is escaped, the link made
         assert 'href="https://example.ru"' in html
-    assert staff["row"]["id"] == anna_thread.pk and 'data-thread="%d"' % anna_thread.pk in staff["row"]["html"]["en"]
+    assert staff["row"]["id"] == anna_thread.pk and f'data-thread="{anna_thread.pk}"' in staff["row"]["html"]["en"]
     assert "row" not in patient
 
 

@@ -4,8 +4,9 @@ Left: filters with counts and the thread list; middle: the open thread and the
 composer; right: the patient card with the thread's controls (on a phone one pane at a
 time, switched by inbox.js; the card is #card in the address). The page is
 rendered on the server; clinic_crm/static/inbox/inbox.js keeps it live over the
-shared socket (clinic_crm/static/realtime/socket.js) and re-fetches the server
-fragments below when events say something changed.
+shared socket (clinic_crm/static/realtime/socket.js): a `message.new` brings the message
+and its list row rendered (messaging.fragments); other changes re-fetch the fragments below
+(htmx requests: `request.htmx`).
 
 Views are thin: reads through messaging.selectors, writes through
 messaging.services; tenancy comes from `visible_to` inside the selectors.
@@ -16,19 +17,17 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -36,28 +35,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinics.tenancy import CLINIC_ADMINS, FRONT_DESK, clinic_roles, is_staff_member
 from core.client_input import whole_number
-from messaging import selectors, services
+from core.errors import refusal_text
+from messaging import fragments, selectors, services
+from messaging.fragments import (
+    HtmxHttpRequest,
+    waiting_label,  # noqa: F401 - messaging.admin imports it from here
+)
 from messaging.models import Message, Thread
-from messaging.payloads import STAFF, message_payload
+from messaging.payloads import STAFF, message_item
+from patients.selectors import patient_card
 
 LIST_LIMIT = 50  # rows a page renders; "load more" (keyset) and filters reach the rest
 LIST_MAX = 500  # rows a live refresh re-renders at most, after "load more" was used
-FETCH_HEADER = "HTTP_X_INBOX_FETCH"
-
-
-def waiting_label(since: datetime, now: datetime) -> str:
-    """ "waiting 12 min" — the same wording inbox.js uses when it ticks the labels forward."""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes < 60:
-        return _("waiting %(minutes)s min") % {"minutes": minutes}
-    if minutes < 24 * 60:
-        return _("waiting %(hours)s h %(minutes)s min") % {"hours": minutes // 60, "minutes": minutes % 60}
-    return _("waiting %(days)s d") % {"days": minutes // (24 * 60)}
-
-
-def _short_time(moment: datetime, now: datetime) -> str:
-    local, today = timezone.localtime(moment), timezone.localtime(now).date()
-    return date_format(local, "H:i") if local.date() == today else date_format(local, "j M")
 
 
 # --- request → filters -----------------------------------------------------------------------
@@ -84,22 +73,11 @@ def _staff_only(request: HttpRequest) -> None:
         raise PermissionDenied(_("The inbox is for the clinic's staff."))
 
 
-def _thread(request: HttpRequest, thread_id: int) -> Thread:
-    try:
-        return selectors.thread_for(user=request.user, thread_id=thread_id)
-    except Thread.DoesNotExist:
-        raise Http404(_("No such conversation.")) from None
-
-
 def _take_counters(thread: Thread, fresh: Thread) -> None:
     """The row's columns as the service just wrote them, keeping the relations already loaded."""
     for field in Thread._meta.concrete_fields:
         if not field.is_relation:
             setattr(thread, field.attname, getattr(fresh, field.attname))
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    return request.META.get(FETCH_HEADER) == "1"
 
 
 @functools.cache
@@ -110,13 +88,41 @@ def _shell_site() -> admin.AdminSite:
     site = admin.site
     site.name  # noqa: B018 - when admin.site is Django's LazyObject, this sets it up before the copy
     site = copy.copy(getattr(site, "_wrapped", site))
-    site.get_app_list = lambda request, app_label=None: []
+    site.get_app_list = lambda request, app_label=None: []  # type: ignore[method-assign]
     return site
 
 
 def _page_shell(request: HttpRequest) -> dict[str, Any]:
     """The admin page around the inbox: Unfold's header, sidebar, language and theme switches."""
-    return _shell_site().each_context(request)
+    shell = _shell_site().each_context(request)
+    return {**shell, "sidebar_apps_html": _sidebar_apps_html(shell)}
+
+
+def _sidebar_apps_html(shell: dict[str, Any]) -> str:
+    """Unfold's navigation list (its groups, links and badges), from the cache while all it shows is unchanged.
+
+    Rendering it was a fifth of the inbox page's rendering; it changes with the language, the
+    user's permissions, the active item and the badge's number, which are the key. No custom
+    navigation template and no nested items: else Unfold renders it as always ("")."""
+    navigation = shell.get("sidebar_navigation") or []
+    if "navigation" in (shell.get("templates") or {}) or any("items" in i for g in navigation for i in g.get("items", [])):
+        return ""
+
+    def shown(item: dict[str, Any]) -> tuple[str, ...]:
+        badge = item.get("badge_callback") or item.get("badge") or ""
+        link = item.get("link_callback") or item.get("link") or ""
+        keys = ("icon", "badge_variant", "badge_style", "separator", "collapsible", "active", "has_permission")
+        return (str(item.get("title", "")), str(link), str(badge), *(str(item.get(k, "")) for k in keys))
+
+    facts = [(shown(group), [shown(item) for item in group.get("items", [])]) for group in navigation]
+    where = (get_language(), bool(shell.get("sidebar_show_all_applications")), facts)
+    key = "inbox-sidebar:" + hashlib.blake2b(repr(where).encode(), digest_size=16).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        context = {"sidebar_navigation": navigation, "sidebar_show_all_applications": shell.get("sidebar_show_all_applications"), "app_list": []}
+        html = get_template("unfold/helpers/app_list.html").render(context)
+        cache.set(key, html, timeout=FRAGMENT_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - rendered by the autoescaping template above
 
 
 # --- context builders --------------------------------------------------------------------------
@@ -127,14 +133,9 @@ def _row_items(request: HttpRequest, rows: list[selectors.InboxRow], current: in
     now = timezone.now()
     index, query = reverse("inbox:index"), _query(request)
     return [
-        {
-            "row": row,
-            "url": f"{index}{row.pk}/{query}",  # inbox:thread
-            "waiting": waiting_label(row.waiting_since, now) if row.waiting_since else "",
-            "when": _short_time(row.last_activity_at, now),
-            "current": row.pk == current,
-            "clinic": row.clinic if several_clinics else "",
-        }
+        fragments.row_context(
+            row, url=f"{index}{row.pk}/{query}", current=row.pk == current, clinic=row.clinic if several_clinics else "", now=now
+        )
         for row in rows
     ]
 
@@ -165,8 +166,8 @@ def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
 
 def _rows_context(request: HttpRequest, current: int | None, filters: selectors.InboxFilter, several_clinics: bool) -> dict[str, Any]:
     """A page of rows: the first (or, for a live refresh, as many as the page shows) or the one after ?after=."""
-    shown = request.GET.get("shown", "")
-    limit = min(max(LIST_LIMIT, whole_number(shown)), LIST_MAX) if whole_number(shown) is not None else LIST_LIMIT
+    shown = whole_number(request.GET.get("shown", ""))
+    limit = LIST_LIMIT if shown is None else min(max(LIST_LIMIT, shown), LIST_MAX)
     after = request.GET.get("after", "")
     rows, has_more = selectors.inbox_rows(user=request.user, filters=filters, limit=limit, after=after)
     more_url = more_page_url = ""
@@ -183,14 +184,31 @@ def _rows_context(request: HttpRequest, current: int | None, filters: selectors.
     }
 
 
+def _several_clinics(request: HttpRequest) -> bool:
+    return len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+
+
 def _list_context(request: HttpRequest, current: int | None = None) -> dict[str, Any]:
     filters = _filters(request)
+    return {**_rows_context(request, current, filters, _several_clinics(request)), **_filters_context(request, filters)}
+
+
+def _inbox_tags(request: HttpRequest) -> list[Any]:
+    """The tags of the user's clinics, once per request: the filters list them, the card offers its clinic's."""
+    tags: list[Any] | None = getattr(request, "_inbox_tags", None)
+    if tags is None:
+        tags = list(selectors.inbox_tags(user=request.user))
+        setattr(request, "_inbox_tags", tags)  # noqa: B010 - a per-request memo on the request
+    return tags
+
+
+def _filters_context(request: HttpRequest, filters: selectors.InboxFilter) -> dict[str, Any]:
+    """The filters above the list with their counts, and the sidebar badge's number."""
     facets = selectors.inbox_facets(user=request.user, filters=filters)
-    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
+    several_clinics = _several_clinics(request)
     scope = "" if filters.scope == "all" else filters.scope
-    tags = list(selectors.inbox_tags(user=request.user))
+    tags = _inbox_tags(request)
     return {
-        **_rows_context(request, current, filters, several_clinics),
         "facets": facets,
         "filters": filters,
         "several_clinics": several_clinics,
@@ -236,9 +254,9 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     merge_query = request.GET.get("merge_q", "")
     return {
         "thread": thread,
-        "card": selectors.thread_patient_card(user=user, thread=thread),
+        "card": patient_card(user=user, patient=thread.patient, clinic_id=thread.clinic_id, contact_id=thread.contact_id),
         "assignees": selectors.thread_assignees(user=user, thread=thread),
-        "tag_choices": list(selectors.thread_tag_choices(user=user, thread=thread)),
+        "tag_choices": [t for t in _inbox_tags(request) if t.clinic_id == thread.clinic_id],  # selectors.thread_tag_choices
         "thread_tags": {t.pk for t in thread.tags.all()},
         "status_choices": Thread.Status.choices,
         "priority_choices": Thread.Priority.choices,
@@ -254,23 +272,8 @@ def _card_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     }
 
 
-def _receipt(message: Message, thread: Thread) -> str:
-    """The ticks under a staff reply: read or delivered by the patient, or only sent."""
-    if message.author != Message.Author.STAFF or message.kind == Message.Kind.NOTE:
-        return ""
-    if message.seq <= thread.patient_read_seq:
-        return "read"
-    return "delivered" if message.seq <= thread.patient_delivered_seq else "sent"
-
-
 def _message_items(messages_: list[Message], thread: Thread) -> list[dict[str, Any]]:
-    items = []
-    for m in messages_:
-        payload = message_payload(m, audience=STAFF, thread=thread)
-        payload["created"] = timezone.localtime(m.created_at)
-        payload["receipt"] = _receipt(m, thread)
-        items.append({"m": payload})
-    return items
+    return [fragments.staff_message_context(m, message_item(m, audience=STAFF, thread=thread), thread) for m in messages_]
 
 
 def _history_context(request: HttpRequest, thread: Thread, before: int | None = None) -> dict[str, Any]:
@@ -286,38 +289,52 @@ def _history_context(request: HttpRequest, thread: Thread, before: int | None = 
     }
 
 
+def _inbox_words() -> dict[str, str]:
+    """The words inbox.js says itself (states, presence, errors), in the page's language."""
+    return {
+        "waitingMin": _("waiting %(minutes)s min"),
+        "waitingHours": _("waiting %(hours)s h %(minutes)s min"),
+        "waitingDays": _("waiting %(days)s d"),
+        "typing": _("The patient is typing…"),
+        "alsoViewing": _("%(names)s is also viewing this conversation"),
+        "replying": _("%(names)s is replying… Agree who answers before you send."),
+        "privateNote": _("Private note"),
+        "sending": _("Sending…"),
+        "failed": _("Not sent"),
+        "retry": _("Retry"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read by the patient"),
+        "attachment": _("Attachment"),
+        "online": _("Live"),
+        "connecting": _("Connecting…"),
+        "offline": _("Offline — reconnecting…"),
+        "signedOut": _("Signed out — reload the page"),
+        "uploadFailed": _("The file was not uploaded."),
+        "noCanned": _("No canned answers match."),
+        "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
+        "remove": _("Remove"),
+        "loadOlder": _("Load earlier messages"),
+    }
+
+
 def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any] | None) -> dict[str, Any]:
-    user = request.user
+    """The page's settings for inbox.js (the `inbox-config` JSON script)."""
+    user, filters = request.user, _filters(request)
     config: dict[str, Any] = {
-        "me": {"id": user.pk, "name": user.display_name},
+        "me": {"id": user.pk, "name": getattr(user, "display_name", "")},
         "timeZone": timezone.get_current_timezone_name(),
         "listUrl": reverse("inbox:list"),
-        "thread": None,
-        "i18n": {
-            "waitingMin": _("waiting %(minutes)s min"),
-            "waitingHours": _("waiting %(hours)s h %(minutes)s min"),
-            "waitingDays": _("waiting %(days)s d"),
-            "typing": _("The patient is typing…"),
-            "alsoViewing": _("%(names)s is also viewing this conversation"),
-            "replying": _("%(names)s is replying… Agree who answers before you send."),
-            "privateNote": _("Private note"),
-            "sending": _("Sending…"),
-            "failed": _("Not sent"),
-            "retry": _("Retry"),
-            "sent": _("Sent"),
-            "delivered": _("Delivered"),
-            "read": _("Read by the patient"),
-            "attachment": _("Attachment"),
-            "online": _("Live"),
-            "connecting": _("Connecting…"),
-            "offline": _("Offline — reconnecting…"),
-            "signedOut": _("Signed out — reload the page"),
-            "uploadFailed": _("The file was not uploaded."),
-            "noCanned": _("No canned answers match."),
-            "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
-            "remove": _("Remove"),
-            "loadOlder": _("Load earlier messages"),
+        "filtersUrl": reverse("inbox:filters"),
+        # What inbox.js needs to place the row a `message.new` carries: does it belong to this list, and its link.
+        "list": {
+            "filters": {"scope": filters.scope, "status": filters.status, "channel": filters.channel, "tag": filters.tag,
+                        "clinic": filters.clinic, "query": filters.query},
+            "query": _query(request),
+            "severalClinics": _several_clinics(request),
         },
+        "thread": None,
+        "i18n": _inbox_words(),
     }
     if thread is not None:
         config["thread"] = {
@@ -346,7 +363,7 @@ def inbox(request: HttpRequest, thread_id: int | None = None) -> HttpResponse:
     _staff_only(request)
     thread = history = None
     if thread_id is not None:
-        thread = _thread(request, thread_id)
+        thread = selectors.thread_for(user=request.user, thread_id=thread_id)
         services.thread_access_record(thread=thread, user=request.user, via="inbox")
         if thread.staff_read_seq < thread.last_seq:  # else there is nothing to mark (a later message comes over the socket)
             _take_counters(thread, services.thread_mark_read(thread=thread, reader=request.user))
@@ -378,47 +395,49 @@ def inbox_more(request: HttpRequest) -> HttpResponse:
     """The next page of rows after ?after=<cursor>, with the filters of the list ("load more", htmx)."""
     _staff_only(request)
     current = request.GET.get("current", "")
-    filters = _filters(request)
-    several_clinics = len(clinic_roles(request.user)) > 1 or request.user.is_superuser
-    context = _rows_context(request, whole_number(current), filters, several_clinics)
+    context = _rows_context(request, whole_number(current), _filters(request), _several_clinics(request))
     return render(request, "admin/messaging/_inbox_rows.html", context)
+
+
+@require_GET
+def inbox_filters(request: HttpRequest) -> HttpResponse:
+    """The filters and their counts alone: inbox.js asks after a `message.new`, whose own row it placed itself."""
+    _staff_only(request)
+    return render(request, "admin/messaging/_inbox_filters.html", _filters_context(request, _filters(request)))
 
 
 @require_GET
 def inbox_card(request: HttpRequest, thread_id: int) -> HttpResponse:
     _staff_only(request)
-    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
 
 
 @require_GET
 def inbox_messages(request: HttpRequest, thread_id: int) -> HttpResponse:
     """Older messages for scrolling up: ?before=<seq>."""
     _staff_only(request)
-    thread = _thread(request, thread_id)
+    thread = selectors.thread_for(user=request.user, thread_id=thread_id)
     before = request.GET.get("before", "")
     context = _history_context(request, thread, before=whole_number(before))
     return render(request, "admin/messaging/_inbox_history.html", context)
 
 
 @require_POST
-def inbox_action(request: HttpRequest, thread_id: int) -> HttpResponse:
+def inbox_action(request: HtmxHttpRequest, thread_id: int) -> HttpResponse:
     """The card's forms: assign, status, priority, tags, merge contacts."""
     _staff_only(request)
-    thread = _thread(request, thread_id)
-    action = request.POST.get("action", "")
+    thread = selectors.thread_for(user=request.user, thread_id=thread_id)
     try:
-        _act(request, thread, action)
-    except ValidationError as exc:
-        text = " ".join(str(m) for ms in exc.message_dict.values() for m in ms) if hasattr(exc, "error_dict") else " ".join(exc.messages)
-        messages.error(request, text)
-    except PermissionDenied as exc:
-        messages.error(request, str(exc) or _("Your role in this clinic does not allow this."))
-    if _wants_fragment(request):
-        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, _thread(request, thread_id)))
+        _apply_card_action(request, thread, request.POST.get("action", ""))
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, refusal_text(exc))
+    if request.htmx:
+        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
     return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]) + _query(request))
 
 
-def _act(request: HttpRequest, thread: Thread, action: str) -> None:
+def _apply_card_action(request: HttpRequest, thread: Thread, action: str) -> None:
+    """One of the card's forms, by its `action` field, through the service that owns the change."""
     user, data = request.user, request.POST
     if action == "assign":
         assignee = None
@@ -438,10 +457,10 @@ def _act(request: HttpRequest, thread: Thread, action: str) -> None:
             raise ValidationError({"priority": _("Unknown priority.")})
         services.thread_update(actor=user, thread=thread, priority=whole_number(priority))
     elif action == "tags":
-        wanted = set(data.getlist("tags"))
+        wanted_tags = set(data.getlist("tags"))
         choices = list(selectors.thread_tag_choices(user=user, thread=thread))
-        tags = [t for t in choices if str(t.pk) in wanted]
-        if len(tags) != len(wanted):
+        tags = [t for t in choices if str(t.pk) in wanted_tags]
+        if len(tags) != len(wanted_tags):
             raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
         services.thread_update(actor=user, thread=thread, tags=tags)
     elif action == "merge":
@@ -466,9 +485,10 @@ def inbox_badge_count(request: HttpRequest) -> JsonResponse:
 
 def _counts(request: HttpRequest) -> dict[str, int]:
     """The inbox counts, once per request (the sidebar asks twice: whether to show the badge, then its text)."""
-    counts = getattr(request, "_inbox_counts", None)
+    counts: dict[str, int] | None = getattr(request, "_inbox_counts", None)
     if counts is None:
-        counts = request._inbox_counts = selectors.inbox_counts(user=request.user)
+        counts = selectors.inbox_counts(user=request.user)
+        setattr(request, "_inbox_counts", counts)  # noqa: B010 - a per-request memo on the request
     return counts
 
 
@@ -483,6 +503,7 @@ urlpatterns = [
     path("", admin.site.admin_view(inbox), name="index"),
     path("list/", admin.site.admin_view(inbox_list), name="list"),
     path("list/more/", admin.site.admin_view(inbox_more), name="more"),
+    path("list/filters/", admin.site.admin_view(inbox_filters), name="filters"),
     path("badge/", admin.site.admin_view(inbox_badge_count), name="badge"),
     path("<int:thread_id>/", admin.site.admin_view(inbox), name="thread"),
     path("<int:thread_id>/card/", admin.site.admin_view(inbox_card), name="card"),

@@ -27,7 +27,7 @@ from core.openapi import RETRY_AFTER, refusals
 from core.parsers import JSONParser
 from messaging import selectors, services
 from messaging.models import CannedAnswer, Message, Team, Thread, ThreadAccess
-from messaging.payloads import PATIENT, STAFF, AttachmentOut, MessageOut, ThreadOut, attachment_payload, message_payload, thread_payload
+from messaging.payloads import PATIENT, STAFF, AttachmentOut, MessageOut, ThreadOut, attachment_payload, message_item, thread_payload
 from patients.models import Patient
 from patients.services import Attribution
 
@@ -239,7 +239,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
             )
             message = Message.objects.select_related("sender").prefetch_related("attachments").get(pk=message.pk)
             return Response(
-                message_payload(message, audience=audience, thread=thread),
+                message_item(message, audience=audience, thread=thread),
                 status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             )
         params = request.query_params
@@ -256,7 +256,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
             has_more, page = len(page) > limit, page[-limit:]
         if audience == STAFF and after is None and before is None:
             services.thread_access_record(thread=thread, user=request.user, via="api")
-        return Response({"results": [message_payload(m, audience=audience, thread=thread) for m in page], "has_more": has_more})
+        return Response({"results": [message_item(m, audience=audience, thread=thread) for m in page], "has_more": has_more})
 
     @extend_schema(request=ReadIn, responses=ThreadOut, summary="Mark the thread read up to seq (default: everything)")
     @action(detail=True, methods=["post"])

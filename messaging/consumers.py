@@ -28,6 +28,7 @@ from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from core import client_input
+from core.errors import one_line
 from messaging import realtime, selectors, services
 from messaging.models import Thread
 from messaging.payloads import PATIENT, STAFF, message_payload
@@ -41,8 +42,7 @@ MAX_FRAME = 64 * 1024
 
 def _reason(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ValidationError):
-        messages = [m for ms in exc.message_dict.values() for m in ms] if hasattr(exc, "error_dict") else exc.messages
-        return "invalid", " ".join(str(m) for m in messages)
+        return "invalid", one_line(exc)
     if isinstance(exc, ConsentRequired):
         return "consent_required", str(exc)
     if isinstance(exc, services.SendingTooFast):
@@ -224,7 +224,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
         }
         audience = STAFF if self.kind == STAFF else PATIENT
-        return [message_payload(m, audience=audience, thread=threads[m.thread_id]) for m in messages], reload
+        # Rendered for this socket alone, in its language; no inbox rows (the inbox re-fetches its list after a gap).
+        events = [
+            message_payload(m, audience=audience, thread=threads[m.thread_id], languages=[self.language], with_row=False) for m in messages
+        ]
+        return events, reload
 
     async def on_message_send(self, content: dict) -> None:
         text, client_msg_id = content.get("text", ""), str(content.get("client_msg_id", ""))
@@ -313,11 +317,5 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     # --- events from services ------------------------------------------------------------
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a service sent to one of this socket's groups: JSON already (realtime.send_events).
-
-        `payload` (a dict) is what senders put in events before; still relayed during a deploy.
-        """
-        if "text" in event:
-            await self.send(text_data=event["text"])
-        else:
-            await self.send_json(event["payload"])
+        """Relay an event a service sent to one of this socket's groups: JSON already (realtime.send_events)."""
+        await self.send(text_data=event["text"])

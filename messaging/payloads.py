@@ -3,18 +3,23 @@
 Two audiences: staff (everything of their clinic) and the patient (no staff-only
 fields: assignment, tags, priority, sensitive flag, private notes, events).
 The DRF serializers below declare the shapes for OpenAPI and render through the
-same functions, so the socket and the API cannot drift apart.
+same functions, so the socket and the API cannot drift apart. The socket's
+`message.new` adds the message rendered for its audience (messaging.fragments).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.template.loader import get_template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from messaging import fragments
 from messaging.models import Attachment, Message, Thread
+from messaging.selectors import inbox_row_of
 from messaging.text import message_html
 
 STAFF, PATIENT = "staff", "patient"
@@ -59,10 +64,10 @@ def event_text(data: dict[str, Any]) -> str:
     return ""
 
 
-def message_payload(
+def message_item(
     message: Message, *, audience: str, thread: Thread | None = None, attachments: list[Attachment] | None = None
 ) -> dict[str, Any]:
-    """A message as the `message.new` event and as an API item."""
+    """A message as an API item, and the facts of the `message.new` event (`message_payload` adds the rendering)."""
     thread = thread or message.thread
     text = (event_text(message.data) or message.text) if message.kind == Message.Kind.EVENT else message.text
     body = {
@@ -91,6 +96,70 @@ def message_payload(
     return body
 
 
+def message_payload(
+    message: Message,
+    *,
+    audience: str,
+    thread: Thread | None = None,
+    attachments: list[Attachment] | None = None,
+    languages: list[str] | None = None,
+    with_row: bool = True,
+) -> dict[str, Any]:
+    """The `message.new` event for one audience: the API item plus the message rendered for that side
+    (`fragment`, {language: html}) and, for staff, the thread's inbox row (`row`). Services build it once
+    per audience after commit, never per socket; the clients insert the fragments as they are."""
+    thread = thread or message.thread
+    body = message_item(message, audience=audience, thread=thread, attachments=attachments)
+    zone = thread.clinic.tz
+    if audience == STAFF:
+        body["fragment"] = fragments.per_language(
+            lambda: fragments.staff_message_html(message, _in_reader_language(message, body), thread), zone=zone, languages=languages
+        )
+        if with_row:
+            body["row"] = inbox_row_payload(thread, languages=languages)
+    else:
+        side = fragments.PatientSide(thread, with_slots=bool(body["slots"]))
+        body["fragment"] = fragments.per_language(
+            lambda: fragments.patient_message_html(side.item(message, body)), zone=zone, languages=languages
+        )
+    return body
+
+
+def _in_reader_language(message: Message, body: dict[str, Any]) -> dict[str, Any]:
+    """The item as the active language says it: a staff event's line is worded for each reader (event_text)."""
+    if message.kind != Message.Kind.EVENT:
+        return body
+    text = event_text(message.data) or message.text
+    return {**body, "text": text, "html": message_html(text)}
+
+
+def inbox_row_payload(thread: Thread, *, languages: list[str] | None = None) -> dict[str, Any]:
+    """The thread's row of the inbox list, rendered, with what a list needs to decide whether it shows the row
+    (its filters) and where (newest activity first). The link carries no filters: inbox.js adds the page's."""
+    url, now = reverse("inbox:thread", args=[thread.pk]), timezone.now()
+
+    def render() -> str:
+        row = inbox_row_of(thread)  # in each language: its status and priority labels are translated
+        return get_template(fragments.INBOX_ROW).render(fragments.row_context(row, url=url, current=False, clinic=row.clinic, now=now))
+
+    html = fragments.per_language(
+        render,
+        zone=thread.clinic.tz,
+        languages=languages,
+    )
+    return {
+        "id": thread.pk,
+        "html": html,
+        "status": thread.status,
+        "channel": thread.channel,
+        "assignee": thread.assigned_to_id,
+        "clinic": thread.clinic_id,
+        # Only when already loaded (a query on every message otherwise); unknown (None) makes a tag-filtered list re-fetch.
+        "tags": [t.pk for t in thread.tags.all()] if "tags" in getattr(thread, "_prefetched_objects_cache", {}) else None,
+        "last_activity_at": _iso(thread.last_activity_at),
+    }
+
+
 def _author_name(message: Message, *, audience: str, thread: Thread) -> str:
     if message.author == Message.Author.PATIENT:
         # A portal login has no name of its own: the person (or the guardian writing for a child) has.
@@ -110,7 +179,7 @@ def thread_payload(thread: Thread, *, audience: str) -> dict[str, Any]:
         "clinic": {"id": thread.clinic_id, "slug": thread.clinic.slug, "name": thread.clinic.name},
         "patient": {"id": thread.patient_id, "name": thread.patient.full_name},
         "kind": thread.kind,
-        "doctor": {"id": thread.doctor_id, "name": thread.doctor.full_name} if thread.doctor_id else None,
+        "doctor": {"id": thread.doctor_id, "name": thread.doctor.full_name} if thread.doctor is not None else None,
         "channel": thread.channel,
         "last_activity_at": _iso(thread.last_activity_at),
         "last_message_preview": thread.last_message_preview,
@@ -187,7 +256,7 @@ class MessageOut(_Rendered):
 
     @staticmethod
     def render(instance, *, audience):
-        return message_payload(instance, audience=audience)
+        return message_item(instance, audience=audience)
 
 
 class ThreadOut(_Rendered):

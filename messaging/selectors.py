@@ -7,22 +7,29 @@ patient never sees private notes or staff events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast, Coalesce
+from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext
 from phonenumber_field.phonenumber import to_python
 
 from accounts.models import display_name
-from clinics.models import Clinic
+from clinics.models import Clinic, Doctor, Tag
+from clinics.tenancy import FRONT_DESK, clinic_roles, staff_can_view
 from core.client_input import whole_number
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
-from patients.models import patient_hint
+from patients.models import PatientInClinic, patient_hint
+
+_Counts = TypeVar("_Counts")
 
 VIEW_TTL = 45  # seconds a "viewing" mark lasts without a refresh from the client
 REPLY_TTL = 8  # seconds "X is replying" lasts after the last keystroke
@@ -74,8 +81,15 @@ class InboxFilter:
         return "mine" if self.mine else "unassigned" if self.unassigned else "all"
 
 
+def inbox_scope(*, user: Any) -> QuerySet[Thread]:
+    """Which threads this user's inbox holds: the tenancy layer decides (a clinic's staff, a doctor their own).
+
+    Every inbox read (list, rows, counts, facets, assignees) starts here."""
+    return Thread.objects.visible_to(user)
+
+
 def _inbox_queryset(user: Any, filters: InboxFilter) -> QuerySet[Thread]:
-    threads = Thread.objects.visible_to(user)
+    threads = inbox_scope(user=user)
     if filters.mine:
         threads = threads.filter(assigned_to=user)
     if filters.unassigned:
@@ -150,6 +164,74 @@ _ROW_FIELDS = (
 )
 
 
+def _inbox_row(
+    pk: int,
+    name: str,
+    phone: str | None,
+    email: str | None,
+    preview: str,
+    sensitive: bool,
+    unread: int,
+    status: str,
+    priority: int,
+    first: str | None,
+    last: str | None,
+    username: str | None,
+    doctor: str | None,
+    clinic: str,
+    at: datetime,
+    waiting: datetime | None,
+    born: date | None,
+) -> InboxRow:
+    """One row from the values of _ROW_FIELDS, in their order."""
+    return InboxRow(
+        pk=pk,
+        patient=name or str(to_python(phone) if phone else email or f"#{pk}"),  # as Patient.__str__
+        preview=preview,
+        sensitive=sensitive,
+        unread=unread,
+        status=status,
+        status_label=str(_STATUSES.get(status, status)),
+        priority=priority,
+        priority_label=str(_PRIORITIES.get(priority, priority)),
+        assignee=display_name(first_name=first or "", last_name=last or "", username=username) if username else "",
+        doctor=doctor or "",
+        clinic=clinic,
+        last_activity_at=at,
+        waiting_since=waiting,
+        patient_hint=patient_hint(phone=phone, birth_date=born) if name else "",  # as Patient.hint
+    )
+
+
+def inbox_row_of(thread: Thread) -> InboxRow:
+    """The inbox row of one thread already loaded (the `message.new` event's row): no query when the
+    caller holds its patient, clinic, doctor and assignee, as the send path does."""
+    patient, assignee = thread.patient, thread.assigned_to
+    return _inbox_row(
+        thread.pk,
+        patient.full_name,
+        str(patient.phone) if patient.phone else None,
+        patient.email,
+        thread.last_message_preview,
+        thread.sensitive,
+        thread.staff_unread,
+        thread.status,
+        thread.priority,
+        assignee.first_name if assignee else None,
+        assignee.last_name if assignee else None,
+        assignee.username if assignee else None,
+        thread.doctor.full_name if thread.doctor_id and thread.doctor else None,
+        thread.clinic.name,
+        thread.last_activity_at,
+        thread.waiting_since,
+        patient.birth_date,
+    )
+
+
+_STATUSES: dict[str, Any] = dict(Thread.Status.choices)
+_PRIORITIES: dict[int, Any] = dict(Thread.Priority.choices)
+
+
 def parse_inbox_cursor(value: str) -> tuple[datetime, int] | None:
     """`InboxRow.cursor` back to (last activity, pk); None for anything else."""
     micros, _dot, pk = value.partition(".")
@@ -172,31 +254,9 @@ def inbox_rows(*, user: Any, filters: InboxFilter | None = None, limit: int = PA
     if position is not None:
         moment, pk = position
         threads = threads.filter(Q(last_activity_at__lt=moment) | Q(last_activity_at=moment, pk__lt=pk), last_activity_at__lte=moment)
-    statuses, priorities = dict(Thread.Status.choices), dict(Thread.Priority.choices)
-    rows = []
     # The phone as stored (no PhoneNumber parsing per row); formatted only for a patient without a name.
     threads = threads.annotate(patient_phone=Cast("patient__phone", TextField()))
-    for values in threads.values_list(*_ROW_FIELDS)[: limit + 1]:
-        (pk, name, phone, email, preview, sensitive, unread, status, priority, first, last, username, doctor, clinic, at, waiting, born) = values
-        rows.append(
-            InboxRow(
-                pk=pk,
-                patient=name or str(to_python(phone) if phone else email or f"#{pk}"),  # as Patient.__str__
-                preview=preview,
-                sensitive=sensitive,
-                unread=unread,
-                status=status,
-                status_label=str(statuses.get(status, status)),
-                priority=priority,
-                priority_label=str(priorities.get(priority, priority)),
-                assignee=display_name(first_name=first or "", last_name=last or "", username=username) if username else "",
-                doctor=doctor or "",
-                clinic=clinic,
-                last_activity_at=at,
-                waiting_since=waiting,
-                patient_hint=patient_hint(phone=phone, birth_date=born) if name else "",  # as Patient.hint
-            )
-        )
+    rows = [_inbox_row(*values) for values in threads.values_list(*_ROW_FIELDS)[: limit + 1]]
     return rows[:limit], len(rows) > limit
 
 
@@ -204,20 +264,18 @@ def inbox_version_key(clinic_id: int) -> str:
     return f"inbox-version:{clinic_id}"
 
 
-def _cached_counts(user: Any, name: str, compute) -> Any:
+def _cached_counts(user: Any, name: str, compute: Callable[[], _Counts]) -> _Counts:
     """Inbox counts scan every thread of a clinic (slow at 100k threads: bench/inbox.py) and are shown on every
     admin page. They are cached per user and filter, keyed by a version per clinic that services
     bump on every thread change (messaging.services._inbox_changed): never stale, recomputed only
     after something changed."""
-    from clinics.tenancy import clinic_roles
-
     clinic_ids = sorted(clinic_roles(user))
     if user.is_superuser or not clinic_ids:
         return compute()
     versions = cache.get_many([inbox_version_key(c) for c in clinic_ids])
     stamp = ".".join(f"{c}:{versions.get(inbox_version_key(c), 0)}" for c in clinic_ids)
     key = f"inbox-counts:{user.pk}:{name}:{stamp}"
-    found = cache.get(key)
+    found: _Counts | None = cache.get(key)
     if found is None:
         found = compute()
         cache.set(key, found, timeout=300)
@@ -230,25 +288,35 @@ def inbox_counts(*, user: Any) -> dict[str, int]:
 
 def _inbox_counts(*, user: Any) -> dict[str, int]:
     """Badges of the inbox filters: unread threads and unread messages, mine and unassigned, in one query."""
-    open_threads = Thread.objects.visible_to(user).exclude(status=Thread.Status.RESOLVED)
-    return open_threads.aggregate(
+    open_threads = inbox_scope(user=user).exclude(status=Thread.Status.RESOLVED)
+    counts: dict[str, int] = open_threads.aggregate(
         unread_threads=Count("pk", filter=Q(staff_unread__gt=0)),
         unread_messages=Coalesce(Sum("staff_unread"), 0),
         mine=Count("pk", filter=Q(assigned_to=user)),
         unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
         waiting=Count("pk", filter=Q(waiting_since__isnull=False)),
     )
+    return counts
+
+
+class ThreadNotFound(Http404, Thread.DoesNotExist):
+    """No such thread for this user. An Http404 (pages and the API answer 404) that is also the model's
+    DoesNotExist (the socket answers a `not_found` error frame; callers that look a thread up softly catch it)."""
 
 
 def thread_for(*, user: Any, thread_id: int) -> Thread:
-    """One thread the user may see, or Thread.DoesNotExist (also for other clinics' threads: no hint they exist)."""
-    return (
-        Thread.objects.visible_to(user)
-        # Not the team: nothing shows it, and a ninth join made PostgreSQL's planning of this query cost more than its run.
-        .select_related("patient", "patient__guardian", "clinic", "doctor", "assigned_to", "contact")
-        .prefetch_related("tags")
-        .get(pk=thread_id)
-    )
+    """One thread the user may see, else ThreadNotFound (also for other clinics' threads: no hint they exist)."""
+    try:
+        thread: Thread = (
+            Thread.objects.visible_to(user)
+            # Not the team: nothing shows it, and a ninth join made PostgreSQL's planning of this query cost more than its run.
+            .select_related("patient", "patient__guardian", "clinic", "doctor", "assigned_to", "contact")
+            .prefetch_related("tags")
+            .get(pk=thread_id)
+        )
+    except Thread.DoesNotExist:
+        raise ThreadNotFound(gettext("No such conversation.")) from None
+    return thread
 
 
 def thread_messages(
@@ -335,12 +403,7 @@ def patient_threads(*, user: Any) -> QuerySet[Thread]:
     return Thread.objects.visible_to(user).select_related("clinic", "doctor", "patient").order_by("-last_activity_at", "-pk")
 
 
-def patient_unread_by_clinic(*, user: Any) -> dict[int, int]:
-    rows = Thread.objects.visible_to(user).values("clinic_id").annotate(unread=Sum("patient_unread"))
-    return {row["clinic_id"]: row["unread"] or 0 for row in rows}
-
-
-def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet:
+def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet[Doctor]:
     """Doctors of the clinic who answer patients in the CRM."""
     return clinic.doctors.filter(is_active=True, user__isnull=False).prefetch_related("specialties").order_by("full_name")
 
@@ -350,17 +413,19 @@ def portal_doctors_to_write(*, clinic: Clinic) -> QuerySet:
 
 def attachment_for(*, user: Any, attachment_id: int) -> Attachment:
     """A file the user may download (tenancy decides; a patient never gets a note's file)."""
-    return Attachment.objects.visible_to(user).select_related("thread").get(pk=attachment_id)
+    attachment: Attachment = Attachment.objects.visible_to(user).select_related("thread").get(pk=attachment_id)
+    return attachment
 
 
 # --- presence ------------------------------------------------------------------------------
 
 
 def heartbeat_seconds() -> int:
-    return getattr(settings, "SOCKET_HEARTBEAT_SECONDS", 25)
+    seconds: int = getattr(settings, "SOCKET_HEARTBEAT_SECONDS", 25)
+    return seconds
 
 
-def alive_since():
+def alive_since() -> datetime:
     return timezone.now() - timedelta(seconds=heartbeat_seconds() * 3)
 
 
@@ -409,7 +474,7 @@ def _inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str,
     as many threads as its badge said.
     """
     filters = filters or InboxFilter()
-    visible = Thread.objects.visible_to(user)
+    visible = inbox_scope(user=user)
     scope = Q()
     if filters.mine:
         scope = Q(assigned_to=user)
@@ -433,89 +498,28 @@ def _inbox_facets(*, user: Any, filters: InboxFilter | None = None) -> dict[str,
     }
 
 
-def inbox_tags(*, user: Any) -> QuerySet:
+def inbox_tags(*, user: Any) -> QuerySet[Tag]:
     """Tags offered as inbox filters: those of the user's clinics."""
-    from clinics.models import Tag
-
     return Tag.objects.visible_to(user).select_related("clinic").order_by("name", "pk")
 
 
-def thread_tag_choices(*, user: Any, thread: Thread) -> QuerySet:
+def thread_tag_choices(*, user: Any, thread: Thread) -> QuerySet[Tag]:
     """Tags that may be put on this thread: its clinic's."""
-    from clinics.models import Tag
-
     return Tag.objects.visible_to(user).filter(clinic_id=thread.clinic_id).order_by("name", "pk")
 
 
 def thread_assignees(*, user: Any, thread: Thread) -> list[Any]:
     """People the thread may be given to: the front desk of its clinic and, for a doctor's thread, that doctor."""
-    from django.contrib.auth import get_user_model
-
-    from clinics.tenancy import FRONT_DESK
-
-    if not Thread.objects.visible_to(user).filter(pk=thread.pk).exists():
+    if not staff_can_view(user, thread):  # the inbox's visibility rule, from the roles already loaded: no query
         return []
     desk = Q(memberships__clinic_id=thread.clinic_id, memberships__is_active=True, memberships__role__in=list(FRONT_DESK))
-    if thread.doctor_id and thread.doctor.user_id:
+    if thread.doctor is not None and thread.doctor.user_id:
         desk |= Q(pk=thread.doctor.user_id)
     return list(get_user_model().objects.filter(desk).distinct().order_by("first_name", "last_name", "username"))
 
 
-@dataclass
-class PatientCard:
-    """What the inbox shows beside a thread; each part only if the user's role may see it."""
-
-    patient: Any
-    phone: str
-    email: str
-    contact: Any | None  # the clinic's card the thread is filed under (front desk only)
-    contacts: list[Any]  # the patient's cards in the clinics the user works in
-    contact_changes: list[Any]
-    past_visits: list[Any]
-    next_visits: list[Any]
-
-
-def patient_visits(*, user: Any, patient: Any, clinic_id: int) -> tuple[list[Any], list[Any]]:
-    """(past, next) visits of the patient in the thread's clinic that the user may see (a doctor: their own)."""
-    from appointments.selectors import contact_visits
-
-    return contact_visits(user=user, patient_id=patient.pk, clinic_id=clinic_id)
-
-
-def thread_patient_card(*, user: Any, thread: Thread) -> PatientCard:
-    """The patient card of the inbox. Contacts and their history follow their own policies (front desk)."""
-    from patients.models import ContactChange, PatientInClinic
-
-    patient = thread.patient
-    holder = patient.guardian if patient.guardian_id else None
-    phone = patient.phone or (holder.phone if holder else None)
-    email = patient.email or (holder.email if holder else None)
-    contacts = list(
-        PatientInClinic.objects.visible_to(user)
-        .filter(patient=patient, merged_into__isnull=True)
-        .select_related("clinic", "assigned_operator")
-        .prefetch_related("tags")
-        .order_by("clinic__name")
-    )
-    contact = next((c for c in contacts if c.pk == thread.contact_id), None)
-    changes = list(ContactChange.objects.visible_to(user).filter(patient=patient).order_by("-changed_at", "-pk")[:10])
-    past, upcoming = patient_visits(user=user, patient=patient, clinic_id=thread.clinic_id)
-    return PatientCard(
-        patient=patient,
-        phone=phone.as_international if phone else "",
-        email=email or "",
-        contact=contact,
-        contacts=contacts,
-        contact_changes=changes,
-        past_visits=past,
-        next_visits=upcoming,
-    )
-
-
 def contact_merge_candidates(*, user: Any, thread: Thread, query: str, limit: int = 10) -> list[Any]:
     """Other live cards of the thread's clinic that the user may merge into the thread's card."""
-    from patients.models import PatientInClinic
-
     query = query.strip()
     if len(query) < 2:
         return []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -13,7 +14,6 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,10 +21,11 @@ from clinics.models import Clinic
 from clinics.selectors import clinic_get_public
 from clinics.zones import zone_label
 from core.client_input import whole_number
-from messaging import selectors, services
-from messaging.models import Attachment, Message, Thread
-from messaging.payloads import PATIENT, message_payload
-from notifications.selectors import REMINDABLE_AUTHORS
+from core.errors import one_line, refusal_text
+from messaging import fragments, selectors, services
+from messaging.fragments import HtmxHttpRequest
+from messaging.models import Attachment, Thread
+from messaging.payloads import PATIENT, message_item
 from patients.models import Patient
 from patients.selectors import consent_is_given, patient_dependant_get, patient_sees_zones
 from patients.services import Attribution, ConsentRequired
@@ -71,14 +72,6 @@ def attachment_thumbnail(request: HttpRequest, pk: int) -> FileResponse:
 # the rest over the socket (clinic_crm/static/realtime/socket.js).
 
 
-def _portal_thread(request: HttpRequest, pk: int) -> Thread:
-    """A thread of the patient's family, or 404 (also for other patients' and other clinics' threads)."""
-    try:
-        return selectors.thread_for(user=request.user, thread_id=pk)
-    except Thread.DoesNotExist:
-        raise Http404 from None
-
-
 def _consent_redirect(request: HttpRequest, clinic: Clinic, next_url: str) -> HttpResponse:
     messages.warning(request, str(ConsentRequired(clinic)))
     return redirect(f"{reverse('patients:consent', args=[clinic.slug])}?{urlencode({'next': next_url})}")
@@ -88,99 +81,51 @@ def _thread_url(thread: Thread) -> str:
     return reverse("messaging:portal-thread", args=[thread.pk]) + "#latest"
 
 
-def _day_label(moment, today) -> str:
-    day = moment.date()
-    if day == today:
-        return _("Today")
-    if day == today - timedelta(days=1):
-        return _("Yesterday")
-    return date_format(moment, "j E" if day.year == today.year else "j E Y")
+class PortalRequest(HtmxHttpRequest):
+    """A portal page's request: `patient_required` puts the signed-in person (the account holder) on it."""
+
+    patient: Patient
 
 
-def _tick_state(seq: int, thread: Thread) -> str:
-    """One tick stored, two delivered to the clinic, two highlighted read by the clinic."""
-    if seq <= thread.staff_read_seq:
-        return "read"
-    if seq <= thread.staff_delivered_seq:
-        return "delivered"
-    return "sent"
+@dataclass(frozen=True)
+class _History:
+    """A page of the patient's history as the template places it."""
+
+    items: list[dict[str, Any]]
+    has_more: bool
+    before: int | None
+    unread_from: int | None  # the first message not read yet gets a "New messages" line above it
+
+    @property
+    def first_seq(self) -> int:
+        return self.items[0]["seq"] if self.items else 0
 
 
-def offer_closed_reasons() -> dict[str, str]:
-    """Why the buttons of an earlier offer no longer book, by the visit event that came after it (chat.js shows the same)."""
-    return {
-        "booked": _("You booked a visit after these times were offered: they are closed. Ask in the chat for other times."),
-        "moved": _("You moved a visit after these times were offered: they are closed. Ask in the chat for other times."),
-        "cancelled": _("A visit was cancelled after these times were offered: they are closed. Ask in the chat for new times."),
-        "passed": _("These times have passed. Ask in the chat for new times."),
-    }
-
-
-def _offer_closed_by(seq: int, events: list[tuple[int, str]]) -> str:
-    """The first visit event after the offer at `seq` (the page and the socket apply the same rule), or ""."""
-    return next((event for event_seq, event in events if event_seq > seq), "")
-
-
-def _slot_links(thread: Thread, slots: list[dict], *, zone: str = "", now: datetime | None = None) -> list[dict]:
-    """Offered times with a link to the portal's confirm page: the buttons work without JavaScript too
-    (chat.js books them with one tap through the API instead). A time already past has no link."""
-    base = reverse("appointments:book-confirm", args=[thread.clinic.slug])
-    now = now or timezone.now()
-    out = []
-    for slot in slots:
-        try:
-            local = datetime.fromisoformat(slot["starts_at"]).astimezone(thread.clinic.tz)
-            query = {
-                "service": int(slot["service"]),
-                "doctor": int(slot["doctor"]),
-                "at": local.strftime("%Y-%m-%dT%H:%M"),
-                "for": thread.patient_id,
-            }
-        except (KeyError, TypeError, ValueError):
-            continue  # a malformed stored offer shows no button rather than breaking the page
-        out.append({**slot, "url": f"{base}?{urlencode(query)}", "when": local, "zone": zone, "passed": local <= now})
-    return out
-
-
-def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
-    before = request.GET.get("before", "")
-    before_seq = whole_number(before)
+def _history(request: HttpRequest, thread: Thread) -> _History:
+    """The newest page, or the one before ?before=<seq>, each message through the patient's side of messaging.fragments."""
+    before_seq = whole_number(request.GET.get("before", ""))
     page = selectors.thread_messages(user=request.user, thread=thread, before_seq=before_seq, limit=selectors.PAGE + 1)
     has_more, page = len(page) > selectors.PAGE, page[-selectors.PAGE :]
-    tz = thread.clinic.tz
-    today = timezone.now().astimezone(tz).date()
-    # "Set a reminder" in the header; "Remind me" under the clinic's messages adds the message's seq (its words prefill the form).
-    reminder_url = f"{reverse('portal-reminder-new')}?{urlencode({'thread': thread.pk})}"
-    now = timezone.now()
-    zone = zone_label(time_zone=thread.clinic.time_zone, moment=now) if patient_sees_zones(patient=thread.patient) else ""
-    events = selectors.thread_visit_events(thread=thread) if any(m.data and m.data.get("slots") for m in page) else []
-    reasons = offer_closed_reasons()
-    items = []
-    for message in page:
-        local = message.created_at.astimezone(tz)
-        item = message_payload(message, audience=PATIENT, thread=thread)
-        mine = message.author == Message.Author.PATIENT
-        item.update(
-            mine=mine,
-            created=message.created_at,
-            day=local.date().isoformat(),
-            day_label=_day_label(local, today),
-            state=_tick_state(message.seq, thread) if mine else "",
-            remind_url=f"{reminder_url}&message={message.seq}" if message.author in REMINDABLE_AUTHORS else "",
-        )
-        if item["slots"]:
-            item["slots"] = _slot_links(thread, item["slots"], zone=zone, now=now)
-            closed_by = _offer_closed_by(message.seq, events) or ("passed" if all(s["passed"] for s in item["slots"]) else "")
-            item["offer_closed"] = reasons.get(closed_by, "")
-        items.append(item)
-    # The first message the patient has not read yet gets a "New messages" line above it.
+    with_slots = any(m.data and m.data.get("slots") for m in page)
+    side = fragments.PatientSide(thread, with_slots=with_slots, events=selectors.thread_visit_events(thread=thread) if with_slots else [])
+    items = [side.item(m, message_item(m, audience=PATIENT, thread=thread)) for m in page]
     unread_from = next((item["seq"] for item in items if not item["mine"] and item["seq"] > thread.patient_read_seq), None)
+    return _History(items=items, has_more=has_more, before=before_seq, unread_from=unread_from)
+
+
+def _heading(request: PortalRequest, thread: Thread) -> dict[str, str]:
+    """Title, subtitle, "for <family member>" and the typing line of the chat header."""
     for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
-    if thread.kind == Thread.Kind.DOCTOR and thread.doctor_id:
-        title, subtitle, typing = thread.doctor.full_name, thread.clinic.name, _("%(name)s is typing…") % {"name": thread.doctor.full_name}
-    else:
-        title, subtitle, typing = thread.clinic.name, "", _("Clinic is typing…")
-    strings = {
+    if thread.kind == Thread.Kind.DOCTOR and thread.doctor is not None:
+        name = thread.doctor.full_name
+        return {"title": name, "subtitle": thread.clinic.name, "for_name": for_name, "typing_text": _("%(name)s is typing…") % {"name": name}}
+    return {"title": thread.clinic.name, "subtitle": "", "for_name": for_name, "typing_text": _("Clinic is typing…")}
+
+
+def _chat_strings(thread: Thread) -> dict[str, Any]:
+    """The words chat.js says itself (states, errors, booking results), in the page's language."""
+    zone = zone_label(time_zone=thread.clinic.time_zone, moment=timezone.now()) if patient_sees_zones(patient=thread.patient) else ""
+    return {
         "today": _("Today"),
         "yesterday": _("Yesterday"),
         "sending": _("Sending…"),
@@ -202,30 +147,34 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
         "openVisit": _("Open the visit"),
         "bookFailed": _("Could not book. Try again."),
         "giveConsent": _("Read and accept the consent"),
-        "offerClosed": offer_closed_reasons(),
+        "offerClosed": fragments.offer_closed_reasons(),
         "zone": zone,
-        "remindMe": _("Remind me"),
     }
+
+
+def _render_thread(request: PortalRequest, thread: Thread, *, draft: str = "", error: str = "", status: int = 200) -> HttpResponse:
+    """The chat page; for htmx (chat.js loading earlier messages) only the bubbles of the page asked for."""
+    history = _history(request, thread)
+    if request.htmx:
+        return render(request, "messaging/_portal_history.html", {"thread": thread, "history": history})
     return render(
         request,
         "messaging/portal_thread.html",
         {
             "thread": thread,
-            "reminder_url": reminder_url,
-            "title": title,
-            "subtitle": subtitle,
-            "for_name": for_name,
-            "typing_text": typing,
-            "items": items,
-            "has_more": has_more,
-            "before": before_seq,
-            "first_seq": items[0]["seq"] if items else 0,
-            "unread_from": unread_from,
+            "reminder_url": fragments.reminder_url(thread),
+            **_heading(request, thread),
+            "history": history,
+            "items": history.items,
+            "has_more": history.has_more,
+            "before": history.before,
+            "first_seq": history.first_seq,
+            "unread_from": history.unread_from,
             "last_seq": thread.last_public_seq,
             "draft": draft,
             "error": error,
             "client_msg_id": uuid.uuid4().hex,
-            "strings": strings,
+            "strings": _chat_strings(thread),
             "accept": "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,application/pdf",
         },
         status=status,
@@ -233,8 +182,8 @@ def _render_thread(request: HttpRequest, thread: Thread, *, draft: str = "", err
 
 
 @patient_required
-def portal_thread(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _portal_thread(request, pk)
+def portal_thread(request: PortalRequest, pk: int) -> HttpResponse:
+    thread = selectors.thread_for(user=request.user, thread_id=pk)  # 404 for another family's or clinic's thread
     if not consent_is_given(patient=thread.patient, clinic=thread.clinic):
         return _consent_redirect(request, thread.clinic, reverse("messaging:portal-thread", args=[thread.pk]))
     return _render_thread(request, thread)
@@ -242,9 +191,9 @@ def portal_thread(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @patient_required
-def portal_send(request: HttpRequest, pk: int) -> HttpResponse:
+def portal_send(request: PortalRequest, pk: int) -> HttpResponse:
     """The composer without JavaScript: upload the picked file (if any), send, back to the thread."""
-    thread = _portal_thread(request, pk)
+    thread = selectors.thread_for(user=request.user, thread_id=pk)  # 404 for another family's or clinic's thread
     text = request.POST.get("text", "")
     upload = request.FILES.get("file")
     try:
@@ -261,7 +210,7 @@ def portal_send(request: HttpRequest, pk: int) -> HttpResponse:
     except services.SendingTooFast as exc:
         return _render_thread(request, thread, draft=text, error=str(exc), status=429)
     except ValidationError as exc:
-        return _render_thread(request, thread, draft=text, error=" ".join(exc.messages), status=400)
+        return _render_thread(request, thread, draft=text, error=one_line(exc), status=400)
     except PermissionDenied as exc:
         return _render_thread(request, thread, draft=text, error=str(exc) or _("You cannot write here."), status=403)
     return redirect(_thread_url(thread))
@@ -279,7 +228,7 @@ def _write_url(clinic: Clinic, *, doctor=None, person=None, holder=None) -> str:
 
 @require_GET
 @patient_required
-def portal_write(request: HttpRequest, slug: str) -> HttpResponse:
+def portal_write(request: PortalRequest, slug: str) -> HttpResponse:
     """A link into the conversation with a clinic (or one of its doctors): «Contact this clinic», and where the
     consent page sends the patient afterwards. Finds the conversation, or opens it (nothing is sent), once the
     clinic has the person's consent; before that, the consent page, which comes back here."""
@@ -308,14 +257,14 @@ def portal_write(request: HttpRequest, slug: str) -> HttpResponse:
             patient=person, clinic=clinic, doctor=doctor, actor=request.user, attribution=Attribution(source_channel="web")
         )
     except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        messages.error(request, refusal_text(exc))
         return redirect("patients:home")
     return redirect(_thread_url(thread))
 
 
 @require_POST
 @patient_required
-def portal_start(request: HttpRequest) -> HttpResponse:
+def portal_start(request: PortalRequest) -> HttpResponse:
     """The portal home's "Write to the clinic" / "Write to the doctor": open (or find) the thread and go there."""
     holder = request.patient
     home = reverse("patients:home")
@@ -346,6 +295,6 @@ def portal_start(request: HttpRequest) -> HttpResponse:
         # After the consent the patient lands in the conversation they asked for, not on the home page.
         return _consent_redirect(request, clinic, _write_url(clinic, doctor=doctor, person=person, holder=holder))
     except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        messages.error(request, refusal_text(exc))
         return redirect(home)
     return redirect(_thread_url(thread))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from clinics.models import Clinic
 from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
@@ -15,9 +17,10 @@ def patient_for_user(user: Any) -> Patient | None:
     if not getattr(user, "is_authenticated", False):
         return None
     try:
-        return user.patient
+        patient: Patient = user.patient
     except Patient.DoesNotExist:
         return None
+    return patient
 
 
 def consent_current_document(*, clinic: Clinic) -> ConsentDocument | None:
@@ -102,12 +105,13 @@ def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
     holder = patient.account_holder
     family_ids = [member.pk for member in patient_family(patient=patient)]
     last_action = ConsentRecord.objects.filter(patient=holder, clinic=OuterRef("clinic")).order_by("-at", "-pk").values("action")[:1]
-    return (
+    contacts: QuerySet[PatientInClinic] = (
         PatientInClinic.objects.filter(patient_id__in=family_ids)
         .annotate(consent_action=Subquery(last_action))
         .select_related("clinic", "patient")
         .order_by("clinic__name", "patient__full_name")
     )
+    return contacts
 
 
 def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> bool:
@@ -168,3 +172,59 @@ def patient_export(*, patient: Patient) -> dict[str, Any]:
             for r in ConsentRecord.objects.filter(patient=holder).select_related("clinic").order_by("at", "pk")
         ],
     }
+
+
+@dataclass
+class PatientCard:
+    """What the inbox shows beside a thread; each part only if the user's role may see it."""
+
+    patient: Patient
+    phone: str
+    email: str
+    contact: PatientInClinic | None  # the clinic's card the thread is filed under (front desk only)
+    contacts: list[PatientInClinic]  # the patient's cards in the clinics the user works in
+    contact_changes: list[ContactChange]
+    past_visits: list[Any]
+    next_visits: list[Any]
+
+
+CARD_VISITS = 5  # past and next visits the card lists, each
+
+
+def patient_card_visits(*, user: Any, patient: Patient, clinic_id: int, limit: int = CARD_VISITS) -> tuple[list[Any], list[Any]]:
+    """(past, next) visits of the patient in one clinic that the user may see (a doctor: their own).
+
+    Read through the patient's reverse relation (`Patient.visits`, declared by the visit model), so
+    that this app needs nothing from the booking app above it; the visit's own tenancy policy filters.
+    """
+    visits = patient.visits.visible_to(user).filter(clinic_id=clinic_id).select_related("doctor", "service")
+    now = timezone.now()
+    upcoming = list(visits.filter(status__in=list(visits.model.UPCOMING), starts_at__gte=now).order_by("starts_at")[:limit])
+    past = list(visits.filter(starts_at__lt=now).order_by("-starts_at")[:limit])
+    return past, upcoming
+
+
+def patient_card(*, user: Any, patient: Patient, clinic_id: int, contact_id: int | None) -> PatientCard:
+    """The patient card beside a conversation. Contacts and their history follow their own policies (front desk)."""
+    holder = patient.guardian if patient.guardian_id else None
+    phone = patient.phone or (holder.phone if holder else None)
+    email = patient.email or (holder.email if holder else None)
+    contacts = list(
+        PatientInClinic.objects.visible_to(user)
+        .filter(patient=patient, merged_into__isnull=True)
+        .select_related("clinic")
+        .prefetch_related("tags")
+        .order_by("clinic__name")
+    )
+    changes = list(ContactChange.objects.visible_to(user).filter(patient=patient).order_by("-changed_at", "-pk")[:10])
+    past, upcoming = patient_card_visits(user=user, patient=patient, clinic_id=clinic_id)
+    return PatientCard(
+        patient=patient,
+        phone=phone.as_international if phone else "",
+        email=email or "",
+        contact=next((c for c in contacts if c.pk == contact_id), None),
+        contacts=contacts,
+        contact_changes=changes,
+        past_visits=past,
+        next_visits=upcoming,
+    )

@@ -7,12 +7,12 @@ import re
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from messaging import services
 from messaging.models import Message, Thread
 from tests import factories as f
-from tests.browser.conftest import DESKTOP, fits_the_screen, menu_item, screenshot, staff_login
+from tests.browser.conftest import DESKTOP, fits_the_screen, screenshot, staff_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,12 +38,6 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 80, 80)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def open_inbox(page: Page, username: str) -> None:
-    staff_login(page, username)
-    menu_item(page, "Inbox").click()
-    expect(page.get_by_role("list", name="Conversations")).to_be_visible()
 
 
 def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, waiting_thread):
@@ -161,3 +155,27 @@ def test_doctor_inbox_lists_only_own_threads(open_live, alpha, waiting_thread):
     expect(page.get_by_text("Merge with another contact")).to_have_count(0)
     fits_the_screen(page)
     screenshot(page, "inbox-4-doctor-1024", full_page=False)
+
+
+def test_a_new_message_moves_its_row_to_the_top_without_fetching_the_list(open_live, live_asgi, alpha, waiting_thread):
+    """The row comes rendered with the message: no request for the list, only for the filters' counts."""
+    page = open_live(viewport=DESKTOP)
+    staff_login(page, "olga")
+    # The list is re-fetched once when the socket connects (what changed while away): not counted.
+    with page.expect_response(lambda response: "/admin/inbox/list/" in response.url):
+        page.goto(page.url.split("/admin/")[0] + f"/admin/inbox/{waiting_thread.pk}/")
+    quiet = Thread.objects.get(clinic=alpha.clinic, patient__full_name="Pyotr Quiet")
+    rows = page.locator(".inbox-row")
+    expect(rows.first).to_have_attribute("data-thread", str(waiting_thread.pk))
+    expect(page.locator("#inbox-conn")).to_have_text("Live")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/admin/inbox/list/" in request.url else None)
+
+    with page.expect_response(lambda response: "/admin/inbox/list/filters/" in response.url):  # the counts, alone
+        live_asgi.call(services.send_message, thread=quiet, sender=quiet.patient.user, text="Is the clinic open on Sunday?")
+    expect(rows.first).to_have_attribute("data-thread", str(quiet.pk))
+    expect(rows.first).to_contain_text("Is the clinic open on Sunday?")
+    expect(rows.first.locator(".inbox-unread")).to_have_text("1")
+    expect(rows).to_have_count(2)  # moved, not added twice
+    expect(rows.first).to_have_attribute("href", re.compile(rf"/admin/inbox/{quiet.pk}/$"))
+    assert [url for url in asked if "/admin/inbox/list/filters/" not in url] == []

@@ -374,7 +374,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
     assert response.status_code == 302
     assert response["Location"].startswith(f"{INBOX}{anna_thread.pk}/")
     olga_web.post(action, {"action": "status", "status": "pending"})
-    card = olga_web.post(action, {"action": "priority", "priority": "3"}, HTTP_X_INBOX_FETCH="1")
+    card = olga_web.post(action, {"action": "priority", "priority": "3"}, HTTP_HX_REQUEST="true")
     assert card.status_code == 200
     assert 'id="inbox-card-body"' in card.content.decode()  # the fragment inbox.js swaps in
     olga_web.post(action, {"action": "tags", "tags": [vip.pk]})
@@ -388,7 +388,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
     assert events == ["assigned", "status"]
 
     # A tag of another clinic is refused and nothing changes.
-    response = olga_web.post(action, {"action": "tags", "tags": [other_clinic_tag.pk]}, HTTP_X_INBOX_FETCH="1")
+    response = olga_web.post(action, {"action": "tags", "tags": [other_clinic_tag.pk]}, HTTP_HX_REQUEST="true")
     assert "another clinic" in response.content.decode()
     assert list(anna_thread.tags.all()) == [vip]
 
@@ -398,7 +398,7 @@ def test_assign_status_priority_tags_change_the_thread_and_write_events(olga_web
 
 
 def test_cannot_assign_to_someone_outside_the_clinic(olga_web, alpha, beta, anna_thread):
-    response = olga_web.post(f"{INBOX}{anna_thread.pk}/action/", {"action": "assign", "assignee": beta.operator.pk}, HTTP_X_INBOX_FETCH="1")
+    response = olga_web.post(f"{INBOX}{anna_thread.pk}/action/", {"action": "assign", "assignee": beta.operator.pk}, HTTP_HX_REQUEST="true")
     assert "cannot answer this thread" in response.content.decode()
     anna_thread.refresh_from_db()
     assert anna_thread.assigned_to is None
@@ -491,3 +491,30 @@ def test_cached_counts_follow_every_change(olga_web, alpha, anna_thread):
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)
     assert mine.search(olga_web.get(INBOX).content.decode()).group(1) == "1"
+
+
+def test_the_thread_page_runs_a_fixed_number_of_queries(olga_web, alpha, anna_thread):
+    """Session, user, roles, zone; the thread and its tags, the access log, the history and its files; the counts
+    (three, cached between changes in production), the rows, the tags; the card: contacts and their tags, contact
+    history, visits (past, next), assignees. Whatever the length of the history."""
+    for n in range(30):
+        patient_says(anna_thread, f"message {n}")
+    olga_web.get(f"{INBOX}{anna_thread.pk}/")  # warm: the counts and fragments caches
+    with CaptureQueriesContext(connection) as queries:
+        response = olga_web.get(f"{INBOX}{anna_thread.pk}/")
+    assert response.status_code == 200
+    assert "message 29" in response.content.decode()
+    assert len(queries) <= 20, "\n".join(q["sql"][:120] for q in queries)
+
+
+def test_the_inbox_sidebar_is_unfolds_navigation_as_rendered_by_unfold(olga_web, anna_thread):
+    """The inbox caches Unfold's navigation list (admin_inbox._sidebar_apps_html): the same links and badges."""
+    inbox_page = olga_web.get(f"{INBOX}{anna_thread.pk}/").content.decode()
+    other_page = olga_web.get("/admin/messaging/cannedanswer/").content.decode()
+
+    def links(page: str) -> list[str]:
+        nav = page[page.index('id="nav-sidebar-apps"') : page.index("</nav>", page.index('id="nav-sidebar-apps"'))]
+        return [html.unescape(href) for href in re.findall(r'<a href="([^"]+)"', nav)]
+
+    assert links(inbox_page) == links(other_page)
+    assert "/admin/inbox/" in links(inbox_page)

@@ -1,12 +1,16 @@
 /*
  * The operator inbox (/admin/inbox/): keeps the server-rendered page live.
  *
- * - One socket (ClinicRealtime from realtime/socket.js). Events re-fetch the server's fragments:
- *   the thread list with its counts (/admin/inbox/list/) and the patient card (…/card/).
- * - "Load more" under the list is htmx (hx-get of /admin/inbox/list/more/?after=<cursor>).
- * - The open thread: live messages from `message.new` (text from the payload's `html`, which the
- *   server escaped; everything else through textContent), read receipts, the patient's typing,
- *   presence of colleagues ("Mark is also viewing", "Mark is replying…"), older pages upward.
+ * - One socket (ClinicRealtime from realtime/socket.js). A `message.new` carries the message and
+ *   its thread's list row rendered by the server (messaging.fragments): the message goes into the
+ *   open thread, the row replaces or tops the list (if the list's filters hold it); only the filter
+ *   counts are re-fetched (/admin/inbox/list/filters/). Other changes (thread.updated, a resumed
+ *   connection) re-fetch the list (/admin/inbox/list/) and the patient card (…/card/).
+ * - Fetches are htmx requests (HX-Request, django-htmx's request.htmx on the server); "Load more"
+ *   under the list is htmx itself (hx-get of /admin/inbox/list/more/?after=<cursor>).
+ * - The open thread: live messages inserted as the server rendered them, read receipts, the
+ *   patient's typing, presence of colleagues ("Mark is also viewing", "Mark is replying…"),
+ *   older pages upward.
  * - The composer: replies and private notes over the socket (idempotent by client_msg_id),
  *   canned answers ("/" + shortcode or the dropdown), attachments through the REST API.
  * - Offering times: the form of /admin/calendar/offer/<thread>/ as a panel above the composer.
@@ -49,29 +53,20 @@
 
   function fetchHtml(url, options) {
     const init = Object.assign({ credentials: "same-origin" }, options || {});
-    init.headers = Object.assign({ "X-Inbox-Fetch": "1" }, init.headers || {});
+    init.headers = Object.assign({ "HX-Request": "true" }, init.headers || {});
     return fetch(url, init).then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();
     });
   }
 
-  function timeLabel(iso) {
-    const date = iso ? new Date(iso) : new Date();
-    const options = { hour: "2-digit", minute: "2-digit", hour12: false };
-    if (config.timeZone) options.timeZone = config.timeZone; // the clinic's time, as the server renders it
-    try {
-      return date.toLocaleTimeString([], options);
-    } catch (err) {
-      delete options.timeZone;
-      return date.toLocaleTimeString([], options);
-    }
-  }
-
-  function timeNode(iso) {
-    const node = el("time", "", timeLabel(iso));
-    if (iso) node.setAttribute("datetime", iso);
-    return node;
+  /** The server's rendering of a message or a row, in the page's language: one <li>. */
+  function fragmentNode(html) {
+    const lang = document.documentElement.lang || "";
+    const chosen = html && (html[lang] || html[lang.split("-")[0]] || html[Object.keys(html)[0]]);
+    const template = document.createElement("template");
+    template.innerHTML = chosen || ""; // rendered by Django templates (autoescaped), as the page itself
+    return template.content.firstElementChild;
   }
 
   // --- waiting labels tick forward ----------------------------------------------------------------
@@ -175,6 +170,64 @@
         listLoading = false;
         if (listAgain) { listAgain = false; refreshList(); }
       });
+  }
+
+  // The row a message.new carries: replace it or put it on top (the list is newest activity first),
+  // if this list's filters hold it; the counts above the list are then fetched alone.
+  const listConfig = config.list || { filters: {}, query: "" };
+
+  function rowBelongs(row) {
+    const f = listConfig.filters;
+    if (f.scope === "mine" && row.assignee !== me.id) return false;
+    if (f.scope === "unassigned" && row.assignee !== null) return false;
+    if (f.status && row.status !== f.status) return false;
+    if (f.channel && row.channel !== f.channel) return false;
+    if (f.tag && row.tags && row.tags.indexOf(f.tag) === -1) return false;
+    if (f.clinic && row.clinic !== f.clinic) return false;
+    return true;
+  }
+
+  function placeRow(row) {
+    const rows = document.getElementById("inbox-list");
+    if (!rows || !row) return;
+    // A search, or a tag filter when the event does not know the thread's tags: the server decides what matches.
+    if (listConfig.filters.query || (listConfig.filters.tag && !row.tags)) { refreshList(); return; }
+    const shown = rows.querySelector('.inbox-row[data-thread="' + row.id + '"]');
+    if (shown) shown.closest("li").remove();
+    if (!rowBelongs(row)) return;
+    const li = fragmentNode(row.html);
+    if (!li) return;
+    const link = li.querySelector(".inbox-row");
+    link.setAttribute("href", link.getAttribute("href") + listConfig.query);
+    if (thread && row.id === thread.id) {
+      link.classList.add("is-current");
+      link.setAttribute("aria-current", "page");
+    }
+    if (!listConfig.severalClinics) li.querySelectorAll(".inbox-clinic").forEach(function (node) { node.remove(); });
+    const empty = rows.querySelector(".inbox-list-empty");
+    if (empty) empty.remove();
+    rows.insertBefore(li, rows.firstElementChild);
+    tickWaiting();
+  }
+
+  let countsTimer = null;
+  function refreshCounts() {
+    clearTimeout(countsTimer);
+    countsTimer = setTimeout(function () {
+      const url = new URL(config.filtersUrl, window.location.href);
+      url.search = listConfig.query;
+      fetchHtml(url.toString())
+        .then(function (html) {
+          const facets = document.getElementById("inbox-facets");
+          if (!facets) return;
+          const template = document.createElement("template");
+          template.innerHTML = html; // server-rendered (escaped by Django templates)
+          const fresh = template.content.querySelector("#inbox-facets");
+          if (fresh) facets.replaceWith(fresh);
+          updateBadge();
+        })
+        .catch(function () { /* the next event tries again */ });
+    }, 500);
   }
 
   // --- forms: auto-submitting selects, card actions through fetch ---------------------------------
@@ -293,12 +346,6 @@
   toBottom();
   document.addEventListener("inbox:view", function (event) { if (event.detail === "thread") toBottom(); }); // a hidden pane does not scroll
 
-  function receiptNode(seq) {
-    const node = el("span", "msg-receipt");
-    setReceipt(node, seq);
-    return node;
-  }
-
   function setReceipt(node, seq) {
     if (seq <= thread.patientReadSeq) {
       node.className = "msg-receipt is-read"; node.textContent = "✓✓"; node.title = t.read;
@@ -317,60 +364,6 @@
     });
   }
 
-  const SAFE_CLASS = /^[a-z]+$/;
-
-  function renderMessage(m) {
-    const li = el("li");
-    li.dataset.seq = m.seq;
-    if (m.kind === "event") {
-      li.className = "msg msg--event";
-      const span = el("span");
-      span.innerHTML = m.html; // escaped by the server (messaging.text.message_html)
-      li.append(span, " ", timeNode(m.created_at));
-      return li;
-    }
-    const author = SAFE_CLASS.test(m.author) ? m.author : "system";
-    li.className = "msg msg--" + author + (m.kind === "note" ? " msg--note" : "");
-    li.dataset.author = author;
-    li.dataset.kind = m.kind;
-    if (m.client_msg_id) li.dataset.clientId = m.client_msg_id;
-    const bubble = el("div", "msg-bubble");
-    const meta = el("div", "msg-meta");
-    meta.append(el("span", "msg-author", author === "patient" && thread.patientAuthor ? thread.patientAuthor : m.author_name));
-    if (m.kind === "note") meta.append(el("span", "msg-note-label", t.privateNote));
-    bubble.append(meta);
-    if (m.text) {
-      const text = el("div", "msg-text");
-      text.innerHTML = m.html; // escaped by the server (messaging.text.message_html)
-      bubble.append(text);
-    }
-    (m.attachments || []).forEach(function (a) { bubble.append(fileLink(a)); });
-    const foot = el("div", "msg-foot");
-    foot.append(timeNode(m.created_at));
-    if (m.author === "staff" && m.kind !== "note") foot.append(" ", receiptNode(m.seq));
-    bubble.append(foot);
-    li.append(bubble);
-    return li;
-  }
-
-  function fileLink(a) {
-    const link = el("a", "msg-file");
-    link.href = a.url;
-    link.target = "_blank";
-    link.rel = "noopener";
-    if (a.thumbnail_url) {
-      const img = el("img");
-      img.src = a.thumbnail_url;
-      img.alt = a.name;
-      link.append(img);
-    } else {
-      const icon = el("span", "material-symbols-outlined", "description");
-      icon.setAttribute("aria-hidden", "true");
-      link.append(icon, el("span", "", a.name));
-    }
-    return link;
-  }
-
   function insertBySeq(node, seq) {
     const after = Array.from(list.querySelectorAll(".msg[data-seq]")).find(function (li) { return Number(li.dataset.seq) > seq; });
     const pendingFirst = list.querySelector(".msg.is-pending");
@@ -378,7 +371,10 @@
   }
 
   function onMessage(m) {
-    refreshList();
+    if (m.row) {
+      placeRow(m.row);
+      refreshCounts();
+    }
     if (!thread) return;
     // A visit booked, moved or cancelled (appointments.services._tell_thread) for this patient: the card lists visits.
     const data = m.data || {};
@@ -387,7 +383,9 @@
     if (m.seq > thread.lastSeq) thread.lastSeq = m.seq;
     if (list.querySelector('.msg[data-seq="' + m.seq + '"]')) return; // shown already
     const stick = nearBottom();
-    const node = renderMessage(m);
+    const node = fragmentNode(m.fragment);
+    if (!node) return;
+    node.querySelectorAll(".msg-receipt").forEach(function (receipt) { setReceipt(receipt, m.seq); }); // as read now
     const own = m.client_msg_id ? list.querySelector('.msg.is-pending[data-client-id="' + CSS.escape(m.client_msg_id) + '"]') : null;
     if (own) {
       own.replaceWith(node);
@@ -711,6 +709,9 @@
 
   function loadOffer(url, init) {
     offerPanel.setAttribute("aria-busy", "true");
+    init = Object.assign({}, init || {});
+    // The calendar's offer view answers with the panel alone for this header (appointments.admin_calendar).
+    init.headers = Object.assign({ "X-Inbox-Fetch": "1" }, init.headers || {});
     return fetchHtml(url, init)
       .then(showOffer)
       .catch(function () { window.location.href = offerOpen.href; }) // the same form as a page

@@ -6,8 +6,10 @@
  *   server acknowledges it (message.ack / message.new with the same client_msg_id); a refusal
  *   (`error` with that ref) puts the text back into the composer with the reason.
  * - Live: new messages, ticks (message.delivered / message.read), "Clinic is typing…",
- *   a banner while the connection is lost; older pages load upward from the API.
- * - Message HTML comes only from the server's `html` field; everything else is textContent.
+ *   a banner while the connection is lost; older pages load upward (the page's own bubbles, an htmx request).
+ * - A stored message is drawn only by the server (messaging/_portal_message.html): `message.new`
+ *   carries it rendered (`fragment`); this script inserts it. Only the bubble of a message still
+ *   on its way, and the times offered after a taken one, are built here, with textContent.
  */
 (function () {
   "use strict";
@@ -109,37 +111,16 @@
     return box;
   }
 
-  /** A stored message, as the server rendered it (payload of message.new / the API). */
-  function renderMessage(m) {
-    const mine = m.author === "patient";
-    const created = new Date(m.created_at);
-    const li = el("li", "msg " + (mine ? "mine" : "theirs"));
-    li.dataset.seq = m.seq;
-    li.dataset.day = dayKey.format(created);
-    if (m.client_msg_id) li.dataset.clientId = m.client_msg_id;
-    const bubble = el("div", "bubble");
-    if (!mine && m.author_name) bubble.appendChild(el("div", "author", m.author_name));
-    if (m.attachments && m.attachments.length) bubble.appendChild(renderFiles(m.attachments));
-    if (m.html) {
-      const text = el("div", "text");
-      text.innerHTML = m.html; // escaped and linked by the server (messaging.text.message_html)
-      bubble.appendChild(text);
+  /** A stored message as the server rendered it for this side (message.new's `fragment`), in the page's language. */
+  function fragmentNode(html) {
+    const chosen = html && (html[document.documentElement.lang] || html[Object.keys(html)[0]]);
+    const template = document.createElement("template");
+    template.innerHTML = chosen || ""; // rendered by Django templates (autoescaped), as the page itself
+    const li = template.content.firstElementChild;
+    if (li) {
+      const time = li.querySelector("time");
+      li._created = time ? new Date(time.dateTime) : new Date();
     }
-    if (m.slots && m.slots.length) bubble.appendChild(renderSlots(m.slots, m.offer));
-    const meta = el("div", "meta");
-    if (m.author === "staff" || m.author === "bot") {
-      // As the server renders it: the clinic's words may become a reminder (notifications.selectors.REMINDABLE_AUTHORS).
-      const remind = el("a", "remind", strings.remindMe);
-      remind.href = root.dataset.remindUrl + "&message=" + m.seq;
-      meta.appendChild(remind);
-    }
-    const time = el("time", "", clock.format(created));
-    time.dateTime = m.created_at;
-    meta.appendChild(time);
-    if (mine) meta.appendChild(ticks(tickState(m.seq)));
-    bubble.appendChild(meta);
-    li.appendChild(bubble);
-    li._created = created;
     return li;
   }
 
@@ -156,7 +137,7 @@
     return dayMonth.format(date) + ", " + clock24.format(date) + (strings.zone ? " (" + strings.zone + ")" : "");
   }
 
-  /** An offer's buttons stop booking: the reason is said under them (messaging.views.offer_closed_reasons). */
+  /** An offer's buttons stop booking: the reason is said under them (messaging.fragments.offer_closed_reasons). */
   function closeOffer(box, reason) {
     box.classList.add("is-closed");
     box.querySelectorAll(".offer-slot").forEach(function (a) {
@@ -186,17 +167,6 @@
     link.dataset.startsAt = slot.starts_at;
     if (slot.doctor_name) link.title = slot.doctor_name + (slot.service_name ? ", " + slot.service_name : "");
     return link;
-  }
-
-  function renderSlots(slots, offer) {
-    const box = el("div", "offer-slots");
-    if (offer) box.dataset.offer = offer;
-    slots.forEach(function (slot) { box.appendChild(slotLink(slot, slotLabel(new Date(slot.starts_at)))); });
-    const result = el("p", "offer-result");
-    result.setAttribute("role", "status");
-    result.hidden = true;
-    box.appendChild(result);
-    return box;
   }
 
   function showResult(box, text, link) {
@@ -407,15 +377,16 @@
     const mine = m.author === "patient";
     const stick = nearBottom() || mine;
     let li = bySeq.get(m.seq) || (mine && m.client_msg_id ? settle(m.client_msg_id, m.seq) : null);
-    if (li && li.dataset.provisional) {
+    const stored = li && !li.dataset.provisional ? null : fragmentNode(m.fragment);
+    if (li && stored) {
       // Our own bubble: swap in the server's copy (links made clickable, final time).
-      const stored = renderMessage(m);
       li.replaceWith(stored);
       bySeq.set(m.seq, stored);
       layoutDays();
-    } else if (!li) {
-      insert(renderMessage(m), m.seq);
+    } else if (stored) {
+      insert(stored, m.seq);
     }
+    if (stored && stored.querySelector(".ticks")) setTicks(stored, tickState(m.seq));
     if (m.seq > newestSeen) newestSeen = m.seq;
     if (m.visit_event) closeOffersBefore(m.seq, m.visit_event);
     if (m.author === "staff") {
@@ -655,22 +626,30 @@
       if (earlier.getAttribute("aria-busy") === "true") return;
       const first = Math.min.apply(null, Array.from(bySeq.keys()));
       earlier.setAttribute("aria-busy", "true");
-      fetch(root.dataset.messagesUrl + "?before=" + first, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      // The page's own history before `first`, only the bubbles (messaging.views._render_thread answers htmx so).
+      fetch(root.dataset.pageUrl + "?before=" + first, { credentials: "same-origin", headers: { "HX-Request": "true" } })
         .then(function (response) {
           if (!response.ok) throw new Error(response.statusText);
-          return response.json();
+          return response.text();
         })
-        .then(function (page) {
+        .then(function (html) {
+          const template = document.createElement("template");
+          template.innerHTML = html; // server-rendered (escaped by Django templates)
           const height = document.documentElement.scrollHeight;
           const top = window.scrollY;
-          page.results.forEach(function (m) {
-            if (bySeq.has(m.seq)) return;
-            rt.hold(threadId, m.seq);
-            insert(renderMessage(m), m.seq);
+          const info = template.content.querySelector(".chat-page");
+          template.content.querySelectorAll("li.day").forEach(function (node) { dayLabels[node.dataset.day] = node.textContent.trim(); });
+          template.content.querySelectorAll("li.msg").forEach(function (li) {
+            const seq = Number(li.dataset.seq);
+            if (bySeq.has(seq)) return;
+            const time = li.querySelector("time");
+            li._created = time ? new Date(time.dateTime) : new Date();
+            rt.hold(threadId, seq);
+            insert(li, seq);
           });
           // Keep the message the reader was looking at where it was.
           window.scrollTo(0, top + document.documentElement.scrollHeight - height);
-          if (!page.has_more) earlier.parentNode.remove();
+          if (!info || info.dataset.hasMore !== "1") earlier.parentNode.remove();
         })
         .catch(function () { showError(strings.earlierFailed); })
         .finally(function () { earlier.removeAttribute("aria-busy"); });

@@ -19,7 +19,6 @@ def sent(monkeypatch):
     """Every (groups, event) services broadcast."""
     events: list[tuple[list[str], dict]] = []
     monkeypatch.setattr(realtime, "send_events", lambda batch: events.extend(batch))
-    monkeypatch.setattr(realtime, "send_to_groups", lambda groups, payload: events.append((groups, payload)))
     return events
 
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 
 from appointments import services
-from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
+from appointments.models import BookingRules, ScheduleException, ScheduleRule, SlotOffer, Visit, WaitlistEntry
 from clinics.admin import DoctorAdmin
 from clinics.models import Doctor
 from clinics.services import catalogue_delete, catalogue_save
@@ -119,8 +119,8 @@ class BookingRulesAdmin(TenantAdmin):
 # --- visits ---------------------------------------------------------------------------------------
 
 
-@admin.register(Appointment)
-class AppointmentAdmin(ReadOnlyTenantAdmin):
+@admin.register(Visit)
+class VisitAdmin(ReadOnlyTenantAdmin):
     """The list of visits; a visit opens on the calendar's visit page, where every change is a service call."""
 
     list_display = ("local_starts", "patient", "patient_phone", "doctor", "service", "status", "source", "clinic")
@@ -134,21 +134,21 @@ class AppointmentAdmin(ReadOnlyTenantAdmin):
         visit = self.get_object(request, object_id)
         if visit is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        return HttpResponseRedirect(reverse("booking:visit", args=[visit.pk]))
+        return HttpResponseRedirect(reverse("calendar:visit", args=[visit.pk]))
 
     def add_view(self, request, form_url="", extra_context=None):
-        return HttpResponseRedirect(reverse("booking:new"))
+        return HttpResponseRedirect(reverse("calendar:new"))
 
     def has_add_permission(self, request, *args) -> bool:
         """The front desk of some clinic books (on the calendar's new-visit form)."""
         return bool(request.user.is_superuser or clinics_with_role(request.user, FRONT_DESK))
 
     @admin.display(description=_("starts"), ordering="starts_at")
-    def local_starts(self, obj: Appointment) -> str:
+    def local_starts(self, obj: Visit) -> str:
         return f"{timezone.localtime(obj.starts_at, obj.clinic.tz):%d.%m.%Y %H:%M}"
 
     @admin.display(description=_("phone"))
-    def patient_phone(self, obj: Appointment) -> str:
+    def patient_phone(self, obj: Visit) -> str:
         return obj.patient.phone.as_international if obj.patient.phone else "—"
 
 

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from appointments import selectors, services
-from appointments.models import Appointment
+from appointments.models import Visit
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, has_role, is_staff_member
 from core import client_input
@@ -89,7 +89,7 @@ def _today(clinic: Clinic) -> date:
 
 def _url(name: str, *args: Any, **query: Any) -> str:
     pairs = {k: v for k, v in query.items() if v not in (None, "")}
-    return reverse(f"booking:{name}", args=args) + (f"?{urlencode(pairs)}" if pairs else "")
+    return reverse(f"calendar:{name}", args=args) + (f"?{urlencode(pairs)}" if pairs else "")
 
 
 def _local_time(clinic: Clinic, moment: datetime) -> datetime:
@@ -184,7 +184,7 @@ def _grid(request: HttpRequest, clinic: Clinic, columns: list[Column], first: da
         "columns": columns,
         "hours": [{"label": f"{h:02d}:00", "top": round((h * 60 - offset) * PX_PER_MINUTE, 1)} for h in range(first_hour, last_hour)],
         "grid_height": round((last_hour - first_hour) * 60 * PX_PER_MINUTE, 1),
-        "statuses": Appointment.Status.choices,
+        "statuses": Visit.Status.choices,
     }
 
 
@@ -200,7 +200,7 @@ def _place_working_hours(clinic: Clinic, by_key: dict[ColumnKey, Column], hours:
             column.off = not intervals
 
 
-def _place_visits(clinic: Clinic, by_key: dict[ColumnKey, Column], visits: list[Appointment]) -> None:
+def _place_visits(clinic: Clinic, by_key: dict[ColumnKey, Column], visits: list[Visit]) -> None:
     for visit in visits:
         local = _local_time(clinic, visit.starts_at)
         column = by_key.get((visit.doctor_id, local.date()))
@@ -388,10 +388,10 @@ def visit_new(request: HttpRequest) -> HttpResponse:
         times=times,
         wanted_start=wanted_start,
         sources=[
-            (Appointment.Source.OPERATOR, Appointment.Source.OPERATOR.label),
-            (Appointment.Source.PHONE, Appointment.Source.PHONE.label),
+            (Visit.Source.OPERATOR, Visit.Source.OPERATOR.label),
+            (Visit.Source.PHONE, Visit.Source.PHONE.label),
         ],
-        source=_param(request, "source") or (Appointment.Source.OPERATOR if thread else Appointment.Source.PHONE),
+        source=_param(request, "source") or (Visit.Source.OPERATOR if thread else Visit.Source.PHONE),
         thread=thread,
         back_url=reverse("inbox:thread", args=[thread.pk]) if thread else _url("day", clinic=clinic.pk, date=day.isoformat()),
     )
@@ -459,7 +459,7 @@ def _book(
     patient: Patient | None,
     starts_at: str,
     thread: Thread | None = None,
-) -> Appointment | None:
+) -> Visit | None:
     """Book from the posted form; what is missing or refused becomes a message (None), the booked visit otherwise."""
     missing = [
         label
@@ -475,8 +475,8 @@ def _book(
         messages.error(request, _("Choose a time from the list."))
         return None
     source = request.POST.get("source")
-    if source not in (Appointment.Source.OPERATOR, Appointment.Source.PHONE):
-        source = Appointment.Source.OPERATOR
+    if source not in (Visit.Source.OPERATOR, Visit.Source.PHONE):
+        source = Visit.Source.OPERATOR
     try:
         visit = services.visit_book(
             actor=request.user,
@@ -504,7 +504,7 @@ def visit_page(request: HttpRequest, visit_id: int) -> HttpResponse:
     """One visit with its actions: confirm, move to a free slot, cancel with a reason, mark came / no-show."""
     try:
         visit = selectors.visit_for(user=request.user, visit_id=visit_id)
-    except Appointment.DoesNotExist:
+    except Visit.DoesNotExist:
         raise Http404(_("No such visit.")) from None
     clinic = visit.clinic
     if request.method == "POST":
@@ -512,7 +512,7 @@ def visit_page(request: HttpRequest, visit_id: int) -> HttpResponse:
         return HttpResponseRedirect(_url("visit", (done or visit).pk))
 
     now = timezone.now()
-    upcoming = visit.status in Appointment.UPCOMING and visit.starts_at > now
+    upcoming = visit.status in Visit.UPCOMING and visit.starts_at > now
     context = _page(
         request,
         clinic,
@@ -520,12 +520,12 @@ def visit_page(request: HttpRequest, visit_id: int) -> HttpResponse:
         visit=visit,
         local_start=_local_time(clinic, visit.starts_at),
         local_end=_local_time(clinic, visit.ends_at),
-        can_confirm=visit.status == Appointment.Status.BOOKED and upcoming,
+        can_confirm=visit.status == Visit.Status.BOOKED and upcoming,
         can_move=upcoming,
-        can_cancel=visit.status in Appointment.UPCOMING,
-        can_mark=visit.status != Appointment.Status.CANCELLED and visit.starts_at <= now,
-        not_started=visit.status != Appointment.Status.CANCELLED and visit.starts_at > now,
-        moved_to=getattr(visit, "rescheduled_to", None) if visit.status == Appointment.Status.CANCELLED else None,
+        can_cancel=visit.status in Visit.UPCOMING,
+        can_mark=visit.status != Visit.Status.CANCELLED and visit.starts_at <= now,
+        not_started=visit.status != Visit.Status.CANCELLED and visit.starts_at > now,
+        moved_to=getattr(visit, "rescheduled_to", None) if visit.status == Visit.Status.CANCELLED else None,
         day_url=_url("day", clinic=clinic.pk, date=_local_time(clinic, visit.starts_at).date().isoformat()),
     )
     if upcoming:
@@ -533,7 +533,7 @@ def visit_page(request: HttpRequest, visit_id: int) -> HttpResponse:
     return _render(request, clinic, "visit.html", context)
 
 
-def _move_choices(request: HttpRequest, visit: Appointment) -> dict[str, Any]:
+def _move_choices(request: HttpRequest, visit: Visit) -> dict[str, Any]:
     """Free slots of a week from the chosen day for the chosen doctor of the service, ignoring the visit itself."""
     clinic = visit.clinic
     first = max(_date_param(request, "move_date", _local_time(clinic, visit.starts_at).date()), _today(clinic))
@@ -550,7 +550,7 @@ def _move_choices(request: HttpRequest, visit: Appointment) -> dict[str, Any]:
     return {"move_date": first, "move_doctors": doctors, "move_doctor": doctor, "move_days": days}
 
 
-def _visit_action(request: HttpRequest, visit: Appointment) -> Appointment | None:
+def _visit_action(request: HttpRequest, visit: Visit) -> Visit | None:
     """Run the posted action through its service; refusals become messages. Returns the visit to show next."""
     action = request.POST.get("action", "")
     user = request.user
@@ -561,7 +561,7 @@ def _visit_action(request: HttpRequest, visit: Appointment) -> Appointment | Non
         elif action == "cancel":
             done = services.visit_cancel(actor=user, visit=visit, reason=request.POST.get("reason", "")[:300])
             messages.success(request, _("The visit is cancelled (late).") if done.cancelled_late else _("The visit is cancelled."))
-        elif action in (Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW):
+        elif action in (Visit.Status.COMPLETED, Visit.Status.NO_SHOW):
             done = services.visit_mark(actor=user, visit=visit, status=action)
             messages.success(request, _("Marked: %(status)s.") % {"status": done.get_status_display()})
         elif action == "move":
@@ -668,7 +668,7 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
         offer_max=OFFER_MAX,
         fragment=fragment,
         sent=sent,
-        offer_url=reverse("booking:offer", args=[thread.pk]),
+        offer_url=reverse("calendar:offer", args=[thread.pk]),
         back_url=reverse("inbox:thread", args=[thread.pk]),
     )
     return _render(request, clinic, "_offer_panel.html" if fragment else "offer.html", context)
@@ -729,7 +729,7 @@ def _send_offer(request: HttpRequest, thread: Thread, service: Service | None, d
     return True
 
 
-app_name = "booking"
+app_name = "calendar"
 urlpatterns = [
     path("", admin.site.admin_view(calendar_day), name="day"),
     path("week/", admin.site.admin_view(calendar_week), name="week"),

@@ -1,6 +1,6 @@
 """Booking API: free slots (public), visits (the portal's and the clinic's, one endpoint with tenancy), set-up for staff.
 
-Visits are read through `Appointment.objects.visible_to(user)`: a patient sees
+Visits are read through `Visit.objects.visible_to(user)`: a patient sees
 their family's visits in every clinic, staff their clinic's, a doctor their own.
 Every write is one call to appointments.services.
 """
@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from appointments import selectors, services
-from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
+from appointments.models import BookingRules, ScheduleException, ScheduleRule, Visit, WaitlistEntry
 from clinics.api import CatalogueViewSet, _serializer
 from clinics.models import Clinic, Doctor, Service
 from clinics.tenancy import FRONT_DESK, clinics_with_role, portal_holder_id
@@ -137,7 +137,7 @@ class VisitOut(serializers.ModelSerializer):
     calendar_url = serializers.SerializerMethodField()
 
     class Meta:
-        model = Appointment
+        model = Visit
         fields = (
             "id", "clinic", "doctor", "patient", "service", "starts_at", "ends_at", "status", "status_label", "source",
             "room", "cancelled_by", "cancel_reason", "cancelled_late", "rescheduled_from", "thread", "created_at", "can_cancel",
@@ -179,7 +179,7 @@ class VisitIn(serializers.Serializer):
     thread = serializers.IntegerField(min_value=1, required=False, help_text="Booked from this conversation")
     offer = serializers.IntegerField(min_value=1, required=False, help_text="A freed-slot offer made to this patient")
     source = serializers.ChoiceField(  # type: ignore[assignment]  # a declared field, not Field.source: the metaclass takes it
-        choices=[Appointment.Source.OPERATOR, Appointment.Source.PHONE], required=False, help_text="Staff only"
+        choices=[Visit.Source.OPERATOR, Visit.Source.PHONE], required=False, help_text="Staff only"
     )
 
 
@@ -194,7 +194,7 @@ class CancelIn(serializers.Serializer):
 
 
 class MarkIn(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW])
+    status = serializers.ChoiceField(choices=[Visit.Status.COMPLETED, Visit.Status.NO_SHOW])
 
 
 def _not_found(field: str, message: str) -> serializers.ValidationError:
@@ -256,12 +256,12 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return visits
         params = self.request.query_params
         if params.get("upcoming") in ("1", "true"):
-            visits = visits.filter(status__in=Appointment.UPCOMING, ends_at__gt=timezone.now())
+            visits = visits.filter(status__in=Visit.UPCOMING, ends_at__gt=timezone.now())
         if date_from := _parse_date(params.get("date_from"), "date_from"):
             visits = visits.filter(starts_at__date__gte=date_from)
         if date_to := _parse_date(params.get("date_to"), "date_to"):
             visits = visits.filter(starts_at__date__lte=date_to)
-        if params.get("status") in Appointment.Status.values:
+        if params.get("status") in Visit.Status.values:
             visits = visits.filter(status=params["status"])
         if (doctor_id := client_input.whole_number(params.get("doctor"))) is not None:
             visits = visits.filter(doctor_id=doctor_id)
@@ -272,7 +272,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             OpenApiParameter("upcoming", OpenApiTypes.BOOL),
             OpenApiParameter("date_from", OpenApiTypes.DATE),
             OpenApiParameter("date_to", OpenApiTypes.DATE),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=Appointment.Status.values),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=Visit.Status.values),
             OpenApiParameter("doctor", OpenApiTypes.INT),
         ]
     )
@@ -310,7 +310,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         )
         return Response(VisitOut(selectors.visit_for(user=request.user, visit_id=visit.pk)).data, status=status.HTTP_201_CREATED)
 
-    def _done(self, visit: Appointment, code: int = status.HTTP_200_OK) -> Response:
+    def _done(self, visit: Visit, code: int = status.HTTP_200_OK) -> Response:
         return Response(VisitOut(selectors.visit_for(user=self.request.user, visit_id=visit.pk)).data, status=code)
 
     @extend_schema(request=CancelIn, responses=VisitOut, summary="Cancel a visit")
@@ -353,7 +353,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return calendar_response(self.get_object())
 
 
-def calendar_response(visit: Appointment) -> HttpResponse:
+def calendar_response(visit: Visit) -> HttpResponse:
     response = HttpResponse(selectors.visit_calendar_file(visit), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="visit-{visit.pk}.ics"'
     return response

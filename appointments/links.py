@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.core import signing
 
-from appointments.models import Appointment
+from appointments.models import Visit
 
 VISIT_LINK_SALT = "appointments.visit-link"
 
@@ -16,14 +16,14 @@ def visit_link_token(visit_id: int) -> str:
     return signing.dumps(visit_id, salt=VISIT_LINK_SALT)
 
 
-def visit_from_link(*, token: str) -> Appointment | None:
+def visit_from_link(*, token: str) -> Visit | None:
     """The visit a reminder's signed link points to, or None if the link was altered or is older than 30 days."""
     try:
         visit_id = signing.loads(token, salt=VISIT_LINK_SALT, max_age=timedelta(days=30))
     except signing.BadSignature:
         return None
     return (
-        Appointment.objects.select_related("clinic", "doctor", "service", "patient__guardian__user", "patient__user", "branch")
+        Visit.objects.select_related("clinic", "doctor", "service", "patient__guardian__user", "patient__user", "branch")
         .filter(pk=visit_id)
         .first()
     )

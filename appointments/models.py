@@ -201,7 +201,7 @@ def room_label(room: str) -> str:
     return room
 
 
-class Appointment(models.Model):
+class Visit(models.Model):
     """A visit: one patient with one doctor for one service at one time."""
 
     class Status(models.TextChoices):
@@ -259,6 +259,7 @@ class Appointment(models.Model):
     UPCOMING = (Status.BOOKED, Status.CONFIRMED)
 
     class Meta:
+        db_table = "appointments_appointment"  # the model was renamed; its table kept the name
         verbose_name = _("visit")
         verbose_name_plural = _("visits")
         ordering = ["starts_at", "pk"]
@@ -339,11 +340,11 @@ class SlotOffer(models.Model):
     service = models.ForeignKey("clinics.Service", on_delete=models.CASCADE, verbose_name=_("service"))
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
-    freed_by = models.ForeignKey(Appointment, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("freed by"))
+    freed_by = models.ForeignKey(Visit, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("freed by"))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.OPEN)
     offered_to = models.ManyToManyField("patients.Patient", related_name="slot_offers", verbose_name=_("offered to"))
     visit = models.OneToOneField(
-        Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="from_offer", verbose_name=_("booked visit")
+        Visit, null=True, blank=True, on_delete=models.SET_NULL, related_name="from_offer", verbose_name=_("booked visit")
     )
     created_at = models.DateTimeField(_("offered at"), default=timezone.now)
 

@@ -15,7 +15,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from appointments.links import visit_link_token
-from appointments.models import Appointment, BookingRules
+from appointments.models import BookingRules, Visit
 from clinics.zones import zone_label
 from notifications import kinds
 from notifications.models import Delivery, Notification, Preference
@@ -37,8 +37,8 @@ def visit_reminders_queue(*, now: datetime | None = None) -> int:
         [default.confirm_hours_before, default.remind_hours_before]
         + [max(r.confirm_hours_before, r.remind_hours_before) for r in rules.values()]
     )
-    visits = Appointment.objects.filter(
-        status__in=Appointment.UPCOMING, starts_at__gt=now, starts_at__lte=now + timedelta(hours=longest)
+    visits = Visit.objects.filter(
+        status__in=Visit.UPCOMING, starts_at__gt=now, starts_at__lte=now + timedelta(hours=longest)
     ).select_related("patient__guardian")
     rows = []
     for visit in visits:
@@ -67,8 +67,8 @@ def visit_notifications_cancel(*, visit_id: int) -> int:
     return Notification.objects.filter(visit_id=visit_id, status=Notification.Status.PENDING).update(status=Notification.Status.CANCELLED)
 
 
-def _visit_still_ahead(visit: Appointment, now: datetime) -> bool:
-    return visit.status in Appointment.UPCOMING and visit.starts_at > now
+def _visit_still_ahead(visit: Visit, now: datetime) -> bool:
+    return visit.status in Visit.UPCOMING and visit.starts_at > now
 
 
 def _skip(notification: Notification, patient: Any, preference: Preference, now: datetime) -> str | None:

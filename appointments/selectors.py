@@ -20,10 +20,10 @@ from django.db.models import Count, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 from icalendar import Alarm, Calendar, Event
 
-from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, SlotOffer, WaitlistEntry
+from appointments.models import BookingRules, ScheduleException, ScheduleRule, SlotOffer, Visit, WaitlistEntry
 from clinics.models import Branch, Clinic, Doctor, Service
 from clinics.tenancy import CLINIC_ADMINS, Role, clinic_roles, clinics_with_role
-from patients.models import Patient, PatientInClinic
+from patients.models import Contact, Patient
 
 MAX_SEARCH_DAYS = 31
 
@@ -177,8 +177,8 @@ def _doctor_busy_times(
     doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visit: int | None = None
 ) -> dict[int, tuple[list[float], list[float]]]:
     """Per doctor: (starts, ends) of held visits overlapping the range, sorted, as epoch seconds."""
-    rows = Appointment.objects.filter(
-        doctor_id__in=doctor_ids, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start
+    rows = Visit.objects.filter(
+        doctor_id__in=doctor_ids, status__in=Visit.HOLDING, starts_at__lt=end, ends_at__gt=start
     ).exclude(pk=exclude_visit)
     rows = rows.order_by("doctor_id", "starts_at")
     if connections[rows.db].vendor == "postgresql":
@@ -203,7 +203,7 @@ def _patient_busy_times(
 ) -> tuple[list[float], list[float]]:
     """(starts, ends) of the person's held visits in every clinic overlapping the range, as _doctor_busy_times gives them for a doctor."""
     rows = (
-        Appointment.objects.filter(patient_id=patient_id, status__in=Appointment.HOLDING, starts_at__lt=end, ends_at__gt=start)
+        Visit.objects.filter(patient_id=patient_id, status__in=Visit.HOLDING, starts_at__lt=end, ends_at__gt=start)
         .exclude(pk=exclude_visit)
         .order_by("starts_at")
         .values_list("starts_at", "ends_at")
@@ -376,38 +376,38 @@ def slots_by_day(*, clinic: Clinic, slots: list[Slot]) -> list[tuple[date, list[
 # --- visits ------------------------------------------------------------------------------------
 
 
-def visits_visible(*, user: Any) -> QuerySet[Appointment]:
-    return Appointment.objects.visible_to(user).select_related("clinic", "doctor", "service", "patient", "branch")
+def visits_visible(*, user: Any) -> QuerySet[Visit]:
+    return Visit.objects.visible_to(user).select_related("clinic", "doctor", "service", "patient", "branch")
 
 
-def visit_for(*, user: Any, visit_id: int) -> Appointment:
+def visit_for(*, user: Any, visit_id: int) -> Visit:
     """A visit the user may see (404 otherwise: another clinic's visit does not exist for them)."""
     return visits_visible(user=user).get(pk=visit_id)
 
 
-def patient_visits(*, user: Any, upcoming: bool | None = None) -> QuerySet[Appointment]:
+def patient_visits(*, user: Any, upcoming: bool | None = None) -> QuerySet[Visit]:
     """The portal's 'My visits': the family's visits in every clinic."""
     visits = visits_visible(user=user)
     now = timezone.now()
     if upcoming is True:
-        return visits.filter(status__in=Appointment.UPCOMING, ends_at__gt=now).order_by("starts_at")
+        return visits.filter(status__in=Visit.UPCOMING, ends_at__gt=now).order_by("starts_at")
     if upcoming is False:
-        return visits.exclude(status__in=Appointment.UPCOMING, ends_at__gt=now).order_by("-starts_at")
+        return visits.exclude(status__in=Visit.UPCOMING, ends_at__gt=now).order_by("-starts_at")
     return visits.order_by("-starts_at")
 
 
-def contact_visits(*, user: Any, patient_id: int, clinic_id: int, limit: int = 5) -> tuple[list[Appointment], list[Appointment]]:
+def contact_visits(*, user: Any, patient_id: int, clinic_id: int, limit: int = 5) -> tuple[list[Visit], list[Visit]]:
     """(past, next) visits of one patient in one clinic, for the card beside a conversation."""
     visits = visits_visible(user=user).filter(patient_id=patient_id, clinic_id=clinic_id)
     now = timezone.now()
-    upcoming = list(visits.filter(status__in=Appointment.UPCOMING, starts_at__gte=now).order_by("starts_at")[:limit])
+    upcoming = list(visits.filter(status__in=Visit.UPCOMING, starts_at__gte=now).order_by("starts_at")[:limit])
     past = list(visits.filter(starts_at__lt=now).order_by("-starts_at")[:limit])
     return past, upcoming
 
 
 def upcoming_count(*, patient_id: int, clinic_id: int) -> int:
-    return Appointment.objects.filter(
-        patient_id=patient_id, clinic_id=clinic_id, status__in=Appointment.UPCOMING, starts_at__gt=timezone.now()
+    return Visit.objects.filter(
+        patient_id=patient_id, clinic_id=clinic_id, status__in=Visit.UPCOMING, starts_at__gt=timezone.now()
     ).count()
 
 
@@ -431,7 +431,7 @@ def calendar_doctors(*, user: Any, clinic: Clinic, doctor_id: int | None = None)
     return list(doctors.order_by("full_name"))
 
 
-def visits_between(*, user: Any, clinic: Clinic, first: date, days: int, doctor_ids: Iterable[int] | None = None) -> list[Appointment]:
+def visits_between(*, user: Any, clinic: Clinic, first: date, days: int, doctor_ids: Iterable[int] | None = None) -> list[Visit]:
     """Visits starting on `days` local days from `first` (cancelled ones included), for the calendar."""
     start = datetime.combine(first, time.min, tzinfo=clinic.tz)
     visits = visits_visible(user=user).filter(clinic=clinic, starts_at__gte=start, starts_at__lt=start + timedelta(days=days))
@@ -457,7 +457,7 @@ def working_hours(
     return out
 
 
-def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20) -> list[PatientInClinic]:
+def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20) -> list[Contact]:
     """Contacts of the clinic matching a name or phone fragment: who a visit may be booked for."""
     query = query.strip()
     if len(query) < 2:
@@ -467,7 +467,7 @@ def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20)
     if len(digits) >= 3:
         match |= Q(patient__phone__contains=digits)
     return list(
-        PatientInClinic.objects.visible_to(user)
+        Contact.objects.visible_to(user)
         .filter(match, clinic=clinic, merged_into__isnull=True)
         .select_related("patient")
         .order_by("patient__full_name")[:limit]
@@ -476,7 +476,7 @@ def bookable_contacts(*, user: Any, clinic: Clinic, query: str, limit: int = 20)
 
 def bookable_patient(*, user: Any, clinic: Clinic, patient_id: int) -> Patient | None:
     """The patient of a contact card of the clinic that the user sees, or None."""
-    contacts = PatientInClinic.objects.visible_to(user).filter(clinic=clinic, merged_into__isnull=True)
+    contacts = Contact.objects.visible_to(user).filter(clinic=clinic, merged_into__isnull=True)
     return Patient.objects.filter(pk=patient_id, pk__in=contacts.values("patient_id")).first()
 
 
@@ -512,8 +512,8 @@ def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> 
     """
     start = datetime.combine(date_from, time.min, tzinfo=clinic.tz)
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=clinic.tz)
-    cancelled = Q(status=Appointment.Status.CANCELLED)
-    moved = Appointment.objects.filter(clinic=clinic, rescheduled_from__isnull=False).values("rescheduled_from_id")
+    cancelled = Q(status=Visit.Status.CANCELLED)
+    moved = Visit.objects.filter(clinic=clinic, rescheduled_from__isnull=False).values("rescheduled_from_id")
     rows = (
         visits_visible(user=user)
         .filter(clinic=clinic, starts_at__gte=start, starts_at__lt=end)
@@ -521,12 +521,12 @@ def attendance(*, user: Any, clinic: Clinic, date_from: date, date_to: date) -> 
         .values("doctor_id", "doctor__full_name")
         .annotate(
             booked=Count("pk"),
-            came=Count("pk", filter=Q(status=Appointment.Status.COMPLETED)),
-            no_show=Count("pk", filter=Q(status=Appointment.Status.NO_SHOW)),
+            came=Count("pk", filter=Q(status=Visit.Status.COMPLETED)),
+            no_show=Count("pk", filter=Q(status=Visit.Status.NO_SHOW)),
             # not named cancelled_late: that is a field, and the filter must read the field
             late=Count("pk", filter=cancelled & Q(cancelled_late=True)),
             in_time=Count("pk", filter=cancelled & Q(cancelled_late=False)),
-            upcoming=Count("pk", filter=Q(status__in=Appointment.UPCOMING)),
+            upcoming=Count("pk", filter=Q(status__in=Visit.UPCOMING)),
         )
         .order_by("doctor__full_name")
     )
@@ -567,7 +567,7 @@ def open_offer(*, offer_id: int, patient_id: int) -> SlotOffer | None:
     return SlotOffer.objects.filter(pk=offer_id, offered_to=patient_id).select_related("clinic", "doctor", "service").first()
 
 
-def visit_calendar_file(visit: Appointment) -> bytes:
+def visit_calendar_file(visit: Visit) -> bytes:
     """The visit as an iCalendar (.ics) file: add-to-calendar on any phone."""
     calendar = Calendar()
     calendar.add("prodid", "-//Clinic CRM//visits//RU")
@@ -586,7 +586,7 @@ def visit_calendar_file(visit: Appointment) -> bytes:
     if visit.clinic.phone:
         lines.append(str(visit.clinic.phone))
     event.add("description", "\n".join(lines))
-    event.add("status", "CANCELLED" if visit.status == Appointment.Status.CANCELLED else "CONFIRMED")
+    event.add("status", "CANCELLED" if visit.status == Visit.Status.CANCELLED else "CONFIRMED")
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("description", visit.service.name)
@@ -624,7 +624,7 @@ class CancelTerms:
     can_move_online: bool
 
 
-def visit_cancel_terms(*, visit: Appointment, now: datetime | None = None) -> CancelTerms:
+def visit_cancel_terms(*, visit: Visit, now: datetime | None = None) -> CancelTerms:
     rules = booking_rules_for(visit.clinic)
     left = visit.starts_at - (now or timezone.now())
     late = left < timedelta(hours=rules.late_cancel_hours)

@@ -19,7 +19,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from appointments import selectors
-from appointments.models import Appointment, SlotOffer, WaitlistEntry
+from appointments.models import SlotOffer, Visit, WaitlistEntry
 from appointments.reminders import visit_notifications_cancel
 from audit.services import audit_record
 from clinics.models import Clinic, Doctor, Service
@@ -27,7 +27,7 @@ from clinics.tenancy import FRONT_DESK, portal_holder_id, require_acts_for, requ
 from clinics.zones import zone_label
 from messaging.models import Message, Thread
 from messaging.services import send_message, thread_open
-from patients.models import Patient, PatientInClinic
+from patients.models import Contact, Patient
 from patients.selectors import consent_is_given, patient_sees_zones
 from patients.services import consent_require
 
@@ -55,7 +55,7 @@ def visit_time_text(clinic: Clinic, moment: datetime, *, with_zone: bool = False
     return f"{text} ({zone_label(time_zone=clinic.time_zone, moment=moment)})" if with_zone else text
 
 
-def patient_visit_time_text(visit: Appointment) -> str:
+def patient_visit_time_text(visit: Visit) -> str:
     """The visit's time as its patient reads it (clinics.zones: the zone shown when their clinics differ in zone)."""
     return visit_time_text(visit.clinic, visit.starts_at, with_zone=patient_sees_zones(patient=visit.patient))
 
@@ -83,14 +83,14 @@ def _acts_as_patient(actor: Any, patient: Patient) -> bool:
 def _require_front_desk_of_contact(actor: Any, clinic: Clinic, patient: Patient) -> None:
     """Staff book for the clinic's own contacts, from the front desk."""
     require_role(actor, clinic.pk, FRONT_DESK, refusal=_("Your role in this clinic does not allow this."))
-    if not PatientInClinic.objects.filter(clinic=clinic, patient=patient).exists():
+    if not Contact.objects.filter(clinic=clinic, patient=patient).exists():
         raise ValidationError({"patient": _("This person is not a contact of your clinic yet.")}, code="not_contact")
 
 
-def _visit_for_change(actor: Any, visit: Appointment) -> tuple[Appointment, bool]:
+def _visit_for_change(actor: Any, visit: Visit) -> tuple[Visit, bool]:
     """The visit locked for update if the actor may change it, and whether the actor is the patient."""
     by_patient = _is_portal_user(actor)
-    visits = Appointment.objects.visible_to(actor) if by_patient else Appointment.objects.editable_by(actor)
+    visits = Visit.objects.visible_to(actor) if by_patient else Visit.objects.editable_by(actor)
     locked = visits.select_for_update(of=("self",)).select_related("clinic", "doctor", "service", "patient").filter(pk=visit.pk).first()
     if locked is None:
         raise PermissionDenied(_("This visit is not yours to change."))
@@ -161,8 +161,8 @@ def _create_visit(
     actor: Any,
     by_patient: bool,
     thread: Thread | None,
-    rescheduled_from: Appointment | None = None,
-) -> Appointment:
+    rescheduled_from: Visit | None = None,
+) -> Visit:
     """Create the visit inside the caller's transaction. SlotTaken if another visit holds the time."""
     rules = selectors.booking_rules_for(clinic)
     if (
@@ -175,14 +175,14 @@ def _create_visit(
              % {"limit": rules.max_upcoming_visits}},
             code="too_many",
         )  # fmt: skip
-    overlapping = Appointment.objects.filter(status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
+    overlapping = Visit.objects.filter(status__in=Visit.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
     if overlapping.filter(doctor=doctor).exists():
         raise SlotTaken()
     clash = overlapping.filter(patient=patient).select_related("clinic").order_by("starts_at").first()
     if clash is not None:
         raise _patient_busy_refusal(clash=clash, patient=patient, by_patient=by_patient, actor=actor)
     with transaction.atomic():  # a savepoint: the constraint's refusal must not poison the caller's transaction
-        visit = Appointment.objects.create(
+        visit = Visit.objects.create(
             clinic=clinic,
             doctor=doctor,
             service=service,
@@ -200,7 +200,7 @@ def _create_visit(
     return visit
 
 
-def _patient_busy_refusal(*, clash: Appointment, patient: Patient, by_patient: bool, actor: Any) -> ValidationError:
+def _patient_busy_refusal(*, clash: Visit, patient: Patient, by_patient: bool, actor: Any) -> ValidationError:
     """The person already holds a visit then. The patient is told which (it is theirs, in whichever clinic);
     staff learn only that the person is busy: another clinic's visit is not theirs to see."""
     if not by_patient:
@@ -236,7 +236,7 @@ def visit_book(
     source: str | None = None,
     thread: Thread | None = None,
     offer: SlotOffer | None = None,
-) -> Appointment:
+) -> Visit:
     """Book a visit, from the portal (the patient), a thread or an offer (the patient), or the front desk (staff).
 
     Patients are held to the clinic's rules (notice, horizon, upcoming visits);
@@ -249,7 +249,7 @@ def visit_book(
         raise ValidationError({"thread": _("This conversation is about another person or clinic.")}, code="thread")
     if source is None:
         source = (
-            (Appointment.Source.THREAD if thread or offer else Appointment.Source.PORTAL) if by_patient else Appointment.Source.OPERATOR
+            (Visit.Source.THREAD if thread or offer else Visit.Source.PORTAL) if by_patient else Visit.Source.OPERATOR
         )
     now = timezone.now()
     ends_at, interval = _check_slot(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now)
@@ -290,8 +290,8 @@ def _take_offer(*, offer: SlotOffer, patient: Patient, doctor: Doctor, starts_at
 
 
 def visit_reschedule(
-    *, actor: Any, visit: Appointment, starts_at: datetime, doctor: Doctor | None = None, service: Service | None = None
-) -> Appointment:
+    *, actor: Any, visit: Visit, starts_at: datetime, doctor: Doctor | None = None, service: Service | None = None
+) -> Visit:
     """Move a visit: the old one is cancelled and the new one created in one transaction (never two, never none)."""
     now = timezone.now()
     doctor = doctor or visit.doctor
@@ -305,10 +305,10 @@ def visit_reschedule(
         ) from None
 
 
-def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: Doctor, service: Service, now: datetime) -> Appointment:
+def _reschedule(*, actor: Any, visit: Visit, starts_at: datetime, doctor: Doctor, service: Service, now: datetime) -> Visit:
     with transaction.atomic():
         old, by_patient = _visit_for_change(actor, visit)
-        if old.status not in Appointment.UPCOMING or old.starts_at <= now:
+        if old.status not in Visit.UPCOMING or old.starts_at <= now:
             raise ValidationError({"visit": _("Only a future visit can be moved.")}, code="not_upcoming")
         rules = selectors.booking_rules_for(old.clinic)
         if by_patient and old.starts_at - now < timedelta(hours=rules.late_cancel_hours):
@@ -341,11 +341,11 @@ def _reschedule(*, actor: Any, visit: Appointment, starts_at: datetime, doctor: 
     return visit_new
 
 
-def _mark_cancelled(visit: Appointment, *, actor: Any, by_patient: bool, now: datetime, reason: str, late: bool = False) -> None:
+def _mark_cancelled(visit: Visit, *, actor: Any, by_patient: bool, now: datetime, reason: str, late: bool = False) -> None:
     """The one way a visit becomes cancelled (a cancellation, or the old half of a move); its waiting reminders go too."""
-    visit.status = Appointment.Status.CANCELLED
+    visit.status = Visit.Status.CANCELLED
     visit.cancelled_at = now
-    visit.cancelled_by = Appointment.CancelledBy.PATIENT if by_patient else Appointment.CancelledBy.CLINIC
+    visit.cancelled_by = Visit.CancelledBy.PATIENT if by_patient else Visit.CancelledBy.CLINIC
     visit.cancelled_by_user = actor
     visit.cancel_reason = reason
     visit.cancelled_late = late
@@ -353,12 +353,12 @@ def _mark_cancelled(visit: Appointment, *, actor: Any, by_patient: bool, now: da
     visit_notifications_cancel(visit_id=visit.pk)
 
 
-def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appointment:
+def visit_cancel(*, actor: Any, visit: Visit, reason: str = "") -> Visit:
     """Cancel a future visit. Inside the late-cancel window it counts as late; the freed slot goes to the waiting list."""
     now = timezone.now()
     with transaction.atomic():
         visit, by_patient = _visit_for_change(actor, visit)
-        if visit.status not in Appointment.UPCOMING:
+        if visit.status not in Visit.UPCOMING:
             raise ValidationError(
                 {"visit": _("This visit is already %(status)s.") % {"status": visit.get_status_display().lower()}}, code="status"
             )
@@ -384,28 +384,28 @@ def visit_cancel(*, actor: Any, visit: Appointment, reason: str = "") -> Appoint
     return visit
 
 
-def visit_confirm(*, actor: Any, visit: Appointment) -> Appointment:
+def visit_confirm(*, actor: Any, visit: Visit) -> Visit:
     """The patient (or the front desk on their word) confirms they will come."""
     with transaction.atomic():
         visit, _by_patient = _visit_for_change(actor, visit)
-        if visit.status != Appointment.Status.BOOKED or visit.starts_at <= timezone.now():
+        if visit.status != Visit.Status.BOOKED or visit.starts_at <= timezone.now():
             raise ValidationError({"visit": _("Only a booked future visit can be confirmed.")}, code="status")
-        visit.status = Appointment.Status.CONFIRMED
+        visit.status = Visit.Status.CONFIRMED
         visit.confirmed_at = timezone.now()
         visit.save(update_fields=["status", "confirmed_at"])
         audit_record(actor=actor, action="visit.confirmed", clinic=visit.clinic, patient=visit.patient, target=visit)
     return visit
 
 
-def visit_mark(*, actor: Any, visit: Appointment, status: str) -> Appointment:
+def visit_mark(*, actor: Any, visit: Visit, status: str) -> Visit:
     """Staff record the outcome once the visit has started: came (completed) or no-show. Corrections allowed."""
-    if status not in (Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW):
+    if status not in (Visit.Status.COMPLETED, Visit.Status.NO_SHOW):
         raise ValidationError({"status": _("Mark a visit as completed or as a no-show.")}, code="status")
     with transaction.atomic():
         visit, by_patient = _visit_for_change(actor, visit)
         if by_patient:
             raise PermissionDenied(_("Only the clinic records attendance."))
-        if visit.status == Appointment.Status.CANCELLED:
+        if visit.status == Visit.Status.CANCELLED:
             raise ValidationError({"visit": _("This visit was cancelled.")}, code="status")
         if visit.starts_at > timezone.now():
             raise ValidationError({"visit": _("The visit has not started yet.")}, code="not_started")
@@ -418,7 +418,7 @@ def visit_mark(*, actor: Any, visit: Appointment, status: str) -> Appointment:
 # --- the conversation side ---------------------------------------------------------------------
 
 
-def _visit_line(visit: Appointment) -> str:
+def _visit_line(visit: Visit) -> str:
     parts = [patient_visit_time_text(visit), visit.doctor.full_name, visit.service.name]
     if visit.branch is not None and visit.branch.address:
         parts.append(visit.branch.address)
@@ -427,7 +427,7 @@ def _visit_line(visit: Appointment) -> str:
     return ", ".join(parts)
 
 
-def _tell_thread(*, visit: Appointment, text: str, event: str) -> None:
+def _tell_thread(*, visit: Visit, text: str, event: str) -> None:
     """The visit shows in the patient's conversation with the clinic, as a message from the clinic."""
     if not consent_is_given(patient=visit.patient, clinic=visit.clinic):
         return  # consent withdrawn: the clinic no longer writes to this person (152-FZ)
@@ -436,7 +436,7 @@ def _tell_thread(*, visit: Appointment, text: str, event: str) -> None:
         thread, _created = thread_open(patient=visit.patient, clinic=visit.clinic, actor=None)
     send_message(
         thread=thread,
-        sender=None,
+        actor=None,
         author=Message.Author.SYSTEM,
         text=text,
         # The patient too: the inbox refreshes the card of any conversation with them open beside it.
@@ -465,7 +465,7 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
     for doctor, service, starts_at in slots:
         _check_slot(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=False, now=timezone.now())
         ends_at = starts_at + timedelta(minutes=service.duration_minutes)
-        held = Appointment.objects.filter(status__in=Appointment.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        held = Visit.objects.filter(status__in=Visit.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
         if held.filter(doctor=doctor).exists():
             raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": visit_time_text(clinic, starts_at)}}, code="slot_taken")
         if held.filter(patient_id=thread.patient_id).exists():  # the patient could not take it; where they are then is not said
@@ -476,7 +476,7 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
         offered.append(_slot_data(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at))
     lines = [f"• {slot['label']} — {slot['doctor_name']}, {slot['service_name']}" for slot in offered]
     body = (text.strip() or _("Free times for you: tap one to book.")) + "\n" + "\n".join(lines)
-    message, _created = send_message(thread=thread, sender=actor, text=body, data={"slots": offered})
+    message, _created = send_message(thread=thread, actor=actor, text=body, data={"slots": offered})
     return message
 
 
@@ -513,13 +513,13 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
 
     Nothing is offered when the time is no longer free (already re-booked) or too close.
     """
-    visit = Appointment.objects.select_related("clinic", "doctor", "service").get(pk=visit_id)
+    visit = Visit.objects.select_related("clinic", "doctor", "service").get(pk=visit_id)
     clinic = visit.clinic
     rules = selectors.booking_rules_for(clinic)
-    if visit.status != Appointment.Status.CANCELLED or visit.starts_at <= timezone.now() + timedelta(minutes=rules.min_notice_minutes):
+    if visit.status != Visit.Status.CANCELLED or visit.starts_at <= timezone.now() + timedelta(minutes=rules.min_notice_minutes):
         return None
-    taken = Appointment.objects.filter(
-        doctor=visit.doctor, status__in=Appointment.HOLDING, starts_at__lt=visit.ends_at, ends_at__gt=visit.starts_at
+    taken = Visit.objects.filter(
+        doctor=visit.doctor, status__in=Visit.HOLDING, starts_at__lt=visit.ends_at, ends_at__gt=visit.starts_at
     )
     if taken.exists():
         return None
@@ -544,5 +544,5 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
         }
         for entry in entries:
             thread, _created = thread_open(patient=entry.patient, clinic=clinic, actor=None)
-            send_message(thread=thread, sender=None, author=Message.Author.SYSTEM, text=text, data={"slots": [slot], "offer": offer.pk})
+            send_message(thread=thread, actor=None, author=Message.Author.SYSTEM, text=text, data={"slots": [slot], "offer": offer.pk})
     return offer

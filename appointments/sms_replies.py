@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from accounts.destinations import parse_destination
 from appointments import services as visits
-from appointments.models import Appointment
+from appointments.models import Visit
 from audit.models import AuditEvent
 from audit.services import audit_record
 from messaging.models import Thread
@@ -37,7 +37,7 @@ class SmsReply:
 
     outcome: str  # confirmed | already_confirmed | cancelled | passed (to the thread) | refused | no_visit | duplicate
     answer: str
-    visit: Appointment | None = None
+    visit: Visit | None = None
 
 
 
@@ -56,7 +56,7 @@ def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery 
             destination=phone,
             status__in=[Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.UNKNOWN],  # a reply proves it arrived
             notification__kind=Notification.Kind.CONFIRM,
-            notification__visit__status__in=Appointment.UPCOMING,
+            notification__visit__status__in=Visit.UPCOMING,
             notification__visit__starts_at__gt=now,
         )
         .select_related("notification__visit__clinic", "notification__visit__patient__guardian__user", "notification__visit__patient__user")
@@ -114,14 +114,14 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
                         answer = (
                             _("%(clinic)s: visit on %(when)s cancelled (late: less than the clinic's notice before the visit).") % facts
                         )
-                elif word in CONFIRM_WORDS and visit.status == Appointment.Status.CONFIRMED:
+                elif word in CONFIRM_WORDS and visit.status == Visit.Status.CONFIRMED:
                     outcome, answer = "already_confirmed", _("%(clinic)s: visit on %(when)s is already confirmed.") % facts
                 elif word in CONFIRM_WORDS:
                     visits.visit_confirm(actor=actor, visit=visit)
                     outcome, answer = "confirmed", _("%(clinic)s: visit on %(when)s confirmed. Thank you!") % facts
                 else:  # words for the clinic ("running 10 minutes late"): they reach the operators as a message
                     thread = _reply_thread(visit)
-                    send_message(thread=thread, sender=actor, text=text, client_msg_id=f"sms-{provider_message_id}"[:64])
+                    send_message(thread=thread, actor=actor, text=text, client_msg_id=f"sms-{provider_message_id}"[:64])
                     outcome = "passed"
                     answer = _("%(clinic)s got your message. To confirm the visit reply 1, to cancel reply 2. Chat: %(link)s") % {
                         **facts,
@@ -134,7 +134,7 @@ def sms_reply_handle(*, provider: str, phone: str, text: str, provider_message_i
     return SmsReply(outcome, answer, visit)
 
 
-def _reply_thread(visit: Appointment) -> Thread:
+def _reply_thread(visit: Visit) -> Thread:
     """Where an SMS reply's words go: the visit's conversation, else the patient's thread with the clinic."""
     if visit.thread is not None:
         return visit.thread

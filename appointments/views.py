@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from appointments import links, selectors, services
 from appointments.api import calendar_response
-from appointments.models import Appointment, room_label
+from appointments.models import Visit, room_label
 from clinics.models import Clinic, Doctor, Service
 from core import client_input
 from core.requests import PortalRequest
@@ -59,15 +59,15 @@ def _service(clinic: Clinic, service_id: int | None) -> Service:
     return service
 
 
-def _visit(request: HttpRequest, visit_id: int | None) -> Appointment:
+def _visit(request: HttpRequest, visit_id: int | None) -> Visit:
     """A visit of the patient's family, or 404 (another patient's visit does not exist for them)."""
     try:
         return selectors.visit_for(user=request.user, visit_id=visit_id or 0)
-    except Appointment.DoesNotExist:
+    except Visit.DoesNotExist:
         raise Http404(_("No such visit.")) from None
 
 
-def _visit_to_move(request: HttpRequest, clinic: Clinic, service: Service) -> Appointment | None:
+def _visit_to_move(request: HttpRequest, clinic: Clinic, service: Service) -> Visit | None:
     move_id = _int(request.GET.get("move") or request.POST.get("move"))
     if move_id is None:
         return None
@@ -88,7 +88,7 @@ def _person(family: list, person_id: int | None):
 
 
 def _confirm_url(
-    clinic: Clinic, *, service: Service, doctor_id: int, starts_at: datetime, move: Appointment | None, person: int | None = None
+    clinic: Clinic, *, service: Service, doctor_id: int, starts_at: datetime, move: Visit | None, person: int | None = None
 ) -> str:
     query = {"service": service.pk, "doctor": doctor_id, "at": timezone.localtime(starts_at, clinic.tz).strftime(AT_FORMAT)}
     if move is not None:
@@ -99,7 +99,7 @@ def _confirm_url(
 
 
 def _choices(
-    clinic: Clinic, service: Service, slots, doctors: dict[int, Doctor], move: Appointment | None, person=None
+    clinic: Clinic, service: Service, slots, doctors: dict[int, Doctor], move: Visit | None, person=None
 ) -> list[SlotChoice]:
     return [
         SlotChoice(

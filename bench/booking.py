@@ -59,7 +59,7 @@ def ms(values: list[float]) -> str:
 
 def race_world(racers: int):
     """A clinic with one doctor working every day 08:00–20:00, a 30-minute service and `racers` consented contacts."""
-    from appointments.models import Appointment, ScheduleRule
+    from appointments.models import ScheduleRule, Visit
     from clinics.models import Doctor, Service
 
     clinic, operators, document = ensure_clinic(RACE_SLUG, name="Bench Booking Race", staff=1)
@@ -71,7 +71,7 @@ def race_world(racers: int):
             ScheduleRule(clinic=clinic, doctor=doctor, weekday=d, starts=clock(8), ends=clock(20)) for d in range(7)
         )
     threads = ensure_patient_threads(clinic, document, count=racers, prefix="bench-race", phone_base=7_931_000_000)
-    Appointment.objects.filter(clinic=clinic).delete()  # every run races on the same empty days
+    Visit.objects.filter(clinic=clinic).delete()  # every run races on the same empty days
     return clinic, operators[0], doctor, service, [t.patient for t in threads]
 
 
@@ -80,7 +80,7 @@ def race(args: argparse.Namespace) -> None:
     from django.db import connection
 
     from appointments import selectors, services
-    from appointments.models import Appointment
+    from appointments.models import Visit
 
     clinic, operator, doctor, service, patients = race_world(args.racers)
     tomorrow = datetime.now(clinic.tz).date() + timedelta(days=1)
@@ -117,7 +117,7 @@ def race(args: argparse.Namespace) -> None:
             w.start()
         for w in workers:
             w.join()
-        held = Appointment.objects.filter(doctor=doctor, starts_at=slot.starts_at).exclude(status="cancelled").count()
+        held = Visit.objects.filter(doctor=doctor, starts_at=slot.starts_at).exclude(status="cancelled").count()
         won = sum(1 for r in results if r[0] == "won")
         taken = [r for r in results if r[0] == "taken"]
         winners += won
@@ -180,7 +180,7 @@ def race(args: argparse.Namespace) -> None:
 
 def search_world(args: argparse.Namespace):
     """The clinic, its doctors with schedules, one service; the visits generated when missing or too few."""
-    from appointments.models import Appointment, ScheduleRule
+    from appointments.models import ScheduleRule, Visit
     from clinics.models import Doctor, Service
 
     clinic, _operators, _document = ensure_clinic(SEARCH_SLUG, name="Bench Booking Search", staff=1)
@@ -197,7 +197,7 @@ def search_world(args: argparse.Namespace):
                 [ScheduleRule(clinic=clinic, doctor=doctor, weekday=d, starts=clock(9), ends=clock(14)) for d in days]
                 + [ScheduleRule(clinic=clinic, doctor=doctor, weekday=d, starts=clock(15), ends=clock(20)) for d in days]
             )
-    have = Appointment.objects.filter(clinic=clinic, starts_at__gt=datetime.now(UTC)).count()
+    have = Visit.objects.filter(clinic=clinic, starts_at__gt=datetime.now(UTC)).count()
     if args.rebuild or have < args.visits * 0.9:
         generate(clinic, service, doctors, args.visits)
     else:
@@ -249,14 +249,14 @@ def search(args: argparse.Namespace) -> None:
     import psycopg
 
     from appointments import selectors
-    from appointments.models import Appointment
+    from appointments.models import Visit
 
     clinic, service, doctors = search_world(args)
     today = datetime.now(clinic.tz).date()
     start = datetime.combine(today, clock.min, tzinfo=clinic.tz)
     end = start + timedelta(days=14)
-    in_window = Appointment.objects.filter(clinic=clinic, starts_at__gte=start, starts_at__lt=end).count()
-    total = Appointment.objects.filter(clinic=clinic, starts_at__gt=datetime.now(UTC)).count()
+    in_window = Visit.objects.filter(clinic=clinic, starts_at__gte=start, starts_at__lt=end).count()
+    total = Visit.objects.filter(clinic=clinic, starts_at__gt=datetime.now(UTC)).count()
     print(f"\n(b) free_slots over 14 days for all {len(doctors)} doctors of one service; {total} future visits, {in_window} in the window")
 
     raw = psycopg.connect(psycopg_url(), autocommit=True)

@@ -165,7 +165,7 @@ def ensure_patient_threads(clinic, document, *, count: int, prefix: str, phone_b
     from django.db import transaction
 
     from messaging.models import Thread
-    from patients.models import ConsentRecord, Patient, PatientInClinic
+    from patients.models import ConsentRecord, Contact, Patient
 
     User = get_user_model()
     usernames = [f"{prefix}-{i}" for i in range(count)]
@@ -187,11 +187,11 @@ def ensure_patient_threads(clinic, document, *, count: int, prefix: str, phone_b
         patients = dict(Patient.objects.filter(user_id__in=users.values()).values_list("user_id", "pk"))
         patient_ids = [patients[users[u]] for u in usernames]
 
-        have = set(PatientInClinic.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", flat=True))
-        PatientInClinic.objects.bulk_create(
-            [PatientInClinic(clinic=clinic, patient_id=pid) for pid in patient_ids if pid not in have], batch_size=2000
+        have = set(Contact.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", flat=True))
+        Contact.objects.bulk_create(
+            [Contact(clinic=clinic, patient_id=pid) for pid in patient_ids if pid not in have], batch_size=2000
         )
-        contacts = dict(PatientInClinic.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", "pk"))
+        contacts = dict(Contact.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", "pk"))
 
         have = set(
             ConsentRecord.objects.filter(clinic=clinic, document=document, patient_id__in=patient_ids).values_list("patient_id", flat=True)

@@ -69,7 +69,7 @@ class DjangoSide:
         self.n += 1
         thread = self.threads[i % len(self.threads)]
         self.services.send_message(
-            thread=thread, sender=self.sender_for(i, thread), text=f"bench message {i}: when can I come in?", client_msg_id=uuid.uuid4().hex
+            thread=thread, actor=self.sender_for(i, thread), text=f"bench message {i}: when can I come in?", client_msg_id=uuid.uuid4().hex
         )
 
 

@@ -198,7 +198,7 @@ def sender_main(index: int, count: int, world: dict, commands: mp.Queue, results
                 try:
                     message, _created = services.send_message(
                         thread=thread,
-                        sender=staff[k % len(staff)],
+                        actor=staff[k % len(staff)],
                         text=f"bench {msg_id} {t0:.6f}",
                         client_msg_id=f"ws-{run_id}-{msg_id}",
                     )

@@ -38,7 +38,7 @@ def staff_landing(request: HttpRequest) -> str | None:
         return None
     roles = set(clinic_roles(request.user).values())
     if Role.OWNER in roles:
-        return reverse("booking:attendance")
+        return reverse("calendar:attendance")
     return reverse("inbox:index") if roles else None
 
 
@@ -74,7 +74,7 @@ def _staff_member(request) -> bool:
 
 def _calendar_active(request) -> bool:
     """The calendar's pages, but not attendance, which lives under the same prefix and has its own item."""
-    return request.path.startswith(reverse("booking:day")) and not request.path.startswith(reverse("booking:attendance"))
+    return request.path.startswith(reverse("calendar:day")) and not request.path.startswith(reverse("calendar:attendance"))
 
 
 def _clinic_admin(request) -> bool:
@@ -114,12 +114,12 @@ def _booking() -> dict:
             {
                 "title": _("Calendar"),
                 "icon": "calendar_month",
-                "link": reverse_lazy("booking:day"),
+                "link": reverse_lazy("calendar:day"),
                 "permission": _staff_member,
                 "active": _calendar_active,
             },
-            {"title": _("Attendance"), "icon": "monitoring", "link": reverse_lazy("booking:attendance"), "permission": _clinic_admin},
-            _model_item(_("Visits"), "event", "appointments", "appointment", "appointments.Appointment"),
+            {"title": _("Attendance"), "icon": "monitoring", "link": reverse_lazy("calendar:attendance"), "permission": _clinic_admin},
+            _model_item(_("Visits"), "event", "appointments", "visit", "appointments.Visit"),
             _model_item(_("Waiting list"), "hourglass_top", "appointments", "waitlistentry", "appointments.WaitlistEntry"),
             _model_item(_("Weekly schedule"), "view_week", "appointments", "schedulerule", "appointments.ScheduleRule"),
             _model_item(_("Schedule exceptions"), "event_busy", "appointments", "scheduleexception", "appointments.ScheduleException"),
@@ -134,7 +134,7 @@ def _patients() -> dict:
     return {
         "title": _("Patients"),
         "items": [
-            _model_item(_("Clinic contacts"), "contacts", "patients", "patientinclinic", "patients.PatientInClinic"),
+            _model_item(_("Clinic contacts"), "contacts", "patients", "contact", "patients.Contact"),
             _model_item(_("Patients"), "person", "patients", "patient", "patients.Patient"),
             _model_item(_("Contact history"), "history", "patients", "contactchange", "patients.ContactChange"),
         ],

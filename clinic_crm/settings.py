@@ -396,9 +396,9 @@ SPECTACULAR_SETTINGS = {
         "ConsentChannelEnum": "patients.models.ConsentRecord.Channel",
         "ThreadChannelEnum": "messaging.models.Thread.Channel",
         "ThreadStatusEnum": "messaging.models.Thread.Status",
-        "VisitStatusEnum": "appointments.models.Appointment.Status",
+        "VisitStatusEnum": "appointments.models.Visit.Status",
         "VisitOutcomeEnum": [("completed", "completed"), ("no_show", "no_show")],
-        "VisitSourceEnum": "appointments.models.Appointment.Source",
+        "VisitSourceEnum": "appointments.models.Visit.Source",
         "StaffBookingSourceEnum": [("operator", "operator"), ("phone", "phone")],
     },
 }

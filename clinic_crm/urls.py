@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
@@ -73,6 +74,15 @@ api: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    # The admin's paths from before the models took the clinic's words: bookmarks and links in old messages still land.
+    re_path(
+        r"^admin/appointments/appointment/(?P<rest>.*)$",  # rename: keep
+        RedirectView.as_view(url="/admin/appointments/visit/%(rest)s", query_string=True, permanent=True),
+    ),
+    re_path(
+        r"^admin/patients/patientinclinic/(?P<rest>.*)$",  # rename: keep
+        RedirectView.as_view(url="/admin/patients/contact/%(rest)s", query_string=True, permanent=True),
+    ),
     path("admin/inbox/", include("messaging.admin_inbox")),  # the operator inbox, behind admin_view
     path("admin/calendar/", include("appointments.admin_calendar")),  # the booking calendar, behind admin_view
     path("admin/", admin.site.admin_view(admin_index), name="staff-home"),  # before the admin's own index, which it replaces

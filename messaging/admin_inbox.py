@@ -364,9 +364,9 @@ def inbox(request: HttpRequest, thread_id: int | None = None) -> HttpResponse:
     thread = history = None
     if thread_id is not None:
         thread = selectors.thread_for(user=request.user, thread_id=thread_id)
-        services.thread_access_record(thread=thread, user=request.user, via="inbox")
+        services.thread_access_record(thread=thread, actor=request.user, via="inbox")
         if thread.staff_read_seq < thread.last_seq:  # else there is nothing to mark (a later message comes over the socket)
-            _take_counters(thread, services.thread_mark_read(thread=thread, reader=request.user))
+            _take_counters(thread, services.thread_mark_read(thread=thread, actor=request.user))
         history = _history_context(request, thread)
     context = {
         **_page_shell(request),

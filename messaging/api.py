@@ -135,7 +135,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
     def retrieve(self, request, *args, **kwargs):
         thread = self._thread()
         if _audience(request) == STAFF:
-            services.thread_access_record(thread=thread, user=request.user, via="api")
+            services.thread_access_record(thread=thread, actor=request.user, via="api")
         return Response(thread_payload(thread, audience=_audience(request)))
 
     @extend_schema(
@@ -231,7 +231,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
             values = data.validated_data
             message, created = services.send_message(
                 thread=thread,
-                sender=request.user,
+                actor=request.user,
                 text=values.get("text", ""),
                 kind=Message.Kind.NOTE if values.get("note") else Message.Kind.TEXT,
                 client_msg_id=values.get("client_msg_id", ""),
@@ -255,7 +255,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         else:
             has_more, page = len(page) > limit, page[-limit:]
         if audience == STAFF and after is None and before is None:
-            services.thread_access_record(thread=thread, user=request.user, via="api")
+            services.thread_access_record(thread=thread, actor=request.user, via="api")
         return Response({"results": [message_item(m, audience=audience, thread=thread) for m in page], "has_more": has_more})
 
     @extend_schema(request=ReadIn, responses=ThreadOut, summary="Mark the thread read up to seq (default: everything)")
@@ -263,7 +263,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
     def read(self, request, pk=None):
         data = ReadIn(data=request.data)
         data.is_valid(raise_exception=True)
-        thread = services.thread_mark_read(thread=self._thread(), reader=request.user, seq=data.validated_data.get("seq"))
+        thread = services.thread_mark_read(thread=self._thread(), actor=request.user, seq=data.validated_data.get("seq"))
         return Response(thread_payload(selectors.thread_for(user=request.user, thread_id=thread.pk), audience=_audience(request)))
 
     @extend_schema(
@@ -274,7 +274,7 @@ class ThreadViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": _("Choose a file to upload.")})
-        attachment = services.attachment_upload(thread=self._thread(), uploader=request.user, upload=upload)
+        attachment = services.attachment_upload(thread=self._thread(), actor=request.user, upload=upload)
         return Response(attachment_payload(attachment), status=status.HTTP_201_CREATED)
 
     @extend_schema(

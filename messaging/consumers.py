@@ -15,8 +15,10 @@ missed; live events may overlap the catch-up, so clients keep messages by
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -31,7 +33,7 @@ from core import client_input
 from core.errors import one_line
 from messaging import realtime, selectors, services
 from messaging.models import Thread
-from messaging.payloads import PATIENT, STAFF, message_payload
+from messaging.payloads import PATIENT, STAFF, message_payload, socket_message_event
 from messaging.socket_groups import socket_groups, socket_user_kind
 from patients.services import ConsentRequired
 
@@ -123,6 +125,22 @@ def _check_fields(content: dict) -> None:
             continue
         if not _fits(kind, content[name]):
             raise ValueError(f"'{name}' must be {EXPECTED[kind]}")
+
+
+# Messages rendered for sockets of this process, newest last: a message shown to many sockets of one side
+# and language (a clinic's operators, a family's devices) is rendered once.
+_RENDERED: OrderedDict[tuple[int, str, str], str | None] = OrderedDict()
+_RENDERED_KEEP = 256
+
+
+async def _rendered(message_id: int, *, audience: str, language: str) -> str | None:
+    key = (message_id, audience, language)
+    if key not in _RENDERED:
+        payload = await database_sync_to_async(socket_message_event)(message_id, audience=audience, language=language)
+        _RENDERED[key] = json.dumps(payload) if payload is not None else None
+        while len(_RENDERED) > _RENDERED_KEEP:
+            _RENDERED.popitem(last=False)
+    return _RENDERED[key]
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -240,7 +258,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         def send() -> dict:
             thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
             message, created = services.send_message(
-                thread=thread, sender=self.user, text=text, kind=kind, client_msg_id=client_msg_id, attachment_ids=attachments
+                thread=thread, actor=self.user, text=text, kind=kind, client_msg_id=client_msg_id, attachment_ids=attachments
             )
             return {
                 "type": "message.ack",
@@ -257,14 +275,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
         def mark() -> None:
             thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
-            services.thread_mark_read(thread=thread, reader=self.user, seq=None if seq is None else int(seq))
+            services.thread_mark_read(thread=thread, actor=self.user, seq=None if seq is None else int(seq))
 
         await database_sync_to_async(mark)()
 
     async def on_delivered(self, content: dict) -> None:
         def mark() -> None:
             thread = selectors.thread_for(user=self.user, thread_id=int(content["thread"]))
-            services.thread_mark_delivered(thread=thread, reader=self.user, seq=int(content["seq"]))
+            services.thread_mark_delivered(thread=thread, actor=self.user, seq=int(content["seq"]))
 
         await database_sync_to_async(mark)()
 
@@ -317,5 +335,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     # --- events from services ------------------------------------------------------------
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a service sent to one of this socket's groups: JSON already (realtime.send_events)."""
-        await self.send(text_data=event["text"])
+        """Relay an event a service sent to one of this socket's groups: JSON already (realtime.send_events),
+        or a new message to render for this socket's side and language (once per process: `_rendered`)."""
+        text = event.get("text")
+        if text is None:
+            text = await _rendered(event["render"]["message"], audience=event["render"]["audience"], language=self.language)
+        if text is not None:
+            await self.send(text_data=text)

@@ -73,9 +73,9 @@ class Thread(models.Model):
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="threads", verbose_name=_("clinic"), db_index=False)
     # The person the conversation is about (a dependant for a child); their guardian writes for them.
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="threads", verbose_name=_("patient"))
-    # The clinic's card the thread is filed under; moves when staff merge two contacts of one person.
+    # The clinic's contact the thread is filed under; moves when staff merge two contacts of one person.
     contact = models.ForeignKey(
-        "patients.PatientInClinic", on_delete=models.PROTECT, related_name="threads", verbose_name=_("clinic contact")
+        "patients.Contact", on_delete=models.PROTECT, related_name="threads", verbose_name=_("clinic contact")
     )
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.CLINIC)
     doctor = models.ForeignKey(

@@ -125,6 +125,28 @@ def message_payload(
     return body
 
 
+def message_event_stub(message: Message, *, audience: str) -> dict[str, Any]:
+    """What a service broadcasts for a new message: which message, for which side. Rendering it (Django
+    templates, a few ms) is left to the socket servers, once per process, language and side
+    (`socket_message_event`), so a send does not pay for languages and rows nobody may be watching."""
+    return {"type": "message.new", "thread": message.thread_id, "seq": message.seq, "render": {"message": message.pk, "audience": audience}}
+
+
+def socket_message_event(message_id: int, *, audience: str, language: str) -> dict[str, Any] | None:
+    """The `message.new` event as a socket of that side and language receives it; None if the message is gone."""
+    message = (
+        Message.objects.select_related("sender", "thread__clinic", "thread__doctor", "thread__patient", "thread__patient__guardian", "thread__assigned_to")
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None:
+        return None
+    attachments = list(message.attachments.all())
+    return message_payload(
+        message, audience=audience, thread=message.thread, attachments=attachments, languages=[language], with_row=audience == STAFF
+    )
+
+
 def _in_reader_language(message: Message, body: dict[str, Any]) -> dict[str, Any]:
     """The item as the active language says it: a staff event's line is worded for each reader (event_text)."""
     if message.kind != Message.Kind.EVENT:

@@ -132,6 +132,8 @@ async def asend_events(events: Sequence[Event]) -> None:
 
 def layer_message(payload: dict[str, Any]) -> dict[str, Any]:
     """The channel layer message for a payload: handled by RealtimeConsumer.user_event."""
+    if "render" in payload:  # rendered by each socket server for its sockets (messaging.payloads.message_event_stub)
+        return {"type": "user.event", "render": payload["render"], "event": payload.get("type")}
     return {"type": "user.event", "text": json.dumps(payload), "event": payload.get("type")}
 
 

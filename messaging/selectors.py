@@ -27,7 +27,7 @@ from clinics.models import Clinic, Doctor, Tag
 from clinics.tenancy import FRONT_DESK, clinic_roles, staff_can_view
 from core.client_input import whole_number
 from messaging.models import Attachment, CannedAnswer, Message, SocketConnection, Thread
-from patients.models import PatientInClinic, patient_hint
+from patients.models import Contact, patient_hint
 
 _Counts = TypeVar("_Counts")
 
@@ -524,7 +524,7 @@ def contact_merge_candidates(*, user: Any, thread: Thread, query: str, limit: in
     if len(query) < 2:
         return []
     return list(
-        PatientInClinic.objects.editable_by(user)
+        Contact.objects.editable_by(user)
         .filter(clinic_id=thread.clinic_id, merged_into__isnull=True)
         .exclude(pk=thread.contact_id)
         .filter(Q(patient__full_name__icontains=query) | Q(patient__phone__contains=query) | Q(patient__email__icontains=query))

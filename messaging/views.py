@@ -197,10 +197,10 @@ def portal_send(request: PortalRequest, pk: int) -> HttpResponse:
     text = request.POST.get("text", "")
     upload = request.FILES.get("file")
     try:
-        attachment_ids = [services.attachment_upload(thread=thread, uploader=request.user, upload=upload).pk] if upload else []
+        attachment_ids = [services.attachment_upload(thread=thread, actor=request.user, upload=upload).pk] if upload else []
         services.send_message(
             thread=thread,
-            sender=request.user,
+            actor=request.user,
             text=text,
             client_msg_id=request.POST.get("client_msg_id", "")[:64],
             attachment_ids=attachment_ids,

@@ -50,7 +50,7 @@ class Notification(models.Model):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     thread = models.ForeignKey("messaging.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    visit = models.ForeignKey("appointments.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    visit = models.ForeignKey("appointments.Visit", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     personal_reminder = models.ForeignKey(
         "notifications.PersonalReminder", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )

@@ -3,12 +3,12 @@ from django.utils.translation import gettext_lazy as _
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 from patients.services import consent_document_publish, contact_update
 
 
-@admin.register(PatientInClinic)
-class PatientInClinicAdmin(TenantAdmin):
+@admin.register(Contact)
+class ContactAdmin(TenantAdmin):
     """The clinic's contact card. Who the person is (name, phone) is the patient's own data: read-only here."""
 
     list_display = ("patient_name", "patient_phone", "clinic", "source_channel", "first_contact_at", "assigned_operator", "tag_list")
@@ -65,19 +65,19 @@ class PatientInClinicAdmin(TenantAdmin):
         return False  # nothing about a patient is thrown away from a list screen
 
     @admin.display(description=_("patient"), ordering="patient__full_name")
-    def patient_name(self, obj: PatientInClinic) -> str:
+    def patient_name(self, obj: Contact) -> str:
         return str(obj.patient)
 
     @admin.display(description=_("phone"))
-    def patient_phone(self, obj: PatientInClinic) -> str:
+    def patient_phone(self, obj: Contact) -> str:
         return str(obj.patient.phone or (obj.patient.guardian.phone if obj.patient.guardian is not None else "") or "—")
 
     @admin.display(description=_("e-mail"))
-    def patient_email(self, obj: PatientInClinic) -> str:
+    def patient_email(self, obj: Contact) -> str:
         return obj.patient.email or "—"
 
     @admin.display(description=_("tags"))
-    def tag_list(self, obj: PatientInClinic) -> str:
+    def tag_list(self, obj: Contact) -> str:
         return ", ".join(t.name for t in obj.tags.all())
 
     def save_model(self, request, obj, form, change):

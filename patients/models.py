@@ -52,7 +52,7 @@ class Patient(models.Model):
     email = models.EmailField(_("e-mail"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    tenancy = Policy(clinic="clinic_links__clinic", view=FRONT_DESK, change=NOBODY, to_many=True)
+    tenancy = Policy(clinic="contacts__clinic", view=FRONT_DESK, change=NOBODY, to_many=True)
     objects = TenantManager()
 
     class Meta:
@@ -115,7 +115,7 @@ class ContactChange(models.Model):
     changed_at = models.DateTimeField(_("changed"), auto_now_add=True)
     changed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
-    tenancy = Policy(clinic="patient__clinic_links__clinic", view=FRONT_DESK, change=NOBODY, to_many=True)
+    tenancy = Policy(clinic="patient__contacts__clinic", view=FRONT_DESK, change=NOBODY, to_many=True)
     objects = TenantManager()
 
     class Meta:
@@ -127,7 +127,7 @@ class ContactChange(models.Model):
         return f"{self.get_field_display()}: {self.old_value} → {self.new_value}"
 
 
-class PatientInClinic(models.Model):
+class Contact(models.Model):
     """A patient as a contact of one clinic: where they came from, who handles them."""
 
     class Source(models.TextChoices):
@@ -141,7 +141,7 @@ class PatientInClinic(models.Model):
         OTHER = "other", _("Other")
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="contacts", verbose_name=_("clinic"))
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="clinic_links", verbose_name=_("patient"))
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="contacts", verbose_name=_("patient"))
     first_contact_at = models.DateTimeField(_("first contact"), default=timezone.now)
     source_channel = models.CharField(_("source channel"), max_length=16, choices=Source.choices, default=Source.WEB)
     utm_source = models.CharField(_("UTM source"), max_length=100, blank=True)
@@ -155,15 +155,16 @@ class PatientInClinic(models.Model):
     assigned_operator = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("assigned operator")
     )
-    # Set when staff merge this card into another card of the same person; its threads moved there.
+    # Set when staff merge this contact into another contact of the same person; its threads moved there.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_cards", verbose_name=_("merged into")
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_contacts", verbose_name=_("merged into")
     )
 
     tenancy = Policy(view=FRONT_DESK, change=FRONT_DESK)
     objects = TenantManager()
 
     class Meta:
+        db_table = "patients_patientinclinic"  # the model was renamed; its table kept the name
         verbose_name = _("clinic contact")
         verbose_name_plural = _("clinic contacts")
         ordering = ["-first_contact_at"]

@@ -9,7 +9,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from clinics.models import Clinic
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 
 
 def patient_for_user(user: Any) -> Patient | None:
@@ -96,7 +96,7 @@ def patient_dependant_get(*, guardian: Patient, dependant_id: int) -> Patient:
     return Patient.objects.get(pk=dependant_id, guardian=guardian)
 
 
-def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
+def patient_clinics(*, patient: Patient) -> QuerySet[Contact]:
     """The clinics this person (and their family) is a contact of, for the portal home.
 
     `consent_action` is the account holder's last consent action with that clinic, so the page
@@ -105,8 +105,8 @@ def patient_clinics(*, patient: Patient) -> QuerySet[PatientInClinic]:
     holder = patient.account_holder
     family_ids = [member.pk for member in patient_family(patient=patient)]
     last_action = ConsentRecord.objects.filter(patient=holder, clinic=OuterRef("clinic")).order_by("-at", "-pk").values("action")[:1]
-    contacts: QuerySet[PatientInClinic] = (
-        PatientInClinic.objects.filter(patient_id__in=family_ids)
+    contacts: QuerySet[Contact] = (
+        Contact.objects.filter(patient_id__in=family_ids)
         .annotate(consent_action=Subquery(last_action))
         .select_related("clinic", "patient")
         .order_by("clinic__name", "patient__full_name")
@@ -118,7 +118,7 @@ def patient_sees_zones(*, patient: Patient, clinic: Clinic | None = None) -> boo
     """Whether this person's times carry their zone (clinics.zones): their family deals with clinics of
     more than one zone, counting `clinic` (the one being booked) too. One query."""
     family = Q(patient=patient.account_holder) | Q(patient__guardian=patient.account_holder)
-    zones = set(PatientInClinic.objects.filter(family).values_list("clinic__time_zone", flat=True).distinct())
+    zones = set(Contact.objects.filter(family).values_list("clinic__time_zone", flat=True).distinct())
     if clinic is not None:
         zones.add(clinic.time_zone)
     return len(zones) > 1
@@ -140,7 +140,7 @@ def patient_export(*, patient: Patient) -> dict[str, Any]:
             "created_at": p.created_at.isoformat(),
         }
 
-    contacts = PatientInClinic.objects.filter(patient__in=people).select_related("clinic", "patient").prefetch_related("tags")
+    contacts = Contact.objects.filter(patient__in=people).select_related("clinic", "patient").prefetch_related("tags")
     return {
         "format": "clinic-crm-export/1",
         "account_holder": person(holder),
@@ -181,8 +181,8 @@ class PatientCard:
     patient: Patient
     phone: str
     email: str
-    contact: PatientInClinic | None  # the clinic's card the thread is filed under (front desk only)
-    contacts: list[PatientInClinic]  # the patient's cards in the clinics the user works in
+    contact: Contact | None  # the clinic's card the thread is filed under (front desk only)
+    contacts: list[Contact]  # the patient's cards in the clinics the user works in
     contact_changes: list[ContactChange]
     past_visits: list[Any]
     next_visits: list[Any]
@@ -210,7 +210,7 @@ def patient_card(*, user: Any, patient: Patient, clinic_id: int, contact_id: int
     phone = patient.phone or (holder.phone if holder else None)
     email = patient.email or (holder.email if holder else None)
     contacts = list(
-        PatientInClinic.objects.visible_to(user)
+        Contact.objects.visible_to(user)
         .filter(patient=patient, merged_into__isnull=True)
         .select_related("clinic")
         .prefetch_related("tags")

@@ -19,7 +19,7 @@ from accounts.services import IssuedCode, login_code_issue, login_code_redeem
 from audit.services import audit_record
 from clinics.models import Clinic, Membership, Tag
 from clinics.tenancy import FRONT_DESK
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 from patients.selectors import consent_current_document, consent_is_given
 
 User = get_user_model()
@@ -43,14 +43,14 @@ class ConsentOutdated(Exception):
 class Attribution:
     """Where a contact came from: channel, UTM tags, referring page."""
 
-    source_channel: str = PatientInClinic.Source.WEB
+    source_channel: str = Contact.Source.WEB
     utm: dict[str, str] = field(default_factory=dict)
     referrer: str = ""
 
     UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
     @classmethod
-    def from_query(cls, query: Any, *, referrer: str = "", source_channel: str = PatientInClinic.Source.WEB) -> Attribution:
+    def from_query(cls, query: Any, *, referrer: str = "", source_channel: str = Contact.Source.WEB) -> Attribution:
         return cls(
             source_channel=source_channel,
             utm={key: str(query.get(key, ""))[:100] for key in cls.UTM_KEYS if query.get(key)},
@@ -214,7 +214,7 @@ def dependant_update(*, dependant: Patient, full_name: str, birth_date: date | N
 def dependant_remove(*, dependant: Patient) -> None:
     """Remove a family member who has no history with any clinic; otherwise refuse."""
     with transaction.atomic():
-        if PatientInClinic.objects.filter(patient=dependant).exists():
+        if Contact.objects.filter(patient=dependant).exists():
             raise ValidationError(_("This family member already has a history with a clinic and cannot be removed."))
         audit_record(
             actor=dependant.account_holder.user, action="patient.dependant_removed", data={"id": dependant.pk, "name": dependant.full_name}
@@ -289,7 +289,7 @@ def consent_require(*, patient: Patient, clinic: Clinic) -> None:
         raise ConsentRequired(clinic)
 
 
-def contact_start(*, patient: Patient, clinic: Clinic, attribution: Attribution | None = None) -> tuple[PatientInClinic, bool]:
+def contact_start(*, patient: Patient, clinic: Clinic, attribution: Attribution | None = None) -> tuple[Contact, bool]:
     """Make the person a contact of the clinic (idempotent). Needs consent.
 
     Attribution is kept from the first contact only: that is the ad that brought them.
@@ -297,7 +297,7 @@ def contact_start(*, patient: Patient, clinic: Clinic, attribution: Attribution 
     consent_require(patient=patient, clinic=clinic)
     attribution = attribution or Attribution()
     with transaction.atomic():
-        contact, created = PatientInClinic.objects.get_or_create(
+        contact, created = Contact.objects.get_or_create(
             clinic=clinic,
             patient=patient,
             defaults={"source_channel": attribution.source_channel, "referrer": attribution.referrer, **attribution.utm},
@@ -316,7 +316,7 @@ def clinic_join(
     ip: str | None,
     user_agent: str,
     channel: str = ConsentRecord.Channel.WEB,
-) -> PatientInClinic:
+) -> Contact:
     """The portal's 'I agree' button: accept the consent and become the clinic's contact, together."""
     with transaction.atomic():
         consent_grant(patient=patient, clinic=clinic, document_version=document_version, ip=ip, user_agent=user_agent, channel=channel)
@@ -327,11 +327,11 @@ def clinic_join(
 def contact_update(
     *,
     actor: Any,
-    contact: PatientInClinic,
+    contact: Contact,
     notes: str,
     tags: list[Tag],
     assigned_operator: Any | None,
-) -> PatientInClinic:
+) -> Contact:
     """Staff edit a contact card. Tags and the operator must belong to the same clinic."""
     if any(tag.clinic_id != contact.clinic_id for tag in tags):
         raise ValidationError({"tags": _("A tag of another clinic cannot be used here.")})
@@ -368,7 +368,7 @@ def consent_document_publish(*, actor: Any, clinic: Clinic, title: str, text: st
 # --- Merging two cards of one person -------------------------------------------------
 
 
-def contacts_merge(*, actor: Any, keep: PatientInClinic, merge: PatientInClinic) -> PatientInClinic:
+def contacts_merge(*, actor: Any, keep: Contact, merge: Contact) -> Contact:
     """Two cards of one person in one clinic become one: what is filed under `merge` (threads...), its tags and notes move to `keep`.
 
     The rows that reference a card are found through the model's reverse relations, so an app
@@ -379,10 +379,10 @@ def contacts_merge(*, actor: Any, keep: PatientInClinic, merge: PatientInClinic)
         raise ValidationError({"merge": _("Choose two different contacts.")}, code="same")
     if keep.clinic_id != merge.clinic_id:
         raise ValidationError({"merge": _("Contacts of different clinics cannot be merged.")}, code="clinic")
-    if not PatientInClinic.objects.editable_by(actor).filter(pk__in=[keep.pk, merge.pk]).count() == 2:
+    if not Contact.objects.editable_by(actor).filter(pk__in=[keep.pk, merge.pk]).count() == 2:
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     with transaction.atomic():
-        keep, merge = (PatientInClinic.objects.select_for_update().get(pk=pk) for pk in (keep.pk, merge.pk))
+        keep, merge = (Contact.objects.select_for_update().get(pk=pk) for pk in (keep.pk, merge.pk))
         if keep.merged_into_id or merge.merged_into_id:
             raise ValidationError({"merge": _("One of the contacts has already been merged.")}, code="merged")
         moved = _repoint_filed_rows(source=merge, target=keep)
@@ -404,11 +404,11 @@ def contacts_merge(*, actor: Any, keep: PatientInClinic, merge: PatientInClinic)
     return keep
 
 
-def _repoint_filed_rows(*, source: PatientInClinic, target: PatientInClinic) -> dict[str, int]:
+def _repoint_filed_rows(*, source: Contact, target: Contact) -> dict[str, int]:
     """Every row of another model with a foreign key to `source` now points to `target`; counts by relation name."""
     moved: dict[str, int] = {}
-    for relation in PatientInClinic._meta.related_objects:
-        if not relation.one_to_many or relation.related_model is PatientInClinic:  # merged cards keep pointing at their card
+    for relation in Contact._meta.related_objects:
+        if not relation.one_to_many or relation.related_model is Contact:  # merged cards keep pointing at their card
             continue
         field = relation.field
         moved[relation.get_accessor_name() or field.name] = field.model._base_manager.filter(**{field.name: source}).update(**{field.name: target})

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from clinics.models import Tag
 from clinics.tenancy.api import TenantViewSetMixin
 from core.api import E164Field
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 from patients.services import contact_update, contacts_merge
 
 
@@ -30,7 +30,7 @@ class ContactOut(serializers.ModelSerializer):
     tags: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
-        model = PatientInClinic
+        model = Contact
         fields = (
             "id", "clinic", "patient", "first_contact_at", "source_channel", "utm_source", "utm_medium",
             "utm_campaign", "utm_content", "utm_term", "referrer", "tags", "notes", "assigned_operator",
@@ -51,7 +51,7 @@ class MergeIn(serializers.Serializer):
 class ContactViewSet(
     TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
-    queryset = PatientInClinic.objects.select_related("patient", "clinic", "assigned_operator").prefetch_related("tags")
+    queryset = Contact.objects.select_related("patient", "clinic", "assigned_operator").prefetch_related("tags")
     serializer_class = ContactOut
 
     def get_serializer_class(self):

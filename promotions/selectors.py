@@ -10,10 +10,10 @@ from functools import reduce
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from notifications.models import Delivery, Preference
 from notifications.selectors import patient_channels
-from patients.models import Patient, PatientInClinic
+from patients.models import Contact, Patient
 from patients.selectors import consent_given_pairs
 from promotions.models import Promotion, Receipt
 
@@ -34,17 +34,17 @@ def _people_matching(promotion: Promotion) -> QuerySet[Patient]:
     Reads the promotion's tags (prefetched ones when the caller prefetched them), nothing else.
     """
     clinic = promotion.clinic
-    contacts = PatientInClinic.objects.filter(clinic=clinic, merged_into__isnull=True)
+    contacts = Contact.objects.filter(clinic=clinic, merged_into__isnull=True)
     tag_ids = [tag.pk for tag in promotion.tags.all()]
     if tag_ids:
         contacts = contacts.filter(tags__in=tag_ids)
     people = Patient.objects.filter(pk__in=contacts.values("patient_id"))
-    held = Appointment.objects.filter(clinic=clinic, status=Appointment.Status.COMPLETED)
+    held = Visit.objects.filter(clinic=clinic, status=Visit.Status.COMPLETED)
     if promotion.doctor_id:
         people = people.filter(Exists(held.filter(patient=OuterRef("pk"), doctor_id=promotion.doctor_id)))
     if promotion.last_visit_before or promotion.last_visit_after:
         last = people.annotate(
-            last_visit=Max("visits__starts_at", filter=Q(visits__clinic=clinic, visits__status=Appointment.Status.COMPLETED))
+            last_visit=Max("visits__starts_at", filter=Q(visits__clinic=clinic, visits__status=Visit.Status.COMPLETED))
         )
         if promotion.last_visit_before:
             last = last.filter(last_visit__lt=datetime.combine(promotion.last_visit_before, time.min, tzinfo=clinic.tz))
@@ -137,14 +137,14 @@ def booked_after(*, promotion: Promotion) -> Exists:
     and a visit the clinic cancelled does not count unless it was cancelled by moving it.
     """
     ends = datetime.combine(promotion.valid_until + timedelta(days=1), time.min, tzinfo=promotion.clinic.tz)
-    visits = Appointment.objects.filter(
+    visits = Visit.objects.filter(
         Q(patient_id=OuterRef("patient_id")) | Q(patient__guardian_id=OuterRef("patient_id")),
         clinic_id=promotion.clinic_id,
         rescheduled_from__isnull=True,
         created_at__gte=OuterRef("created_at"),
         created_at__lt=ends,
     ).exclude(
-        Q(status=Appointment.Status.CANCELLED, cancelled_by=Appointment.CancelledBy.CLINIC, rescheduled_to__isnull=True),
+        Q(status=Visit.Status.CANCELLED, cancelled_by=Visit.CancelledBy.CLINIC, rescheduled_to__isnull=True),
     )
     return Exists(visits)
 
@@ -189,7 +189,7 @@ def portal_promotions(*, patient: Patient) -> list[PortalPromotion]:
     holder = patient.account_holder
     now = timezone.now()
     family = Q(patient=holder) | Q(patient__guardian=holder)
-    clinic_ids = set(PatientInClinic.objects.filter(family, merged_into__isnull=True).values_list("clinic_id", flat=True))
+    clinic_ids = set(Contact.objects.filter(family, merged_into__isnull=True).values_list("clinic_id", flat=True))
     consented = {clinic_id for _patient, clinic_id in consent_given_pairs(pairs={(holder.pk, c) for c in clinic_ids})}
     running = list(
         Promotion.objects.filter(

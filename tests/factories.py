@@ -6,11 +6,11 @@ import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
-from appointments.models import Appointment, ScheduleException, ScheduleRule, WaitlistEntry
+from appointments.models import ScheduleException, ScheduleRule, Visit, WaitlistEntry
 from clinics.models import Branch, Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.tenancy import Role
 from messaging.models import CannedAnswer, Thread
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 
 PASSWORD = "Correct-Horse-42"
 
@@ -125,7 +125,7 @@ class DependantFactory(DjangoModelFactory):
 
 class ContactFactory(DjangoModelFactory):
     class Meta:
-        model = PatientInClinic
+        model = Contact
 
     clinic = factory.SubFactory(ClinicFactory)
     patient = factory.SubFactory(PatientFactory)
@@ -174,7 +174,7 @@ class ThreadFactory(DjangoModelFactory):
 
     clinic = factory.SubFactory(ClinicFactory)
     patient = factory.SubFactory(PatientFactory)
-    contact = factory.LazyAttribute(lambda o: PatientInClinic.objects.get_or_create(clinic=o.clinic, patient=o.patient)[0])
+    contact = factory.LazyAttribute(lambda o: Contact.objects.get_or_create(clinic=o.clinic, patient=o.patient)[0])
     kind = Thread.Kind.CLINIC
 
     @factory.post_generation
@@ -227,7 +227,7 @@ class VisitFactory(DjangoModelFactory):
     """A visit written straight to the table (tests of reads); bookings under test go through services."""
 
     class Meta:
-        model = Appointment
+        model = Visit
 
     doctor = factory.SubFactory(DoctorFactory)
     clinic = factory.SelfAttribute("doctor.clinic")

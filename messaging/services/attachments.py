@@ -16,16 +16,16 @@ from messaging.services.acting import side_of
 from patients.services import consent_require
 
 
-def attachment_upload(*, thread: Thread, uploader: Any, upload: Any) -> Attachment:
+def attachment_upload(*, thread: Thread, actor: Any, upload: Any) -> Attachment:
     """Check and store a file for a message that is about to be sent (send_message attaches it)."""
-    side = side_of(uploader, thread)
+    side = side_of(actor, thread)
     if side == Message.Author.PATIENT:
         consent_require(patient=thread.patient, clinic=thread.clinic)
     inspected = inspect_upload(upload)
     name = (getattr(upload, "name", "") or "file")[-200:]
     attachment = Attachment(
         thread=thread,
-        uploaded_by=uploader,
+        uploaded_by=actor,
         content_type=inspected.content_type,
         size=upload.size,
         original_name=name,

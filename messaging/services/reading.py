@@ -14,9 +14,9 @@ from messaging.services.acting import side_of
 from messaging.services.broadcast import inbox_changed
 
 
-def thread_mark_read(*, thread: Thread, reader: Any, seq: int | None = None) -> Thread:
-    """Everything up to `seq` (default: the newest) is read by the reader's side. Never moves back."""
-    side = STAFF if side_of(reader, thread) == Message.Author.STAFF else PATIENT
+def thread_mark_read(*, thread: Thread, actor: Any, seq: int | None = None) -> Thread:
+    """Everything up to `seq` (default: the newest) is read by the actor's side. Never moves back."""
+    side = STAFF if side_of(actor, thread) == Message.Author.STAFF else PATIENT
     with transaction.atomic():
         locked: Thread = Thread.objects.select_for_update().get(pk=thread.pk)
         newest = locked.last_seq if side == STAFF else locked.last_public_seq
@@ -39,9 +39,9 @@ def thread_mark_read(*, thread: Thread, reader: Any, seq: int | None = None) -> 
     return locked
 
 
-def thread_mark_delivered(*, thread: Thread, reader: Any, seq: int) -> None:
+def thread_mark_delivered(*, thread: Thread, actor: Any, seq: int) -> None:
     """The reader's device has messages up to `seq` (two ticks). Cheap: one conditional UPDATE."""
-    side = STAFF if side_of(reader, thread) == Message.Author.STAFF else PATIENT
+    side = STAFF if side_of(actor, thread) == Message.Author.STAFF else PATIENT
     updated = Thread.objects.filter(pk=thread.pk, **{f"{side}_delivered_seq__lt": seq}, last_seq__gte=seq).update(
         **{f"{side}_delivered_seq": seq}
     )

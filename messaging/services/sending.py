@@ -26,7 +26,7 @@ SHORTCODE_ONLY = re.compile(r"/[\w-]+")
 def send_message(
     *,
     thread: Thread,
-    sender: Any,
+    actor: Any,
     text: str = "",
     kind: str = Message.Kind.TEXT,
     client_msg_id: str = "",
@@ -36,25 +36,25 @@ def send_message(
 ) -> tuple[Message, bool]:
     """Validate, store and announce one message. Returns (message, created).
 
-    A resend with the same `client_msg_id` by the same sender returns the stored
+    A resend with the same `client_msg_id` by the same actor returns the stored
     message (created=False): a flaky network never makes a second copy.
-    `author` is given only for system and bot messages (sender None); otherwise
-    it follows from who the sender is in this thread.
+    `author` is given only for system and bot messages (actor None); otherwise
+    it follows from who the actor is in this thread.
     """
     text = (text or "").strip()
     client_msg_id = (client_msg_id or "").strip()[:64]
-    author = _author(thread=thread, sender=sender, author=author, kind=kind)
+    author = _author(thread=thread, sender=actor, author=author, kind=kind)
     attachment_ids = list(dict.fromkeys(int(pk) for pk in attachment_ids))
     _check_text(text=text, author=author, kind=kind, attachment_ids=attachment_ids)
     if attachment_ids and not text and kind == Message.Kind.TEXT:
         kind = Message.Kind.ATTACHMENT
     outgoing = OutgoingMessage(
         thread=thread,
-        sender=sender,
+        sender=actor,
         author=author,
         kind=kind,
         text=text,
-        client_msg_id=client_msg_id if sender is not None else "",
+        client_msg_id=client_msg_id if actor is not None else "",
         attachment_ids=attachment_ids,
         data=data or {},
     )
@@ -62,10 +62,10 @@ def send_message(
         stored = _store(outgoing)
     except IntegrityError:
         if outgoing.client_msg_id:  # the same resend raced us: it won, return its row
-            return Message.objects.get(thread=thread, sender=sender, client_msg_id=client_msg_id), False
+            return Message.objects.get(thread=thread, sender=actor, client_msg_id=client_msg_id), False
         raise
     if stored.created:
-        announce_message(stored.message, thread=stored.message.thread, attachments=stored.attachments)
+        announce_message(stored.message, thread=stored.message.thread)
     return stored.message, stored.created
 
 

@@ -18,7 +18,7 @@ from messaging.payloads import event_text
 from messaging.services.acting import side_of
 from messaging.services.broadcast import announce_message, announce_thread_change, inbox_changed
 from notifications.models import Notification
-from patients.models import Patient, PatientInClinic
+from patients.models import Contact, Patient
 from patients.services import Attribution, consent_require, contact_start
 
 
@@ -58,16 +58,16 @@ def thread_open(
     return thread, True
 
 
-def _live_contact(contact: PatientInClinic) -> PatientInClinic:
+def _live_contact(contact: Contact) -> Contact:
     """The card a merged card now lives in (patients.services.contacts_merge)."""
     while contact.merged_into is not None:
         contact = contact.merged_into
     return contact
 
 
-def thread_access_record(*, thread: Thread, user: Any, via: str) -> None:
+def thread_access_record(*, thread: Thread, actor: Any, via: str) -> None:
     """A staff member opened the thread: kept for the owner's review."""
-    ThreadAccess.objects.create(thread=thread, user=user, via=via)
+    ThreadAccess.objects.create(thread=thread, user=actor, via=via)
 
 
 # --- staff actions ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from appointments.models import Appointment, ScheduleException
+from appointments.models import ScheduleException, Visit
 from tests import factories as f
 from tests.conftest import at
 
@@ -42,7 +42,7 @@ def test_day_shows_doctors_visits_by_status_and_free_slots(olga, alpha, checkup,
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(
         doctor=alpha.doctor, service=checkup, patient=f.PatientFactory(full_name="Ivan Gone"),
-        starts_at=at(alpha.clinic, day, 11), status=Appointment.Status.CANCELLED,
+        starts_at=at(alpha.clinic, day, 11), status=Visit.Status.CANCELLED,
     )  # fmt: skip
     html = page(olga.get(CAL, {"date": day.isoformat()}))
     assert "Dr Dima" in html and "Dr Second" in html
@@ -104,8 +104,8 @@ def test_another_clinics_visit_is_404(olga, beta):
     visit = f.VisitFactory(doctor=beta.doctor, service=service, starts_at=timezone.now() + timedelta(days=1))
     assert olga.get(f"{CAL}visit/{visit.pk}/").status_code == 404
     assert olga.post(f"{CAL}visit/{visit.pk}/", {"action": "cancel"}).status_code == 404
-    assert Appointment.objects.get(pk=visit.pk).status == Appointment.Status.BOOKED
-    assert olga.get(f"/admin/appointments/appointment/{visit.pk}/change/").status_code == 302  # "does not exist" redirect
+    assert Visit.objects.get(pk=visit.pk).status == Visit.Status.BOOKED
+    assert olga.get(f"/admin/appointments/visit/{visit.pk}/change/").status_code == 302  # "does not exist" redirect
     assert olga.get(f"{CAL}week/", {"doctor": beta.doctor.pk}).context["doctor"] != beta.doctor
 
 
@@ -142,7 +142,7 @@ def test_operator_books_from_a_free_slot(olga, alpha, checkup, anna, anna_thread
          "starts_at": start.isoformat(), "source": "phone", "book": "1"},
     )  # fmt: skip
     assert response.status_code == 302 and f"date={day.isoformat()}" in response["Location"]
-    visit = Appointment.objects.get(patient=anna)
+    visit = Visit.objects.get(patient=anna)
     assert visit.starts_at == start and visit.source == "phone" and visit.created_by == alpha.operator
 
 
@@ -156,7 +156,7 @@ def test_taken_slot_is_refused_with_alternatives(olga, alpha, checkup, anna, ann
     assert response.status_code == 200
     (message,) = flashes(response)
     assert "just been taken" in message and "Nearest free times" in message and "10:30" in message
-    assert not Appointment.objects.filter(patient=anna).exists()
+    assert not Visit.objects.filter(patient=anna).exists()
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_off_hours_and_missing_choices_are_messages(olga, alpha, checkup, anna, 
     response = olga.post(f"{CAL}new/", data)
     assert response.status_code == 200
     assert any(expected in m for m in flashes(response))
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 def test_cannot_book_another_clinics_patient_or_doctor(olga, alpha, beta, checkup, day):
@@ -183,7 +183,7 @@ def test_cannot_book_another_clinics_patient_or_doctor(olga, alpha, beta, checku
          "starts_at": at(alpha.clinic, day, 11).isoformat(), "book": "1"},
     )  # fmt: skip
     assert response.status_code == 200 and any("Choose the" in m for m in flashes(response))
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 # --- the visit page -----------------------------------------------------------------------------
@@ -197,10 +197,10 @@ def test_move_to_a_free_slot_and_refusal_of_a_taken_one(olga, alpha, checkup, an
     refused = olga.post(f"{CAL}visit/{visit.pk}/", {"action": "move", "starts_at": at(alpha.clinic, day, 15).isoformat()}, follow=True)
     assert any("just been taken" in m for m in flashes(refused))
     response = olga.post(f"{CAL}visit/{visit.pk}/", {"action": "move", "starts_at": at(alpha.clinic, day, 14).isoformat()})
-    moved = Appointment.objects.get(rescheduled_from=visit)
+    moved = Visit.objects.get(rescheduled_from=visit)
     assert response["Location"] == f"{CAL}visit/{moved.pk}/"
     assert moved.starts_at == at(alpha.clinic, day, 14)
-    assert Appointment.objects.get(pk=visit.pk).status == Appointment.Status.CANCELLED
+    assert Visit.objects.get(pk=visit.pk).status == Visit.Status.CANCELLED
 
 
 def test_cancel_with_reason(olga, alpha, checkup, anna, anna_thread, day):
@@ -220,16 +220,16 @@ def test_mark_no_show_only_once_started(olga, alpha, checkup, anna, anna_thread,
     past = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() - timedelta(hours=2))
     assert "No-show" in page(olga.get(f"{CAL}visit/{past.pk}/"))
     olga.post(f"{CAL}visit/{past.pk}/", {"action": "no_show"})
-    assert Appointment.objects.get(pk=past.pk).status == Appointment.Status.NO_SHOW
+    assert Visit.objects.get(pk=past.pk).status == Visit.Status.NO_SHOW
     olga.post(f"{CAL}visit/{past.pk}/", {"action": "completed"})  # a correction
-    assert Appointment.objects.get(pk=past.pk).status == Appointment.Status.COMPLETED
+    assert Visit.objects.get(pk=past.pk).status == Visit.Status.COMPLETED
 
 
 def test_doctor_marks_own_visit_and_unknown_action_is_a_message(web, alpha, checkup, anna, anna_thread):
     past = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() - timedelta(hours=1))
     web.force_login(alpha.doctor_user)
     web.post(f"{CAL}visit/{past.pk}/", {"action": "completed"})
-    assert Appointment.objects.get(pk=past.pk).status == Appointment.Status.COMPLETED
+    assert Visit.objects.get(pk=past.pk).status == Visit.Status.COMPLETED
     response = web.post(f"{CAL}visit/{past.pk}/", {"action": "explode"}, follow=True)
     assert any("Unknown action" in m for m in flashes(response))
     bad = web.post(f"{CAL}visit/{past.pk}/", {"action": "move", "starts_at": "tomorrow"}, follow=True)
@@ -239,4 +239,4 @@ def test_doctor_marks_own_visit_and_unknown_action_is_a_message(web, alpha, chec
 def test_confirm(olga, alpha, checkup, anna, anna_thread, day):
     visit = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     olga.post(f"{CAL}visit/{visit.pk}/", {"action": "confirm"})
-    assert Appointment.objects.get(pk=visit.pk).status == Appointment.Status.CONFIRMED
+    assert Visit.objects.get(pk=visit.pk).status == Visit.Status.CONFIRMED

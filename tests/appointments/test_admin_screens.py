@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from appointments.models import Appointment, ScheduleRule, SlotOffer, WaitlistEntry
+from appointments.models import ScheduleRule, SlotOffer, Visit, WaitlistEntry
 from audit.models import AuditEvent
 from messaging.models import Message
 from tests import factories as f
@@ -17,7 +17,7 @@ from tests.conftest import at
 
 pytestmark = pytest.mark.django_db
 
-VISITS = "/admin/appointments/appointment/"
+VISITS = "/admin/appointments/visit/"
 ATTENDANCE = "/admin/calendar/attendance/"
 
 
@@ -38,7 +38,7 @@ def warm_queries(web, url: str, params: dict | None = None) -> int:
 
 def test_visit_list_filters_search_and_tenancy(web, alpha, beta, checkup, anna, anna_thread, day):
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
-    f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 11), status=Appointment.Status.NO_SHOW,
+    f.VisitFactory(doctor=alpha.doctor, service=checkup, starts_at=at(alpha.clinic, day, 11), status=Visit.Status.NO_SHOW,
                    patient=f.PatientFactory(full_name="Nick Noshow"))  # fmt: skip
     f.VisitFactory(doctor=beta.doctor, service=f.ServiceFactory(clinic=beta.clinic), patient=f.PatientFactory(full_name="Boris Betov"),
                    starts_at=at(beta.clinic, day, 10))  # fmt: skip
@@ -59,7 +59,7 @@ def test_visit_opens_on_the_calendar_and_add_goes_to_the_booking_form(web, alpha
     assert web.get(f"{VISITS}add/")["Location"] == "/admin/calendar/new/"
     # No form saves a visit directly: the change view is never a form, deletion is refused.
     assert web.post(f"{VISITS}{visit.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert Appointment.objects.filter(pk=visit.pk).exists()
+    assert Visit.objects.filter(pk=visit.pk).exists()
 
 
 def test_doctor_sees_only_own_visits_in_the_list(web, alpha, checkup, anna, anna_thread, day):
@@ -166,13 +166,13 @@ def month(alpha, checkup, anna, anna_thread):
     now = timezone.now()
     make = lambda days, **kw: f.VisitFactory(doctor=kw.pop("doctor", alpha.doctor), service=checkup, patient=anna,  # noqa: E731
                                              starts_at=now - timedelta(days=days), **kw)  # fmt: skip
-    make(3, status=Appointment.Status.COMPLETED)
-    make(4, status=Appointment.Status.COMPLETED)
-    make(5, status=Appointment.Status.NO_SHOW)
-    make(6, status=Appointment.Status.CANCELLED, cancelled_late=True)
-    make(7, status=Appointment.Status.CANCELLED, cancelled_late=False)
-    make(60, status=Appointment.Status.COMPLETED)  # outside the default 30 days
-    make(2, status=Appointment.Status.COMPLETED, doctor=f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Zed"))
+    make(3, status=Visit.Status.COMPLETED)
+    make(4, status=Visit.Status.COMPLETED)
+    make(5, status=Visit.Status.NO_SHOW)
+    make(6, status=Visit.Status.CANCELLED, cancelled_late=True)
+    make(7, status=Visit.Status.CANCELLED, cancelled_late=False)
+    make(60, status=Visit.Status.COMPLETED)  # outside the default 30 days
+    make(2, status=Visit.Status.COMPLETED, doctor=f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Zed"))
 
 
 def test_attendance_table_with_totals(web, alpha, month):
@@ -201,7 +201,7 @@ def test_attendance_is_403_for_operators_and_doctors(web, alpha, role):
 
 def test_attendance_shows_only_own_clinic(web, alpha, beta, month):
     f.VisitFactory(doctor=beta.doctor, service=f.ServiceFactory(clinic=beta.clinic), starts_at=timezone.now() - timedelta(days=1),
-                   status=Appointment.Status.COMPLETED)  # fmt: skip
+                   status=Visit.Status.COMPLETED)  # fmt: skip
     web.force_login(alpha.manager)
     html = page(web.get(ATTENDANCE, {"clinic": beta.clinic.pk}))
     assert "Dr Dora" not in html and "Dr Dima" in html
@@ -212,7 +212,7 @@ def test_attendance_query_count_does_not_grow_with_doctors(web, alpha, month, ch
     few = warm_queries(web, ATTENDANCE)
     for _ in range(5):
         doctor = f.DoctorFactory(clinic=alpha.clinic)
-        f.VisitFactory(doctor=doctor, service=checkup, starts_at=timezone.now() - timedelta(days=1), status=Appointment.Status.NO_SHOW)
+        f.VisitFactory(doctor=doctor, service=checkup, starts_at=timezone.now() - timedelta(days=1), status=Visit.Status.NO_SHOW)
     assert warm_queries(web, ATTENDANCE) == few
 
 
@@ -223,7 +223,7 @@ def test_inbox_card_shows_past_and_next_visits_in_the_clinics_zone(web, alpha, c
     thread = anna.threads.get()
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 10))
     f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=timezone.now() - timedelta(days=10),
-                   status=Appointment.Status.NO_SHOW)  # fmt: skip
+                   status=Visit.Status.NO_SHOW)  # fmt: skip
     web.force_login(alpha.operator)
     html = page(web.get(f"/admin/inbox/{thread.pk}/card/"))
     assert f"{day.day} " in html and ", 10:00</a> · Dr Dima · Check-up · <span>Booked</span>" in html

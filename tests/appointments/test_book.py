@@ -5,7 +5,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from appointments.models import Appointment, BookingRules
+from appointments.models import BookingRules, Visit
 from messaging.models import Message, Thread
 from patients.models import ConsentRecord
 from tests import factories as f
@@ -29,7 +29,7 @@ def test_patient_books_a_free_slot_and_the_visit_shows_in_her_clinic_thread(api,
     assert body["status"] == "booked"
     assert body["source"] == "portal"
     assert body["doctor"]["name"] == alpha.doctor.full_name
-    visit = Appointment.objects.get()
+    visit = Visit.objects.get()
     assert (visit.patient, visit.clinic, visit.created_by) == (anna, alpha.clinic, anna.user)
     thread = Thread.objects.get(clinic=alpha.clinic, patient=anna, kind=Thread.Kind.CLINIC)
     last = thread.messages.order_by("-seq").first()
@@ -46,7 +46,7 @@ def test_patient_books_for_her_child_but_not_for_a_stranger(api, alpha, checkup,
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 11), patient=stranger.pk)
     assert response.status_code == 400
     assert response.json()["detail"] == "No such patient among yours."
-    assert Appointment.objects.count() == 1
+    assert Visit.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_times_a_patient_cannot_book_are_refused_with_the_reason(api, alpha, che
     assert response.status_code == 400
     assert response.json()["code"] == code
     assert response.json()["detail"].startswith(detail)
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 def test_service_the_doctor_does_not_provide_and_another_clinics_doctor(api, alpha, beta, checkup, anna, anna_thread, day):
@@ -78,7 +78,7 @@ def test_service_the_doctor_does_not_provide_and_another_clinics_doctor(api, alp
     response = _book(api, beta.doctor, checkup, at(beta.clinic, day, 10))
     assert response.status_code == 400
     assert response.json()["detail"] == "This clinic does not offer this service."
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 def test_too_many_upcoming_visits(api, alpha, checkup, anna, anna_thread, day):
@@ -89,7 +89,7 @@ def test_too_many_upcoming_visits(api, alpha, checkup, anna, anna_thread, day):
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 12))
     assert response.status_code == 400
     assert "You already have 2 upcoming visits" in response.json()["detail"]
-    assert Appointment.objects.count() == 2
+    assert Visit.objects.count() == 2
 
 
 def test_no_booking_without_consent(api, alpha, checkup, anna, anna_thread, day):
@@ -98,7 +98,7 @@ def test_no_booking_without_consent(api, alpha, checkup, anna, anna_thread, day)
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10))
     assert response.status_code == 403
     assert response.json()["code"] == "consent_required"
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 def test_a_taken_slot_answers_409_with_the_three_nearest_free_times(api, alpha, checkup, anna, anna_thread, day):
@@ -112,7 +112,7 @@ def test_a_taken_slot_answers_409_with_the_three_nearest_free_times(api, alpha, 
         f"{day}T09:00:00+03:00", f"{day}T09:30:00+03:00", f"{day}T10:30:00+03:00",
     ]  # fmt: skip
     assert body["detail"].startswith("This time has just been taken. Nearest free times:")
-    assert Appointment.objects.count() == 1
+    assert Visit.objects.count() == 1
 
 
 def test_malformed_input_is_a_400_not_a_500(api, alpha, checkup, anna, anna_thread):
@@ -141,7 +141,7 @@ def test_operator_books_by_phone_inside_the_notice_patients_must_give(api, alpha
     response = _book(api, alpha.doctor, checkup, at(alpha.clinic, day, 10), patient=anna.pk, source="phone")
     assert response.status_code == 201, response.json()
     assert response.json()["source"] == "phone"
-    assert Appointment.objects.get().created_by == alpha.operator
+    assert Visit.objects.get().created_by == alpha.operator
 
 
 def test_operator_cannot_book_a_patient_of_another_clinic(api, alpha, beta, checkup, day):

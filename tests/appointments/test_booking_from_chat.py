@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from messaging.models import Message
 from messaging.services import send_message
 from tests import factories as f
@@ -115,7 +115,7 @@ def test_book_a_visit_from_the_card_and_return_to_the_conversation(alpha, checku
     page = html(response)
     flash = re.escape(words["booked"]) + r"[^<]*Anna Petrova"  # the thread's own line about the visit names no patient
     assert len(re.findall(flash, page)) == 1  # Unfold's message above the inbox, not again on the card
-    visit = Appointment.objects.get(patient=anna)
+    visit = Visit.objects.get(patient=anna)
     assert (visit.thread_id, visit.starts_at, visit.source, visit.created_by) == (thread.pk, start, "operator", alpha.operator)
     assert f"/admin/calendar/visit/{visit.pk}/" in page  # the card lists it
 
@@ -128,14 +128,14 @@ def test_a_thread_of_another_patient_is_not_where_a_booking_returns(alpha, check
                "date": day.isoformat(), "starts_at": start.isoformat(), "book": "1"}  # fmt: skip
     response = olga.post("/admin/calendar/new/", booking)
     assert response.status_code == 302 and response["Location"].startswith("/admin/calendar/?")
-    assert Appointment.objects.get(patient=anna).thread_id is None
+    assert Visit.objects.get(patient=anna).thread_id is None
 
 
 def test_the_sidebar_badge_count_and_the_list_carry_the_unread_threads(alpha, beta, anna, anna_thread, django_capture_on_commit_callbacks):
     olga = staff(alpha.operator, "en")
     assert json.loads(olga.get("/admin/inbox/badge/").content) == {"unread_threads": 0}
     with django_capture_on_commit_callbacks(execute=True):  # the counts' cache version moves after the commit
-        send_message(thread=anna.threads.get(), sender=anna.user, text="Hello, is Saturday free?")
+        send_message(thread=anna.threads.get(), actor=anna.user, text="Hello, is Saturday free?")
     f.ThreadFactory(clinic=alpha.clinic)  # a quiet thread counts for nothing
     assert json.loads(olga.get("/admin/inbox/badge/").content) == {"unread_threads": 1}
     assert 'data-unread-threads="1"' in html(olga.get("/admin/inbox/list/"))

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from icalendar import Calendar
 
-from appointments.models import Appointment, BookingRules
+from appointments.models import BookingRules, Visit
 from appointments.selectors import free_slots
 from messaging.models import Message
 from tests import factories as f
@@ -26,7 +26,7 @@ def visit(api, alpha, checkup, anna, anna_thread, day):
         format="json",
     )
     assert response.status_code == 201
-    return Appointment.objects.get(pk=response.json()["id"])
+    return Visit.objects.get(pk=response.json()["id"])
 
 
 def _slot_starts(alpha, checkup, day):
@@ -88,17 +88,17 @@ def test_move_is_atomic_the_old_visit_stays_when_the_new_time_is_taken(api, alph
     assert response.json()["alternatives"]
     visit.refresh_from_db()
     assert visit.status == "booked"
-    assert Appointment.objects.filter(patient=anna).count() == 1  # never zero
+    assert Visit.objects.filter(patient=anna).count() == 1  # never zero
 
 
 def test_move_cancels_the_old_visit_and_books_the_new_one_together(api, alpha, checkup, anna, anna_thread, day, visit):
     response = api.post(f"/api/visits/{visit.pk}/move/", {"starts_at": at(alpha.clinic, day, 10, 30).isoformat()}, format="json")
     assert response.status_code == 201, response.json()
-    new = Appointment.objects.get(pk=response.json()["id"])
+    new = Visit.objects.get(pk=response.json()["id"])
     visit.refresh_from_db()
     assert visit.status == "cancelled" and visit.cancel_reason.startswith("Moved to")
     assert new.rescheduled_from == visit and new.status == "booked"
-    assert Appointment.objects.filter(patient=anna).exclude(status="cancelled").count() == 1  # never two
+    assert Visit.objects.filter(patient=anna).exclude(status="cancelled").count() == 1  # never two
     assert Message.objects.filter(thread__patient=anna).order_by("-seq").first().text.startswith("Visit moved from")
 
 
@@ -140,7 +140,7 @@ def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna, ann
     now = timezone.now()
     for hours, status, late in ((-50, "completed", False), (-30, "no_show", False), (-20, "cancelled", True), (-10, "cancelled", False)):
         v = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=now + timedelta(hours=hours), status=status)
-        Appointment.objects.filter(pk=v.pk).update(cancelled_late=late)
+        Visit.objects.filter(pk=v.pk).update(cancelled_late=late)
     api.force_login(alpha.owner)
     rows = api.get(f"/api/staff/attendance/?clinic={alpha.clinic.pk}").json()
     assert rows == [
@@ -157,7 +157,7 @@ def test_attendance_per_doctor_for_the_owner_only(api, alpha, checkup, anna, ann
 
 def test_the_visit_list_costs_the_same_queries_for_3_or_30_visits(api, alpha, checkup, anna, anna_thread):
     def queries_for(count):
-        Appointment.objects.all().delete()
+        Visit.objects.all().delete()
         start = timezone.now() + timedelta(days=2)
         for n in range(count):
             f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=start + timedelta(hours=n))

@@ -7,7 +7,7 @@ import time_machine
 from django.test import TestCase
 
 from appointments import services
-from appointments.models import Appointment, SlotOffer
+from appointments.models import SlotOffer, Visit
 from messaging.models import Message
 from messaging.payloads import message_payload
 from tests import factories as f
@@ -50,7 +50,7 @@ def test_a_freed_slot_offer_reaches_the_waiting_patient_with_its_id_and_books_on
     other = f.PatientFactory()
     f.ThreadFactory(clinic=alpha.clinic, patient=other)
     freed = f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=other, starts_at=at(alpha.clinic, day, 9))
-    Appointment.objects.filter(pk=freed.pk).update(status=Appointment.Status.CANCELLED)
+    Visit.objects.filter(pk=freed.pk).update(status=Visit.Status.CANCELLED)
     offer = services.slot_offer_create(visit_id=freed.pk)
     message = Message.objects.filter(thread__patient=anna, data__offer=offer.pk).get()
     body = message_payload(message, audience="patient")

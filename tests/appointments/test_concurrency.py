@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from tests import factories as f
 from tests.conftest import at
 
@@ -51,7 +51,7 @@ def test_fifty_concurrent_bookings_of_one_slot_make_one_visit(alpha, checkup, da
     assert len(answers) == CONTENDERS
     codes = sorted(code for code, _ in answers)
     assert codes == [201] + [409] * (CONTENDERS - 1), codes
-    assert Appointment.objects.filter(doctor=alpha.doctor).count() == 1
+    assert Visit.objects.filter(doctor=alpha.doctor).count() == 1
     for code, body in answers:
         if code == 409:
             assert body["code"] == "slot_taken"

@@ -10,7 +10,7 @@ import pytest
 from django.test import TestCase
 
 from appointments import selectors, services
-from appointments.models import Appointment
+from appointments.models import Visit
 from notifications.models import Notification
 from tests import factories as f
 from tests.conftest import at
@@ -75,7 +75,7 @@ def test_the_patient_is_refused_in_the_second_person_with_their_visit_and_its_zo
     assert f"You already have a visit at this time: {day.day} " in page
     assert "13:00 (Yekaterinburg, UTC+5), Beta Health. Choose another time." in page
     assert "This person" not in page
-    assert Appointment.objects.filter(patient=anna).count() == 1
+    assert Visit.objects.filter(patient=anna).count() == 1
 
 
 def test_staff_learn_only_that_the_person_is_busy(api, alpha, checkup, anna, anna_thread, day, ekb_visit):

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from messaging.models import Message, Thread
 from tests.conftest import at
 
@@ -42,7 +42,7 @@ def test_staff_booking_far_out_is_400_and_stores_nothing(api, alpha, checkup, an
     response = api.post("/api/visits/", body, format="json")
     assert response.status_code == 400
     assert response.json()["errors"]["starts_at"][0] in (TOO_FAR, "This time is long past.")
-    assert Appointment.objects.count() == 0
+    assert Visit.objects.count() == 0
 
 
 def test_staff_booking_just_past_the_planning_horizon_is_refused_by_the_service(api, alpha, checkup, anna, anna_thread, day):
@@ -52,14 +52,14 @@ def test_staff_booking_just_past_the_planning_horizon_is_refused_by_the_service(
     body = {"doctor": alpha.doctor.pk, "service": checkup.pk, "patient": anna.pk, "starts_at": late.isoformat()}
     response = api.post("/api/visits/", body, format="json")
     assert response.status_code == 400
-    assert Appointment.objects.count() == 0
+    assert Visit.objects.count() == 0
 
 
 def test_patient_booking_far_out_is_400(api, alpha, checkup, anna, anna_thread):
     api.force_login(anna.user)
     response = api.post("/api/visits/", {"doctor": alpha.doctor.pk, "service": checkup.pk, "starts_at": EXTREMES[0]}, format="json")
     assert response.status_code == 400 and response.json()["errors"]["starts_at"] == [TOO_FAR]
-    assert Appointment.objects.count() == 0
+    assert Visit.objects.count() == 0
 
 
 @pytest.mark.parametrize("starts_at", EXTREMES)
@@ -95,7 +95,7 @@ def test_the_admin_new_visit_form_refuses_a_forged_year_9999_time(web, alpha, ch
         {"doctor": alpha.doctor.pk, "service": checkup.pk, "patient": anna.pk, "starts_at": EXTREMES[1], "book": "1"},
     )
     assert response.status_code in (200, 400)
-    assert Appointment.objects.count() == 0
+    assert Visit.objects.count() == 0
 
 
 @pytest.mark.parametrize("param", ["date_from", "date_to"])

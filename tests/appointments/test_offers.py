@@ -3,7 +3,7 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from appointments.models import Appointment, SlotOffer, WaitlistEntry
+from appointments.models import SlotOffer, Visit, WaitlistEntry
 from messaging.models import Message, Thread
 from tests import factories as f
 from tests.conftest import at
@@ -33,7 +33,7 @@ def test_operator_proposes_times_and_the_patient_books_one_with_a_tap(api, alpha
         format="json",
     )
     assert response.status_code == 201, response.json()
-    visit = Appointment.objects.get()
+    visit = Visit.objects.get()
     assert (visit.source, visit.thread) == ("thread", thread)
     assert thread.messages.order_by("-seq").first().text.startswith("Visit booked:")
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.utils import timezone
 
-from appointments.models import Appointment, BookingRules
+from appointments.models import BookingRules, Visit
 from clinics.models import Specialty
 from tests import factories as f
 from tests.conftest import at
@@ -104,7 +104,7 @@ def test_a_patient_books_from_the_confirm_page(signed_in, alpha, checkup, anna, 
     assert ", 10:00</strong>" in page
 
     response = signed_in.post(url, {"service": checkup.pk, "doctor": alpha.doctor.pk, "at": f"{day.isoformat()}T10:00"})
-    visit = Appointment.objects.get()
+    visit = Visit.objects.get()
     assert response["Location"] == f"/portal/visits/{visit.pk}/"
     assert (visit.patient, visit.doctor, visit.starts_at, visit.source) == (anna, alpha.doctor, at(alpha.clinic, day, 10), "portal")
     shown = signed_in.get(response["Location"]).content.decode()
@@ -121,7 +121,7 @@ def test_a_guardian_books_for_a_child_but_not_for_a_stranger(signed_in, alpha, c
     fields = {"service": checkup.pk, "doctor": alpha.doctor.pk, "at": f"{day.isoformat()}T11:00"}
     assert signed_in.post(url, {**fields, "for": stranger.pk}).status_code == 404
     signed_in.post(url, {**fields, "for": child.pk})
-    assert Appointment.objects.get().patient == child
+    assert Visit.objects.get().patient == child
 
 
 def test_a_slot_just_taken_shows_the_alternatives_as_buttons(signed_in, alpha, checkup, day):
@@ -135,7 +135,7 @@ def test_a_slot_just_taken_shows_the_alternatives_as_buttons(signed_in, alpha, c
             confirm_url(alpha.clinic, checkup, alpha.doctor, at(alpha.clinic, day, *map(int, alternative.split(":")))).replace("&", "&amp;")
             in page
         )
-    assert Appointment.objects.count() == 1
+    assert Visit.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_without_consent_the_page_links_to_the_consent_and_back(web, alpha, chec
     page = response.content.decode()
     assert response.status_code == 403 and "please accept its personal data consent" in page
     assert "/portal/clinics/alpha/consent/?next=" in page
-    assert not Appointment.objects.exists()
+    assert not Visit.objects.exists()
 
 
 def test_a_garbled_slot_is_a_404_not_a_500(signed_in, alpha, checkup, beta):
@@ -221,7 +221,7 @@ def test_another_patients_visit_does_not_exist_for_me(signed_in, alpha, checkup,
     assert signed_in.post(f"/portal/visits/{visit.pk}/cancel/").status_code == 404
     assert signed_in.post(f"/portal/visits/{visit.pk}/confirm/").status_code == 404
     assert signed_in.get(f"/c/alpha/book/{checkup.pk}/?move={visit.pk}").status_code == 404
-    assert Appointment.objects.get().status == "booked"
+    assert Visit.objects.get().status == "booked"
 
 
 def test_cancel_says_whether_it_is_late_then_cancels(signed_in, alpha, checkup, anna, anna_thread, day):
@@ -248,7 +248,7 @@ def test_a_visit_is_moved_through_the_same_flow(signed_in, alpha, checkup, anna,
     url = confirm_url(alpha.clinic, checkup, alpha.doctor, at(alpha.clinic, day, 14), move=visit.pk)
     assert "instead of" in signed_in.get(url).content.decode()
     response = signed_in.post(url, {"service": checkup.pk, "doctor": alpha.doctor.pk, "at": f"{day.isoformat()}T14:00", "move": visit.pk})
-    moved = Appointment.objects.get(rescheduled_from=visit)
+    moved = Visit.objects.get(rescheduled_from=visit)
     assert response["Location"] == f"/portal/visits/{moved.pk}/"
     assert moved.starts_at == at(alpha.clinic, day, 14)
     visit.refresh_from_db()

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from appointments.models import Appointment, BookingRules, ScheduleException
+from appointments.models import BookingRules, ScheduleException, Visit
 from appointments.selectors import free_slots
 from tests import factories as f
 from tests.conftest import at
@@ -76,7 +76,7 @@ def test_held_visits_take_their_time_and_cancelled_ones_give_it_back(alpha, chec
     starts = _starts(alpha.clinic, free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup))
     assert starts[:3] == ["09:30", "11:00", "11:30"]
 
-    Appointment.objects.filter(pk=visit.pk).update(status=Appointment.Status.CANCELLED)
+    Visit.objects.filter(pk=visit.pk).update(status=Visit.Status.CANCELLED)
     assert _starts(alpha.clinic, free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup))[0] == "09:00"
 
 

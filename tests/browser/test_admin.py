@@ -70,6 +70,6 @@ def test_owner_menu_has_staff_and_audit_log(admin_page, alpha):
 
 def test_contact_page_fits_a_laptop_screen(admin_page, contacts):
     staff_login(admin_page, "olga")
-    admin_page.goto(f"/admin/patients/patientinclinic/{contacts.pk}/change/")
+    admin_page.goto(f"/admin/patients/contact/{contacts.pk}/change/")
     expect(admin_page.get_by_label("Notes")).to_be_visible()
     fits_the_screen(admin_page)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, screenshot, staff_login
 from tests.conftest import at
@@ -32,7 +32,7 @@ def busy_day(alpha):
     for hour, minute, service, name in ((9, 30, checkup, "Анна Петрова"), (11, 0, filling, "Иван Смирнов"), (15, 20, checkup, "Олег Орлов")):
         patient = f.PatientFactory(full_name=name)
         f.VisitFactory(
-            doctor=alpha.doctor, service=service, patient=patient, starts_at=at(alpha.clinic, day, hour, minute), status=Appointment.Status.CONFIRMED
+            doctor=alpha.doctor, service=service, patient=patient, starts_at=at(alpha.clinic, day, hour, minute), status=Visit.Status.CONFIRMED
         )
     return day
 
@@ -78,9 +78,9 @@ def crowded_inbox(alpha, live_asgi):
     from messaging import services
 
     first = twins[0]
-    live_asgi.call(services.send_message, thread=first, sender=first.patient.user, text="Здравствуйте! Можно записаться?")
+    live_asgi.call(services.send_message, thread=first, actor=first.patient.user, text="Здравствуйте! Можно записаться?")
     live_asgi.call(services.thread_assign, actor=alpha.operator, thread=first, assignee=alpha.operator)
-    live_asgi.call(services.send_message, thread=first, sender=alpha.operator, text="Да, конечно.")
+    live_asgi.call(services.send_message, thread=first, actor=alpha.operator, text="Да, конечно.")
     return twins
 
 

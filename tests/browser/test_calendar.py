@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from tests import factories as f
 from tests.browser.conftest import menu_item, screenshot, staff_login
 from tests.conftest import at
@@ -32,9 +32,9 @@ def clinic_day(alpha):
     ivan = f.PatientFactory(full_name="Ivan Late", phone="+79160000002")
     f.ThreadFactory(clinic=alpha.clinic, patient=ivan)
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
-    f.VisitFactory(doctor=second, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 10), status=Appointment.Status.CONFIRMED)
+    f.VisitFactory(doctor=second, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 10), status=Visit.Status.CONFIRMED)
     f.VisitFactory(
-        doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Appointment.Status.CANCELLED
+        doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Visit.Status.CANCELLED
     )
     past = f.VisitFactory(doctor=alpha.doctor, service=service, patient=ivan, starts_at=timezone.now() - timedelta(days=1))
     f.VisitFactory(
@@ -42,7 +42,7 @@ def clinic_day(alpha):
         service=service,
         patient=anna,
         starts_at=timezone.now() - timedelta(days=2),
-        status=Appointment.Status.COMPLETED,
+        status=Visit.Status.COMPLETED,
     )
     return service, anna, day, past
 
@@ -70,7 +70,7 @@ def test_operator_books_marks_a_no_show_and_owner_reads_attendance(admin_page, o
     expect(page.get_by_text("Visit booked: ").first).to_be_visible()
     expect(page.locator(".booking-visit.is-booked", has_text="Anna Petrova")).to_contain_text("11:00–11:30")
     screenshot(page, "calendar-3-booked", full_page=False)
-    assert Appointment.objects.get(patient=anna, status="booked").doctor == alpha.doctor
+    assert Visit.objects.get(patient=anna, status="booked").doctor == alpha.doctor
 
     # Yesterday's visit: the patient did not come.
     page.goto(f"/admin/calendar/visit/{past.pk}/")
@@ -78,7 +78,7 @@ def test_operator_books_marks_a_no_show_and_owner_reads_attendance(admin_page, o
     expect(page.get_by_text("Marked: No-show").first).to_be_visible()
     expect(page.locator(".booking-status")).to_have_text("No-show")
     screenshot(page, "calendar-4-no-show", full_page=False)
-    assert Appointment.objects.get(pk=past.pk).status == Appointment.Status.NO_SHOW
+    assert Visit.objects.get(pk=past.pk).status == Visit.Status.NO_SHOW
 
     page.goto(f"/admin/calendar/week/?doctor={alpha.doctor.pk}&date={day.isoformat()}")
     expect(page.locator(".booking-col")).to_have_count(7)

@@ -30,7 +30,7 @@ def test_operator_answers_with_a_cyrillic_shortcode_and_an_unknown_one_sends_not
         text="{patient_first_name}, мы находимся по адресу: {clinic_address}. Метро «Пушкинская», 5 минут пешком.",
     )  # fmt: skip
     f.CannedAnswerFactory(clinic=alpha.clinic, owner=alpha.manager, shortcode="адрес-мой", title="Чужой личный ответ")
-    live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="Здравствуйте! Как к вам добраться?")
+    live_asgi.call(services.send_message, thread=thread, actor=anna.user, text="Здравствуйте! Как к вам добраться?")
 
     page = desk(alpha.operator)
     page.goto(f"/admin/inbox/{thread.pk}/")

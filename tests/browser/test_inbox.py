@@ -30,7 +30,7 @@ def waiting_thread(alpha, anna, live_asgi):
         clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}."
     )
     # Through the server's loop: Playwright's own event loop runs in this thread.
-    live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="Hello! Can I book a cleaning for Saturday?")
+    live_asgi.call(services.send_message, thread=thread, actor=anna.user, text="Hello! Can I book a cleaning for Saturday?")
     return thread
 
 
@@ -99,7 +99,7 @@ def test_operator_answers_a_waiting_patient_live(open_live, live_asgi, alpha, wa
     page.get_by_label("Private note").uncheck()
 
     # The patient answers (server side): it appears without a reload, and the patient's reading ticks the reply.
-    live_asgi.call(services.send_message, thread=waiting_thread, sender=waiting_thread.patient.user, text="Yes please, book it!")
+    live_asgi.call(services.send_message, thread=waiting_thread, actor=waiting_thread.patient.user, text="Yes please, book it!")
     expect(page.locator(".msg.msg--patient", has_text="Yes please, book it!")).to_be_visible()
     expect(mine.locator(".msg-receipt")).to_have_class(re.compile("is-read"))  # the patient's message reads everything before it
     expect(row).to_contain_text("Yes please, book it!")
@@ -172,7 +172,7 @@ def test_a_new_message_moves_its_row_to_the_top_without_fetching_the_list(open_l
     page.on("request", lambda request: asked.append(request.url) if "/admin/inbox/list/" in request.url else None)
 
     with page.expect_response(lambda response: "/admin/inbox/list/filters/" in response.url):  # the counts, alone
-        live_asgi.call(services.send_message, thread=quiet, sender=quiet.patient.user, text="Is the clinic open on Sunday?")
+        live_asgi.call(services.send_message, thread=quiet, actor=quiet.patient.user, text="Is the clinic open on Sunday?")
     expect(rows.first).to_have_attribute("data-thread", str(quiet.pk))
     expect(rows.first).to_contain_text("Is the clinic open on Sunday?")
     expect(rows.first.locator(".inbox-unread")).to_have_text("1")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from appointments import services as booking
-from appointments.models import Appointment
+from appointments.models import Visit
 from messaging import services
 from messaging.models import Message
 from tests import factories as f
@@ -40,7 +40,7 @@ def clinic_chat(alpha, checkup, anna, live_asgi):
     f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Pyotr Quiet", patient__phone="+79160000077")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
     f.CannedAnswerFactory(clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}.")
-    live_asgi.call(services.send_message, thread=thread, sender=anna.user, text="The tooth still aches a little after the filling. Is it normal?")
+    live_asgi.call(services.send_message, thread=thread, actor=anna.user, text="The tooth still aches a little after the filling. Is it normal?")
     return thread, checkup
 
 
@@ -214,7 +214,7 @@ def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_mes
 
     # A new patient message elsewhere: the sidebar badge counts it without a reload.
     other = f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Vera Newcomer", patient__phone="+79160000055")
-    live_asgi.call(services.send_message, thread=other, sender=other.patient.user, text="Hello, do you work on Sundays?")
+    live_asgi.call(services.send_message, thread=other, actor=other.patient.user, text="Hello, do you work on Sundays?")
     expect(page.locator(f'.inbox-row[data-thread="{other.pk}"]')).to_be_visible()
     expect(inbox_link.locator(":scope > span").nth(2)).to_have_text("1")
 
@@ -229,7 +229,7 @@ def test_the_card_refreshes_when_the_patient_books_and_the_badge_follows_new_mes
     screenshot(page, f"inbox-desktop-{lang}-book-from-card", full_page=False)
     page.locator("button[name=book]").click()
     expect(page).to_have_url(re.compile(rf"/admin/inbox/{thread.pk}/$"))
-    visit = Appointment.objects.filter(patient=thread.patient).order_by("-pk").first()
+    visit = Visit.objects.filter(patient=thread.patient).order_by("-pk").first()
     assert visit.thread_id == thread.pk and visit.created_by == alpha.operator
     flash = page.get_by_text(re.compile(re.escape(words["booked_flash"]) + ".*Anna Petrova"))
     expect(flash).to_have_count(1)  # the success message once: Unfold's, not again on the card
@@ -246,9 +246,9 @@ def test_the_badge_is_live_on_other_admin_pages(open_live, live_asgi, alpha, cli
     badge = page.locator("#nav-sidebar a[href='/admin/inbox/'] > span").nth(2)
     expect(badge).to_have_text("1")
     other = f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Vera Newcomer", patient__phone="+79160000055")
-    live_asgi.call(services.send_message, thread=other, sender=other.patient.user, text="Hello, do you work on Sundays?")
+    live_asgi.call(services.send_message, thread=other, actor=other.patient.user, text="Hello, do you work on Sundays?")
     expect(badge).to_have_text("2")
-    live_asgi.call(services.thread_mark_read, thread=thread, reader=alpha.operator)
-    live_asgi.call(services.thread_mark_read, thread=other, reader=alpha.operator)
+    live_asgi.call(services.thread_mark_read, thread=thread, actor=alpha.operator)
+    live_asgi.call(services.thread_mark_read, thread=other, actor=alpha.operator)
     expect(page.locator("#nav-sidebar a[href='/admin/inbox/'] > span")).to_have_count(2)  # icon and title: no badge at zero
     screenshot(page, f"admin-badge-{lang}-calendar", full_page=False)

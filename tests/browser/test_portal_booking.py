@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from tests import factories as f
 from tests.browser.conftest import DESKTOP, MOBILE, enter_code, fits_the_screen, request_code, screenshot, sign_in, staff_login
 
@@ -77,7 +77,7 @@ def test_patient_books_in_four_taps_then_cancels(page, sms, clinic_world):
     expect(page.get_by_role("link", name="Add to calendar")).to_have_attribute("href", re.compile(r"/portal/visits/\d+/calendar\.ics$"))
     fits_the_screen(page)
     screenshot(page, "booking-6-booked")
-    visit = Appointment.objects.get()
+    visit = Visit.objects.get()
     assert timezone.localtime(visit.starts_at, alpha.clinic.tz).replace(tzinfo=None) == datetime.combine(target_day, time(10))
 
     page.get_by_role("link", name="My visits").first.click()
@@ -139,7 +139,7 @@ def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, l
 
     # Someone books 11:00 by phone a moment before her: the tap shows the nearest free times instead.
     live_asgi.call(
-        Appointment.objects.create,
+        Visit.objects.create,
         clinic=alpha.clinic, doctor=alpha.doctor, service=world.checkup, patient=f.PatientFactory(),
         starts_at=datetime.fromisoformat(times[0]), ends_at=datetime.fromisoformat(times[0]) + timedelta(minutes=30),
     )  # fmt: skip
@@ -158,6 +158,6 @@ def test_operator_offers_times_and_the_patient_books_one_with_a_tap(open_live, l
     fits_the_screen(phone)
     screenshot(phone, "chat-booking-3-patient-booked", full_page=False)
     screenshot(desk, "chat-booking-4-operator-sees-it", full_page=False)
-    visit = Appointment.objects.get(patient=world.anna)
+    visit = Visit.objects.get(patient=world.anna)
     assert (visit.source, visit.thread_id) == ("thread", thread.pk)
     assert visit.starts_at.astimezone(alpha.clinic.tz).hour == 15

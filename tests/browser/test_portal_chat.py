@@ -44,7 +44,7 @@ def staff_sends(live_asgi: AsgiServer, world, text: str) -> None:
 
     def send() -> None:
         with transaction.atomic():
-            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), actor=world.operator, text=text)
 
     live_asgi.call(send)
 
@@ -108,7 +108,7 @@ def test_staff_typing_read_and_reply_arrive_live(phone, sms, live_asgi, world):
     expect(phone.get_by_text("Clinic is typing…")).to_be_visible()
     screenshot(phone, "chat-2-typing", full_page=False)
 
-    live_asgi.call(lambda: services.thread_mark_read(thread=Thread.objects.get(pk=thread.pk), reader=world.operator))
+    live_asgi.call(lambda: services.thread_mark_read(thread=Thread.objects.get(pk=thread.pk), actor=world.operator))
     expect(mine.locator(".ticks.read")).to_be_visible()
     expect(mine.locator(".ticks")).to_have_text("Read")
 
@@ -134,7 +134,7 @@ def test_home_lists_conversations_with_unread_badges(phone, sms, live_asgi, worl
     child_thread = f.ThreadFactory(clinic=world.clinic, patient=child)
     staff_sends(live_asgi, world, "Your crown is ready.")
     staff_sends(live_asgi, world, "Come any day after 10:00.")
-    live_asgi.call(lambda: services.send_message(thread=child_thread, sender=world.operator, text="Misha's check-up is on Friday."))
+    live_asgi.call(lambda: services.send_message(thread=child_thread, actor=world.operator, text="Misha's check-up is on Friday."))
 
     sign_in(phone, sms, phone=PHONE, e164=E164)
     card = phone.locator("#my-clinics > li").filter(has_text="Smile Dental")
@@ -309,7 +309,7 @@ def test_earlier_messages_load_above_without_leaving_the_page(phone, sms, live_a
 
         for i in range(1, 61):
             author = world.operator if i % 3 == 0 else world.anna.user
-            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=author, text=f"Message {i:02d}")
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), actor=author, text=f"Message {i:02d}")
             cache.clear()  # not a throttle test
 
     live_asgi.call(history)
@@ -338,11 +338,11 @@ def test_new_messages_line_and_day_labels_in_the_page_language(open_live, sms, l
         from django.core.cache import cache
 
         for i in range(1, 59):
-            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.anna.user, text=f"Message {i:02d}")
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), actor=world.anna.user, text=f"Message {i:02d}")
             cache.clear()  # not a throttle test
         Message.objects.filter(thread=world.thread, seq__lte=10).update(created_at=old_day)
         for text in ("Your crown is ready.", "Come any day after 10:00."):
-            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), sender=world.operator, text=text)
+            services.send_message(thread=Thread.objects.get(pk=world.thread.pk), actor=world.operator, text=text)
 
     live_asgi.call(history)
     phone = open_live(locale="ru-RU", language="en")

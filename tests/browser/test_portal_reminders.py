@@ -36,8 +36,8 @@ def doctor_thread(live_asgi):
 
     def talk() -> None:  # where the server runs Django: what on_commit announces reaches the sockets from there
         with transaction.atomic():
-            send_message(thread=thread, sender=anna.user, text="My tooth hurts after the filling. What can I take?")
-            send_message(thread=thread, sender=user, text=ADVICE)
+            send_message(thread=thread, actor=anna.user, text="My tooth hurts after the filling. What can I take?")
+            send_message(thread=thread, actor=user, text=ADVICE)
 
     live_asgi.call(talk)
     return thread
@@ -45,7 +45,7 @@ def doctor_thread(live_asgi):
 
 def _doctor_writes(thread: Thread, text: str) -> int:
     with transaction.atomic():
-        message, _created = send_message(thread=thread, sender=thread.doctor.user, text=text)
+        message, _created = send_message(thread=thread, actor=thread.doctor.user, text=text)
     return message.seq
 
 

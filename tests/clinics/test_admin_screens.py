@@ -104,10 +104,10 @@ def test_operator_edits_a_contact_card_with_audit(web, alpha, beta):
     contact = f.ContactFactory(clinic=alpha.clinic)
     own_tag, foreign_tag = f.TagFactory(clinic=alpha.clinic, name="VIP"), f.TagFactory(clinic=beta.clinic, name="Other")
     web.force_login(alpha.operator)
-    bad = web.post(f"/admin/patients/patientinclinic/{contact.pk}/change/", {"notes": "x", "tags": [foreign_tag.pk]})
+    bad = web.post(f"/admin/patients/contact/{contact.pk}/change/", {"notes": "x", "tags": [foreign_tag.pk]})
     assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
     ok = web.post(
-        f"/admin/patients/patientinclinic/{contact.pk}/change/",
+        f"/admin/patients/contact/{contact.pk}/change/",
         {"notes": "Prefers mornings", "tags": [own_tag.pk], "assigned_operator": alpha.operator.pk},
     )
     assert ok.status_code == 302
@@ -128,10 +128,10 @@ def test_contacts_list_query_count_does_not_grow(web, alpha):
     web.force_login(alpha.operator)
     for _ in range(3):
         f.ContactFactory(clinic=alpha.clinic).tags.add(tag)
-    few = _changelist_queries(web, "/admin/patients/patientinclinic/")
+    few = _changelist_queries(web, "/admin/patients/contact/")
     for _ in range(20):
         f.ContactFactory(clinic=alpha.clinic, assigned_operator=alpha.operator).tags.add(tag)
-    many = _changelist_queries(web, "/admin/patients/patientinclinic/")
+    many = _changelist_queries(web, "/admin/patients/contact/")
     assert many == few
 
 

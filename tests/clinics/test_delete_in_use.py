@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from audit.models import AuditEvent
 from clinics.models import Doctor, Service
 from tests import factories as f
@@ -57,7 +57,7 @@ def test_a_deactivated_doctor_keeps_the_history_and_takes_no_new_bookings(api, a
     api.force_authenticate(alpha.owner)
     response = api.patch(f"/api/staff/doctors/{alpha.doctor.pk}/", {"is_active": False}, format="json")
     assert response.status_code == 200 and response.json()["is_active"] is False
-    assert Appointment.objects.filter(pk=past_visit.pk, doctor=alpha.doctor).exists()
+    assert Visit.objects.filter(pk=past_visit.pk, doctor=alpha.doctor).exists()
 
     slots = api.get("/api/clinics/alpha/slots/", {"service": checkup.pk, "date_from": _day(alpha.clinic, 3).isoformat()})
     assert slots.status_code == 200 and all(not day["slots"] for day in slots.json()["days"])
@@ -70,7 +70,7 @@ def test_a_deactivated_doctor_keeps_the_history_and_takes_no_new_bookings(api, a
         format="json",
     )
     assert booked.status_code == 400 and booked.json()["errors"]["doctor"] == ["No such doctor."]
-    assert Appointment.objects.count() == 1
+    assert Visit.objects.count() == 1
 
 
 def test_a_deactivated_service_is_not_offered(api, alpha, checkup, past_visit):

@@ -27,7 +27,7 @@ MATRIX = [
     ("clinics.Doctor", "doctors", "clinics/doctor", ALL, ADMINS),
     ("clinics.Tag", "tags", "clinics/tag", ALL, FRONT),
     ("clinics.Membership", "memberships", "clinics/membership", ADMINS, {"owner"}),
-    ("patients.PatientInClinic", "contacts", "patients/patientinclinic", FRONT, FRONT),
+    ("patients.Contact", "contacts", "patients/contact", FRONT, FRONT),
     ("patients.Patient", "patients", "patients/patient", FRONT, set()),
     ("patients.ContactChange", "contact-changes", "patients/contactchange", FRONT, set()),
     ("patients.ConsentDocument", "consent-documents", "patients/consentdocument", ALL, set()),
@@ -55,7 +55,7 @@ def make_row(label: str, world):
             return f.TagFactory(clinic=clinic)
         case "clinics.Membership":
             return world.operator.memberships.get(clinic=clinic)
-        case "patients.PatientInClinic":
+        case "patients.Contact":
             return f.ContactFactory(clinic=clinic)
         case "patients.Patient":
             return f.ContactFactory(clinic=clinic).patient

@@ -100,9 +100,9 @@ def test_slashes_in_real_messages_and_patients_are_not_refused(api, alpha, anna,
     api.force_authenticate(alpha.operator)
     for text in ("/адрес — см. выше", "Приём 12/05 в 10:00", "1/2 таблетки"):
         assert api.post(f"/api/threads/{anna_thread.pk}/messages/", {"text": text}, format="json").status_code == 201, text
-    note = services.send_message(thread=anna_thread, sender=alpha.operator, text="/todo", kind=Message.Kind.NOTE)[0]
+    note = services.send_message(thread=anna_thread, actor=alpha.operator, text="/todo", kind=Message.Kind.NOTE)[0]
     assert note.kind == Message.Kind.NOTE  # a private note is for colleagues: any words
-    patient = services.send_message(thread=anna_thread, sender=anna.user, text="/help")[0]
+    patient = services.send_message(thread=anna_thread, actor=anna.user, text="/help")[0]
     assert patient.text == "/help"
 
 

@@ -19,7 +19,7 @@ from clinics.tenancy import Role
 from messaging import admin_inbox, services
 from messaging.models import Message, Thread, ThreadAccess
 from messaging.selectors import InboxFilter
-from patients.models import PatientInClinic
+from patients.models import Contact
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def listed(response) -> set[int]:
 def patient_says(thread: Thread, text: str = "Hello, is the clinic open on Sunday?") -> Message:
     sender = thread.patient.account_holder.user
     with TestCase.captureOnCommitCallbacks(execute=True):  # as the patient's request would commit
-        message, _created = services.send_message(thread=thread, sender=sender, text=text)
+        message, _created = services.send_message(thread=thread, actor=sender, text=text)
     return message
 
 
@@ -199,7 +199,7 @@ def test_owner_sees_the_access_in_the_log_operator_does_not(web, alpha, anna_thr
 
 def test_history_escapes_text_and_shows_notes_and_events(olga_web, alpha, anna_thread):
     patient_says(anna_thread, "<script>alert(1)</script> see https://example.ru")
-    services.send_message(thread=anna_thread, sender=alpha.operator, text="Call her back @mark", kind=Message.Kind.NOTE)
+    services.send_message(thread=anna_thread, actor=alpha.operator, text="Call her back @mark", kind=Message.Kind.NOTE)
     services.thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.manager)
     page = olga_web.get(f"{INBOX}{anna_thread.pk}/").content.decode()
     assert "<script>alert(1)</script>" not in page
@@ -212,7 +212,7 @@ def test_history_escapes_text_and_shows_notes_and_events(olga_web, alpha, anna_t
 def test_older_messages_page(olga_web, alpha, anna_thread, monkeypatch):
     monkeypatch.setattr(services.throttle, "SEND_LIMIT_PER_MINUTE", 1000)
     for n in range(55):
-        services.send_message(thread=anna_thread, sender=alpha.operator, text=f"note {n}", kind=Message.Kind.NOTE)
+        services.send_message(thread=anna_thread, actor=alpha.operator, text=f"note {n}", kind=Message.Kind.NOTE)
     page = olga_web.get(f"{INBOX}{anna_thread.pk}/").content.decode()
     assert "note 54" in page and "note 4<" not in page
     first = re.search(r'class="inbox-older" data-first-seq="(\d+)"', page)
@@ -309,11 +309,11 @@ def test_a_changed_thread_is_never_shown_from_the_row_cache(olga_web, alpha, ann
 
 
 def test_a_read_receipt_is_never_shown_from_the_message_cache(olga_web, alpha, anna, anna_thread):
-    services.send_message(thread=anna_thread, sender=alpha.operator, text="Yes, we are open on Sunday.")
+    services.send_message(thread=anna_thread, actor=alpha.operator, text="Yes, we are open on Sunday.")
     url = f"{INBOX}{anna_thread.pk}/"
     assert re.search(r'class="msg-receipt" title="Sent"', olga_web.get(url).content.decode())
     anna_thread.refresh_from_db()
-    services.thread_mark_read(thread=anna_thread, reader=anna.user)
+    services.thread_mark_read(thread=anna_thread, actor=anna.user)
     assert re.search(r'class="msg-receipt is-read" title="Read by the patient"', olga_web.get(url).content.decode())
 
 
@@ -429,7 +429,7 @@ def test_doctor_cannot_merge_contacts(web, alpha, anna):
     page = web.get(f"{INBOX}{own.pk}/").content.decode()
     assert "Merge with another contact" not in page
     web.post(f"{INBOX}{own.pk}/action/", {"action": "merge", "merge": other.pk, "merge_q": "Anna"})
-    assert PatientInClinic.objects.get(pk=other.pk).merged_into_id is None
+    assert Contact.objects.get(pk=other.pk).merged_into_id is None
 
 
 # --- admin screens -------------------------------------------------------------------------------------------

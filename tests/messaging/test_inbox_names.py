@@ -35,8 +35,8 @@ def named_staff(alpha):
 def test_colleagues_appear_by_name_in_the_conversation_the_assignee_list_the_notes_and_the_logs(alpha, anna_thread, named_staff):
     olga, mark = named_staff
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.send_message(thread=anna_thread, sender=olga, text="Добрый день!")
-        services.send_message(thread=anna_thread, sender=olga, kind=Message.Kind.NOTE, text="@mark перезвоните ей, пожалуйста")
+        services.send_message(thread=anna_thread, actor=olga, text="Добрый день!")
+        services.send_message(thread=anna_thread, actor=olga, kind=Message.Kind.NOTE, text="@mark перезвоните ей, пожалуйста")
         services.thread_assign(actor=olga, thread=anna_thread, assignee=olga)
     owner = _russian(alpha.owner)
 
@@ -59,7 +59,7 @@ def test_colleagues_appear_by_name_in_the_conversation_the_assignee_list_the_not
 
 def test_a_login_is_shown_only_for_a_colleague_without_a_name(alpha, anna_thread):
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.send_message(thread=anna_thread, sender=alpha.operator, text="Добрый день!")
+        services.send_message(thread=anna_thread, actor=alpha.operator, text="Добрый день!")
     page = _russian(alpha.owner).get(f"/admin/inbox/{anna_thread.pk}/").content.decode()
     assert re.findall(r'<span class="msg-author">([^<]*)</span>', page) == ["olga"]
 

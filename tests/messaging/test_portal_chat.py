@@ -43,7 +43,7 @@ def page_of(response) -> str:
 
 
 def staff_says(world, thread, text, **extra):
-    return services.send_message(thread=thread, sender=world.operator, text=text, **extra)[0]
+    return services.send_message(thread=thread, actor=world.operator, text=text, **extra)[0]
 
 
 def thread_url(thread) -> str:
@@ -65,7 +65,7 @@ def test_home_shows_unread_badges_and_the_doctors_to_write_to(portal, alpha, ann
     f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Nobody")  # no CRM account: cannot answer
     f.DoctorFactory(clinic=alpha.clinic, full_name="Dr Retired", user=f.UserFactory(), is_active=False)
     doctor_thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
-    services.send_message(thread=doctor_thread, sender=alpha.doctor_user, text="How is the tooth?")
+    services.send_message(thread=doctor_thread, actor=alpha.doctor_user, text="How is the tooth?")
     child = f.DependantFactory(guardian=anna, full_name="Misha Petrov")
     child_thread = f.ThreadFactory(clinic=alpha.clinic, patient=child)
     staff_says(alpha, child_thread, "Misha's check-up is on Friday")
@@ -88,7 +88,7 @@ def test_home_shows_unread_badges_and_the_doctors_to_write_to(portal, alpha, ann
 
 
 def test_home_without_unread_messages_shows_no_badge(portal, alpha, anna, anna_thread):
-    services.send_message(thread=anna_thread, sender=anna.user, text="Hello")
+    services.send_message(thread=anna_thread, actor=anna.user, text="Hello")
     page = page_of(portal.get("/portal/"))
     assert "Write to the clinic" in page and 'class="unread"' not in page
 
@@ -173,8 +173,8 @@ def test_consent_never_sends_the_patient_to_another_site(portal, alpha, anna):
 
 
 def test_thread_page_shows_the_history_but_never_private_notes(portal, alpha, anna, anna_thread):
-    services.send_message(thread=anna_thread, sender=anna.user, text="Can I come on Monday?")
-    services.send_message(thread=anna_thread, sender=alpha.operator, text="Patient owes 3000 RUB", kind=Message.Kind.NOTE)
+    services.send_message(thread=anna_thread, actor=anna.user, text="Can I come on Monday?")
+    services.send_message(thread=anna_thread, actor=alpha.operator, text="Patient owes 3000 RUB", kind=Message.Kind.NOTE)
     staff_says(alpha, anna_thread, "Yes, at 10:00. Directions: https://alpha.example.ru/map")
     page = page_of(portal.get(thread_url(anna_thread)))
     assert "Can I come on Monday?" in page
@@ -191,7 +191,7 @@ def test_thread_page_shows_the_history_but_never_private_notes(portal, alpha, an
 
 def test_ticks_follow_the_clinics_delivery_and_read_markers(portal, alpha, anna, anna_thread):
     for text in ("one", "two", "three"):
-        services.send_message(thread=anna_thread, sender=anna.user, text=text)
+        services.send_message(thread=anna_thread, actor=anna.user, text=text)
     Thread.objects.filter(pk=anna_thread.pk).update(staff_delivered_seq=2, staff_read_seq=1)
     page = page_of(portal.get(thread_url(anna_thread)))
     states = re.findall(r'data-seq="(\d)".*?class="ticks (\w+)"', page, re.S)
@@ -207,7 +207,7 @@ def test_html_in_a_message_is_shown_as_text(portal, alpha, anna, anna_thread):
 
 def test_earlier_messages_are_a_link_away(portal, alpha, anna, anna_thread):
     for i in range(1, 56):
-        services.send_message(thread=anna_thread, sender=anna.user, text=f"message number {i}")
+        services.send_message(thread=anna_thread, actor=anna.user, text=f"message number {i}")
         cache.clear()  # not a throttle test
     page = page_of(portal.get(thread_url(anna_thread)))
     assert "message number 6<" in page and "message number 5<" not in page
@@ -315,8 +315,8 @@ def test_plain_form_without_consent_goes_to_the_consent_page(portal, alpha, anna
 def _queries_for_thread_page(portal, alpha, anna, thread, count: int) -> int:
     for i in range(count):
         author = anna.user if i % 2 else alpha.operator
-        upload = services.attachment_upload(thread=thread, uploader=author, upload=png(f"p{i}.png")) if i % 5 == 0 else None
-        services.send_message(thread=thread, sender=author, text=f"m{i}", attachment_ids=[upload.pk] if upload else [])
+        upload = services.attachment_upload(thread=thread, actor=author, upload=png(f"p{i}.png")) if i % 5 == 0 else None
+        services.send_message(thread=thread, actor=author, text=f"m{i}", attachment_ids=[upload.pk] if upload else [])
         cache.clear()
     with CaptureQueriesContext(connection) as queries:
         page_of(portal.get(thread_url(thread)))

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pyte
 
 @sync_to_async
 def say(thread, user, text, **kwargs):
-    message, _ = services.send_message(thread=thread, sender=user, text=text, **kwargs)
+    message, _ = services.send_message(thread=thread, actor=user, text=text, **kwargs)
     return message
 
 

@@ -187,11 +187,11 @@ def test_a_patient_back_in_a_snoozed_thread_reopens_it_and_keeps_the_first_waiti
 
     from messaging import services
 
-    services.send_message(thread=anna_thread, sender=anna.user, text="First question")
+    services.send_message(thread=anna_thread, actor=anna.user, text="First question")
     anna_thread.refresh_from_db()
     waiting = anna_thread.waiting_since
     Thread.objects.filter(pk=anna_thread.pk).update(status=Thread.Status.SNOOZED, snoozed_until=timezone.now() + timedelta(days=1))
-    message, created = services.send_message(thread=anna_thread, sender=anna.user, text="Are you there?")
+    message, created = services.send_message(thread=anna_thread, actor=anna.user, text="Are you there?")
     anna_thread.refresh_from_db()
     assert created and message.seq == 2
     assert (anna_thread.status, anna_thread.snoozed_until, anna_thread.waiting_since) == (Thread.Status.OPEN, None, waiting)
@@ -204,10 +204,10 @@ def test_a_sensitive_thread_keeps_no_preview_and_the_first_response_time_is_kept
     from messaging import services
 
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna, sensitive=True)
-    services.send_message(thread=thread, sender=alpha.operator, text="Your biopsy results are in")
+    services.send_message(thread=thread, actor=alpha.operator, text="Your biopsy results are in")
     thread.refresh_from_db()
     first = thread.first_response_at
-    services.send_message(thread=thread, sender=alpha.operator, text="Please call us")
+    services.send_message(thread=thread, actor=alpha.operator, text="Please call us")
     thread.refresh_from_db()
     assert thread.last_message_preview == "" and thread.first_response_at == first is not None
     assert (thread.last_seq, thread.last_public_seq, thread.patient_unread, thread.staff_read_seq) == (2, 2, 2, 2)
@@ -216,8 +216,8 @@ def test_a_sensitive_thread_keeps_no_preview_and_the_first_response_time_is_kept
 def test_a_private_note_moves_only_the_staff_counters(alpha, anna, anna_thread):
     from messaging import services
 
-    services.send_message(thread=anna_thread, sender=anna.user, text="Hello")
-    services.send_message(thread=anna_thread, sender=alpha.operator, text="Owes 3000", kind=Message.Kind.NOTE)
+    services.send_message(thread=anna_thread, actor=anna.user, text="Hello")
+    services.send_message(thread=anna_thread, actor=alpha.operator, text="Owes 3000", kind=Message.Kind.NOTE)
     anna_thread.refresh_from_db()
     assert (anna_thread.last_seq, anna_thread.last_public_seq, anna_thread.last_message_preview) == (2, 1, "Hello")
     assert anna_thread.waiting_since is not None and anna_thread.patient_unread == 0 and anna_thread.first_response_at is None
@@ -229,7 +229,7 @@ def test_a_system_message_needs_no_consent_counts_for_the_patient_and_tells_the_
 
     child = f.DependantFactory(guardian=anna)
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=child, consent=False)
-    message, created = services.send_message(thread=thread, sender=None, author=Message.Author.SYSTEM, text="Your visit is tomorrow")
+    message, created = services.send_message(thread=thread, actor=None, author=Message.Author.SYSTEM, text="Your visit is tomorrow")
     thread.refresh_from_db()
     assert created and message.sender is None and thread.patient_unread == 1 and thread.last_public_seq == 1
     assert Notification.objects.get().recipient == anna.user  # the child has no account: the guardian's
@@ -242,15 +242,15 @@ def test_a_patient_message_tells_the_assignee_else_the_doctor_when_offline(alpha
     from messaging.models import SocketConnection
 
     doctor_thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
-    services.send_message(thread=doctor_thread, sender=anna.user, text="My tooth hurts")
+    services.send_message(thread=doctor_thread, actor=anna.user, text="My tooth hurts")
     assert list(Notification.objects.values_list("recipient", flat=True)) == [alpha.doctor_user.pk]
 
     Thread.objects.filter(pk=doctor_thread.pk).update(assigned_to=alpha.operator)
-    services.send_message(thread=doctor_thread, sender=anna.user, text="Still hurts")
+    services.send_message(thread=doctor_thread, actor=anna.user, text="Still hurts")
     assert Notification.objects.filter(recipient=alpha.operator).count() == 1
 
     SocketConnection.objects.create(user=alpha.operator, channel_name="specific.x!1", seen_at=timezone.now())
-    services.send_message(thread=doctor_thread, sender=anna.user, text="Hello?")
+    services.send_message(thread=doctor_thread, actor=anna.user, text="Hello?")
     assert Notification.objects.count() == 2  # the assignee is online now: no third row
 
 
@@ -258,9 +258,9 @@ def test_a_resend_after_withdrawal_returns_the_stored_message(alpha, anna, anna_
     from messaging import services
     from patients.services import consent_withdraw
 
-    message, _created = services.send_message(thread=anna_thread, sender=anna.user, text="Hi", client_msg_id="once")
+    message, _created = services.send_message(thread=anna_thread, actor=anna.user, text="Hi", client_msg_id="once")
     consent_withdraw(patient=anna, clinic=alpha.clinic, ip="127.0.0.1", user_agent="test")
-    again, created = services.send_message(thread=anna_thread, sender=anna.user, text="Hi", client_msg_id="once")
+    again, created = services.send_message(thread=anna_thread, actor=anna.user, text="Hi", client_msg_id="once")
     assert not created and again.pk == message.pk
     anna_thread.refresh_from_db()
     assert anna_thread.last_seq == 1 and anna_thread.staff_unread == 1
@@ -286,7 +286,7 @@ def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(clock, mon
     monkeypatch.setattr(services.throttle, "SEND_LIMIT_PER_MINUTE", 3)
 
     def send_as_anna(client_msg_id):
-        return services.send_message(thread=anna_thread, sender=anna.user, text=f"text {client_msg_id}", client_msg_id=client_msg_id)
+        return services.send_message(thread=anna_thread, actor=anna.user, text=f"text {client_msg_id}", client_msg_id=client_msg_id)
 
     first, created = send_as_anna("a")
     assert created and [send_as_anna("a") for _ in range(4)] == [(first, False)] * 4
@@ -298,7 +298,7 @@ def test_resends_and_consent_refusals_do_not_use_up_the_sending_limit(clock, mon
     with pytest.raises(ConsentRequired):  # at the limit, the reason the patient can act on comes first
         send_as_anna("e")
     with pytest.raises(PermissionDenied):
-        services.send_message(thread=anna_thread, sender=anna.user, text="note", kind=Message.Kind.NOTE)
+        services.send_message(thread=anna_thread, actor=anna.user, text="note", kind=Message.Kind.NOTE)
     assert list(Message.objects.order_by("seq").values_list("client_msg_id", flat=True)) == ["a", "b", "c"]
     anna_thread.refresh_from_db()
     assert (anna_thread.last_seq, anna_thread.staff_unread) == (3, 3)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from messaging.models import Message, Thread, ThreadAccess
 from notifications.models import Notification
-from patients.models import PatientInClinic
+from patients.models import Contact
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +128,7 @@ def test_merging_two_cards_of_one_person_moves_the_threads(api, alpha, anna, ann
     assert set(Thread.objects.filter(contact=keep).values_list("pk", flat=True)) == {anna_thread.pk, other_thread.pk}
     keep.refresh_from_db()
     assert "work phone" in keep.notes
-    assert PatientInClinic.objects.get(pk=merge.pk).merged_into == keep
+    assert Contact.objects.get(pk=merge.pk).merged_into == keep
     # Each person still sees only their own conversation.
     api.force_authenticate(second.user)
     assert [t["id"] for t in api.get("/api/threads/").json()["results"]] == [other_thread.pk]
@@ -138,7 +138,7 @@ def test_cards_of_different_clinics_cannot_be_merged(api, alpha, beta, anna_thre
     api.force_authenticate(alpha.owner)
     response = api.post(f"/api/staff/contacts/{anna_thread.contact.pk}/merge/", {"other": boris_thread.contact.pk}, format="json")
     assert response.status_code in (400, 404)
-    assert PatientInClinic.objects.filter(merged_into__isnull=False).count() == 0
+    assert Contact.objects.filter(merged_into__isnull=False).count() == 0
 
 
 def test_every_staff_read_is_in_the_access_log_for_the_owner_only(api, alpha, anna_thread):
@@ -171,7 +171,7 @@ def test_messages_page_upward_by_seq(api, alpha, anna, anna_thread):
     from messaging.services import send_message
 
     for i in range(1, 8):
-        send_message(thread=anna_thread, sender=alpha.operator, text=f"m{i}")
+        send_message(thread=anna_thread, actor=alpha.operator, text=f"m{i}")
         cache.clear()
     api.force_authenticate(anna.user)
     newest = api.get(f"/api/threads/{anna_thread.pk}/messages/?limit=3").json()
@@ -188,8 +188,8 @@ def test_messages_page_upward_by_seq(api, alpha, anna, anna_thread):
 def test_patient_reading_updates_unread_and_receipts(api, alpha, anna, anna_thread):
     from messaging.services import send_message
 
-    send_message(thread=anna_thread, sender=alpha.operator, text="Your tests are ready")
-    send_message(thread=anna_thread, sender=alpha.operator, text="Come any time", kind="text")
+    send_message(thread=anna_thread, actor=alpha.operator, text="Your tests are ready")
+    send_message(thread=anna_thread, actor=alpha.operator, text="Come any time", kind="text")
     api.force_authenticate(anna.user)
     assert api.get("/api/threads/").json()["results"][0]["unread"] == 2
     body = api.post(f"/api/threads/{anna_thread.pk}/read/", {"seq": 1}, format="json").json()

@@ -14,7 +14,7 @@ def offline_reply(alpha, anna_thread):
     """The operator answers while Anna is offline: the outbox gets one notification for her."""
 
     def reply(text="Your tests are ready, come any day after 10:00."):
-        send_message(thread=anna_thread, sender=alpha.operator, text=text)
+        send_message(thread=anna_thread, actor=alpha.operator, text=text)
         return Notification.objects.filter(recipient=anna_thread.patient.user).latest("pk")
 
     return reply

@@ -223,7 +223,7 @@ def test_staff_get_email_not_sms(alpha, anna_thread, smsru):
     alpha.operator.email = "olga@alpha.ru"
     alpha.operator.save()
     thread_assign(actor=alpha.operator, thread=anna_thread, assignee=alpha.operator)
-    send_message(thread=anna_thread, sender=anna_thread.patient.user, text="Is the clinic open on Sunday?")
+    send_message(thread=anna_thread, actor=anna_thread.patient.user, text="Is the clinic open on Sunday?")
     notification = Notification.objects.get(recipient=alpha.operator)
     _dispatch(notification, now=_daytime(alpha.clinic))
     assert smsru.call_count == 0
@@ -253,7 +253,7 @@ def test_a_worker_killed_mid_batch_resends_only_what_never_reached_the_provider(
     Preference.objects.create(user=anna_thread.patient.user, email=False)
     threads = [anna_thread] + [f.ThreadFactory(clinic=alpha.clinic, patient=f.PatientFactory()) for _ in range(2)]
     for thread, text in zip(threads, ("one", "two", "three"), strict=True):
-        send_message(thread=thread, sender=alpha.operator, text=text)
+        send_message(thread=thread, actor=alpha.operator, text=text)
     ids = services.notifications_dispatch_batch(
         notification_ids=list(Notification.objects.values_list("pk", flat=True)), now=_daytime(alpha.clinic)
     )  # on-commit queueing not run: this test hands the batch over itself

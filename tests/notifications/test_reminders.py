@@ -8,7 +8,7 @@ from django.test import TestCase
 
 from appointments import reminders
 from appointments import services as visits
-from appointments.models import Appointment
+from appointments.models import Visit
 from notifications import services
 from notifications.models import Delivery, Notification
 from tests.conftest import at
@@ -69,7 +69,7 @@ def test_a_delivery_already_made_is_not_sent_once_the_visit_is_cancelled(anna, v
     reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     notification = Notification.objects.get(visit=visit)
     services.notification_dispatch(notification_id=notification.pk, now=visit.starts_at - timedelta(hours=23))  # on-commit not run
-    Appointment.objects.filter(pk=visit.pk).update(status="cancelled")
+    Visit.objects.filter(pk=visit.pk).update(status="cancelled")
     services.delivery_send(delivery_id=Delivery.objects.get(notification=notification, channel="sms").pk)
     assert _sms(smsru) == []
     assert Delivery.objects.get(notification=notification, channel="sms").status == "failed"
@@ -94,7 +94,7 @@ def test_a_visit_booked_late_gets_only_the_short_reminder(alpha, checkup, anna, 
             patient=anna,
             starts_at=at(alpha.clinic, day, 12),
         )
-    Appointment.objects.filter(pk=visit.pk).update(created_at=visit.starts_at - timedelta(hours=5))
+    Visit.objects.filter(pk=visit.pk).update(created_at=visit.starts_at - timedelta(hours=5))
     reminder_tick(visit.starts_at - timedelta(hours=3))
     assert not Notification.objects.filter(visit=visit).exists()
     reminder_tick(visit.starts_at - timedelta(hours=2))

@@ -73,10 +73,10 @@ def _tomorrow(clinic) -> str:
 @pytest.fixture
 def conversation(alpha, anna, anna_thread):
     """Anna asked, the clinic answered, the clinic posted a system line and a private note."""
-    send_message(thread=anna_thread, sender=anna.user, text="How should I take the antibiotic?")
-    advice, _ = send_message(thread=anna_thread, sender=alpha.operator, text=ADVICE)
-    send_message(thread=anna_thread, sender=None, author=Message.Author.SYSTEM, text="Visit booked: 12 March, 10:00")
-    send_message(thread=anna_thread, sender=alpha.operator, kind=Message.Kind.NOTE, text="Allergic to penicillin? Check the card.")
+    send_message(thread=anna_thread, actor=anna.user, text="How should I take the antibiotic?")
+    advice, _ = send_message(thread=anna_thread, actor=alpha.operator, text=ADVICE)
+    send_message(thread=anna_thread, actor=None, author=Message.Author.SYSTEM, text="Visit booked: 12 March, 10:00")
+    send_message(thread=anna_thread, actor=alpha.operator, kind=Message.Kind.NOTE, text="Allergic to penicillin? Check the card.")
     return advice
 
 
@@ -101,7 +101,7 @@ def test_remind_me_prefills_the_thread_clinic_person_and_the_message_words(web, 
 
 
 def test_a_long_message_is_trimmed_to_what_a_reminder_holds(web, alpha, anna, anna_thread):
-    long, _ = send_message(thread=anna_thread, sender=alpha.operator, text="Rinse twice a day. " * 20)
+    long, _ = send_message(thread=anna_thread, actor=alpha.operator, text="Rinse twice a day. " * 20)
     web.force_login(anna.user)
     form = _Form(web.get(f"/portal/notifications/reminders/new/?thread={anna_thread.pk}&message={long.seq}").content.decode()).values
     assert len(form["text"]) == 200 and form["text"].startswith("Rinse twice a day. Rinse") and form["text"].endswith("…")
@@ -110,7 +110,7 @@ def test_a_long_message_is_trimmed_to_what_a_reminder_holds(web, alpha, anna, an
 def test_a_childs_thread_presets_the_child(web, alpha, anna):
     child = f.DependantFactory(guardian=anna, full_name="Masha Petrova")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=child, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
-    advice, _ = send_message(thread=thread, sender=alpha.doctor_user, text="Vitamin D, two drops every morning.")
+    advice, _ = send_message(thread=thread, actor=alpha.doctor_user, text="Vitamin D, two drops every morning.")
     web.force_login(anna.user)
     form = _Form(web.get(f"/portal/notifications/reminders/new/?thread={thread.pk}&message={advice.seq}").content.decode()).values
     assert (form["patient"], form["text"]) == (str(child.pk), "Vitamin D, two drops every morning.")
@@ -119,7 +119,7 @@ def test_a_childs_thread_presets_the_child(web, alpha, anna):
 def test_a_thread_of_another_family_is_ignored(web, alpha, anna, anna_thread):
     stranger = f.PatientFactory(full_name="Oleg Sidorov")
     theirs = f.ThreadFactory(clinic=alpha.clinic, patient=stranger, kind=Thread.Kind.DOCTOR, doctor=alpha.doctor)
-    secret, _ = send_message(thread=theirs, sender=alpha.doctor_user, text="Oleg, your biopsy result is ready.")
+    secret, _ = send_message(thread=theirs, actor=alpha.doctor_user, text="Oleg, your biopsy result is ready.")
     web.force_login(anna.user)
     response = web.get(f"/portal/notifications/reminders/new/?thread={theirs.pk}&message={secret.seq}")
     page = response.content.decode()
@@ -182,7 +182,7 @@ def test_a_reminder_from_a_sensitive_thread_sends_only_the_words_the_patient_sav
     Thread.objects.filter(pk=anna_thread.pk).update(sensitive=True)
     words = "Your HIV test is negative. " + "Repeat it in three months at the same lab, no appointment needed. " * 3
     with TestCase.captureOnCommitCallbacks(execute=True):
-        result, _ = send_message(thread=anna_thread, sender=alpha.operator, text=words)
+        result, _ = send_message(thread=anna_thread, actor=alpha.operator, text=words)
     web.force_login(anna.user)
     link = f"/portal/notifications/reminders/new/?thread={anna_thread.pk}&message={result.seq}"
     form = _Form(web.get(link).content.decode()).values

@@ -16,7 +16,7 @@ from django.test import TestCase
 from appointments import reminders
 from appointments import selectors as visit_reads
 from appointments import services as visits
-from appointments.models import Appointment, BookingRules
+from appointments.models import BookingRules, Visit
 from audit.models import AuditEvent
 from notifications import services
 from notifications.models import Delivery, Notification
@@ -74,7 +74,7 @@ def _answer(response) -> str:
 
 def _replies(visit):
     return list(
-        AuditEvent.objects.filter(action="visit.sms_reply", target=f"appointments.Appointment:{visit.pk}").values_list("data", flat=True)
+        AuditEvent.objects.filter(action="visit.sms_reply", target=f"appointments.Visit:{visit.pk}").values_list("data", flat=True)
     )
 
 
@@ -183,7 +183,7 @@ def test_the_phone_decides_the_visit_never_another_clinics_or_patients(web, alph
     beta_visit.refresh_from_db()
     visit.refresh_from_db()
     assert (beta_visit.status, visit.status) == ("cancelled", "booked")
-    assert AuditEvent.objects.get(action="visit.sms_reply", target=f"appointments.Appointment:{beta_visit.pk}").clinic == beta.clinic
+    assert AuditEvent.objects.get(action="visit.sms_reply", target=f"appointments.Visit:{beta_visit.pk}").clinic == beta.clinic
 
     assert "Alpha Dental: visit on" in _answer(_reply(web, "подтверждаю"))
     beta_visit.refresh_from_db()
@@ -203,4 +203,4 @@ def test_only_a_provider_that_passes_replies_back_invites_one_and_only_by_sms(se
     assert "/v/" in sms.text and "/v/" in email.text
     assert ("Reply 1 to confirm or 2 to cancel." in sms.text) is invited
     assert "Reply 1" not in email.text
-    assert Appointment.objects.get(pk=visit.pk).status == "booked"
+    assert Visit.objects.get(pk=visit.pk).status == "booked"

@@ -57,7 +57,7 @@ def batch(alpha):
     """Four urgent notices to four patients, dispatched into four SMS deliveries (the batch task not run yet)."""
     for n in range(4):
         thread = f.ThreadFactory(clinic=alpha.clinic, patient=f.PatientFactory(phone=f"+7916777000{n}"))
-        send_message(thread=thread, sender=alpha.operator, text=f"Result {n} is ready")
+        send_message(thread=thread, actor=alpha.operator, text=f"Result {n} is ready")
     Notification.objects.update(urgent=True, not_before=None)
     with mock.patch.object(sending, "deliveries_queue"):  # queued by each test itself, also where on-commit callbacks run
         ids = services.notifications_dispatch_batch(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
@@ -165,7 +165,7 @@ def test_a_stuck_delivery_whose_provider_id_was_written_is_recorded_as_sent(alph
 
 
 def test_a_stuck_delivery_for_a_visit_that_is_gone_is_not_sent_late(alpha, visit, smsru, clock, settings):
-    from appointments.models import Appointment
+    from appointments.models import Visit
 
     reminders.visit_reminders_queue(now=visit.starts_at - timedelta(hours=23))
     ids = services.notifications_dispatch_batch(
@@ -173,7 +173,7 @@ def test_a_stuck_delivery_for_a_visit_that_is_gone_is_not_sent_late(alpha, visit
         now=visit.starts_at - timedelta(hours=23),
     )
     Delivery.objects.filter(pk__in=ids).update(status="sending", attempts=1, sending_since=timezone.now(), sending_task="gone")
-    Appointment.objects.filter(pk=visit.pk).update(status=Appointment.Status.CANCELLED)
+    Visit.objects.filter(pk=visit.pk).update(status=Visit.Status.CANCELLED)
     clock.shift(timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 1))
 
     assert _sweep()["resent"] == len(ids)  # never reached the provider: it goes through the usual checks again

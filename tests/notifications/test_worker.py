@@ -18,7 +18,7 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from appointments.tasks import queue_visit_reminders
 from clinic_crm.celery import app as celery_app
 from notifications.models import Delivery, Notification, Preference
@@ -171,7 +171,7 @@ def test_through_the_worker_the_reminder_sweep_asks_to_confirm_once_and_never_fo
     soon = timezone.now().replace(second=0, microsecond=0) + timedelta(hours=23)
     kept = f.VisitFactory(doctor=alpha.doctor, patient=anna, starts_at=soon)
     cancelled = f.VisitFactory(doctor=alpha.doctor, patient=anna, starts_at=soon + timedelta(hours=-3), status="cancelled")
-    Appointment.objects.update(created_at=timezone.now() - timedelta(days=3))  # booked before the 24-hour mark
+    Visit.objects.update(created_at=timezone.now() - timedelta(days=3))  # booked before the 24-hour mark
 
     for _tick in range(2):  # two beat ticks: the second adds nothing
         queue_visit_reminders.delay()

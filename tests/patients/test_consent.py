@@ -3,7 +3,7 @@
 import pytest
 
 from audit.models import AuditEvent
-from patients.models import ConsentDocument, ConsentRecord, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ def test_contact_before_consent_is_403_with_a_clear_message(api, alpha, consent_
         "detail": "Before writing to or booking with Alpha Dental, please accept its personal data consent.",
         "clinic": "alpha",
     }
-    assert not PatientInClinic.objects.exists()
+    assert not Contact.objects.exists()
 
 
 def test_accept_then_contact(api, alpha, consent_text, pavel):
@@ -34,12 +34,12 @@ def test_accept_then_contact(api, alpha, consent_text, pavel):
 
     contact = api.post("/api/clinics/alpha/contact/", {"utm_source": "yandex", "utm_campaign": "implants"}, format="json")
     assert contact.status_code == 201
-    row = PatientInClinic.objects.get()
+    row = Contact.objects.get()
     assert (row.utm_source, row.utm_campaign, row.source_channel) == ("yandex", "implants", "web")
     # Idempotent, and the first touch is kept.
     again = api.post("/api/clinics/alpha/contact/", {"utm_source": "google"}, format="json")
     assert again.status_code == 200
-    assert PatientInClinic.objects.get().utm_source == "yandex"
+    assert Contact.objects.get().utm_source == "yandex"
 
 
 def test_accepting_an_outdated_version_is_409(api, alpha, consent_text, pavel):
@@ -67,7 +67,7 @@ def test_withdrawal_stops_processing_and_keeps_the_record(api, alpha, consent_te
     assert withdrawn.status_code == 200 and withdrawn.json()["action"] == "withdrawn"
     assert api.post("/api/clinics/alpha/contact/", {}, format="json").status_code == 403
     assert list(ConsentRecord.objects.order_by("at", "pk").values_list("action", flat=True)) == ["granted", "withdrawn"]
-    assert PatientInClinic.objects.filter(patient=pavel).exists()  # history is kept
+    assert Contact.objects.filter(patient=pavel).exists()  # history is kept
     assert AuditEvent.objects.filter(action="consent.withdrawn", patient=pavel, clinic=alpha.clinic).exists()
     # Withdrawing twice is a clear 400.
     again = api.delete("/api/clinics/alpha/consent/")
@@ -89,7 +89,7 @@ def test_guardian_consent_covers_a_dependant(api, alpha, consent_text, pavel):
     response = api.post("/api/clinics/alpha/contact/", {"person": child.pk}, format="json")
     assert response.status_code == 201
     assert response.json()["person_name"] == "Masha Petrova"
-    assert PatientInClinic.objects.get().patient == child
+    assert Contact.objects.get().patient == child
 
 
 def test_someone_elses_dependant_is_404(api, alpha, consent_text, pavel):
@@ -98,7 +98,7 @@ def test_someone_elses_dependant_is_404(api, alpha, consent_text, pavel):
     api.post("/api/clinics/alpha/consent/", {"version": 1}, format="json")
     response = api.post("/api/clinics/alpha/contact/", {"person": stranger_child.pk}, format="json")
     assert response.status_code == 404
-    assert not PatientInClinic.objects.exists()
+    assert not Contact.objects.exists()
 
 
 def test_staff_account_is_not_a_patient(api, alpha, consent_text):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from patients.models import ConsentRecord, PatientInClinic
+from patients.models import ConsentRecord, Contact
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_sign_up_name_consent_home(web, alpha, consent_text, sms):
     home = web.get("/portal/").content.decode()
     assert "Alpha Dental is now in your list" in home
     assert "Alpha Dental" in home.split('id="my-clinics"')[1]
-    contact = PatientInClinic.objects.get()
+    contact = Contact.objects.get()
     assert (contact.utm_source, contact.utm_campaign, contact.referrer) == ("yandex", "spring", "https://ya.ru/search")
     assert ConsentRecord.objects.get().user_agent == "Mobile Safari"
 

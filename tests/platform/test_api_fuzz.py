@@ -29,13 +29,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
+from appointments.models import BookingRules, ScheduleException, ScheduleRule, Visit, WaitlistEntry
 from audit.models import AuditEvent
 from clinic_crm.wsgi import application
 from clinics.models import Branch, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
 from notifications.models import PersonalReminder
-from patients.models import ConsentDocument, ConsentRecord, ContactChange, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, ContactChange, Patient
 from tests import factories as f
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
@@ -87,7 +87,7 @@ def world(alpha, beta):
         f.VisitFactory(doctor=world.doctor, service=service, patient=pavel, starts_at=start, thread=thread)
         f.VisitFactory(
             doctor=world.doctor, service=service, patient=pavel, starts_at=start + timedelta(hours=1),
-            status=Appointment.Status.CONFIRMED,
+            status=Visit.Status.CONFIRMED,
         )  # fmt: skip
         f.WaitlistEntryFactory(doctor=world.doctor, service=service, patient=pavel)
         PersonalReminder.objects.create(patient=pavel, clinic=clinic, text="Pills", next_at=now + timedelta(days=1))
@@ -128,7 +128,7 @@ def _real_ids(operation_path: str, world) -> dict[str, object]:
         "/api/staff/doctors/": lambda: Doctor.objects.filter(clinic=clinic).first(),
         "/api/staff/tags/": lambda: Tag.objects.filter(clinic=clinic).first(),
         "/api/staff/memberships/": lambda: Membership.objects.filter(clinic=clinic).first(),
-        "/api/staff/contacts/": lambda: PatientInClinic.objects.filter(clinic=clinic).first(),
+        "/api/staff/contacts/": lambda: Contact.objects.filter(clinic=clinic).first(),
         "/api/staff/patients/": lambda: pavel.pk,
         "/api/staff/contact-changes/": lambda: ContactChange.objects.first(),
         "/api/staff/consent-documents/": lambda: ConsentDocument.objects.filter(clinic=clinic).first(),
@@ -141,7 +141,7 @@ def _real_ids(operation_path: str, world) -> dict[str, object]:
         "/api/staff/schedule-exceptions/": lambda: ScheduleException.objects.filter(clinic=clinic).first(),
         "/api/staff/booking-rules/": lambda: BookingRules.objects.filter(clinic=clinic).first(),
         "/api/threads/": lambda: Thread.objects.filter(clinic=clinic).first(),
-        "/api/visits/": lambda: Appointment.objects.filter(clinic=clinic).first(),
+        "/api/visits/": lambda: Visit.objects.filter(clinic=clinic).first(),
         "/api/waitlist/": lambda: WaitlistEntry.objects.filter(clinic=clinic).first(),
         "/api/reminders/": lambda: PersonalReminder.objects.filter(clinic=clinic).first(),
         "/api/me/family/": lambda: Patient.objects.filter(guardian=pavel).first(),

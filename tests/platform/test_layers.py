@@ -3,7 +3,7 @@
 The order below is the only place it is written (README "Architecture" points here). Every module
 of every app is parsed (migrations, tests and bench excepted); both module-level and function-local
 imports count, ``if TYPE_CHECKING:`` blocks do not (they are never executed). String references
-in ForeignKeys (``"appointments.Appointment"``) and reverse relations are not imports.
+in ForeignKeys (``"appointments.Visit"``) and reverse relations are not imports.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from messaging.services import send_message
 from tests import factories as f
 from tests.conftest import CommittingClient, at
@@ -67,12 +67,12 @@ def clinic_week(alpha):
         f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
     anna = f.PatientFactory(full_name="Anna Petrova", phone="+79160000001")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
-    send_message(thread=thread, sender=anna.user, text="Здравствуйте, можно записаться?")
-    send_message(thread=thread, sender=alpha.operator, text="Да, на четверг.")
+    send_message(thread=thread, actor=anna.user, text="Здравствуйте, можно записаться?")
+    send_message(thread=thread, actor=alpha.operator, text="Да, на четверг.")
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
     coming = f.VisitFactory(doctor=alpha.doctor, service=service, patient=anna, starts_at=at(alpha.clinic, day, 10, 20))
     past = f.VisitFactory(
-        doctor=alpha.doctor, service=service, patient=anna, starts_at=timezone.now() - timedelta(days=1), status=Appointment.Status.COMPLETED
+        doctor=alpha.doctor, service=service, patient=anna, starts_at=timezone.now() - timedelta(days=1), status=Visit.Status.COMPLETED
     )
     f.CannedAnswerFactory(clinic=alpha.clinic)
     return {"service": service, "anna": anna, "thread": thread, "day": day, "coming": coming, "past": past}
@@ -123,15 +123,15 @@ def test_staff_screens_in_russian_keep_numbers_plain(alpha, clinic_week, superus
     screens = [
         reverse("inbox:index"),
         reverse("inbox:thread", args=[thread.pk]),
-        f"{reverse('booking:day')}?date={day.isoformat()}",
-        f"{reverse('booking:week')}{week}",
-        reverse("booking:visit", args=[clinic_week["coming"].pk]),
-        reverse("booking:visit", args=[clinic_week["past"].pk]),
-        f"{reverse('booking:new')}?date={day.isoformat()}&doctor={alpha.doctor.pk}&service={clinic_week['service'].pk}",
-        reverse("booking:attendance"),
-        f"{reverse('booking:offer', args=[thread.pk])}?service={clinic_week['service'].pk}",
+        f"{reverse('calendar:day')}?date={day.isoformat()}",
+        f"{reverse('calendar:week')}{week}",
+        reverse("calendar:visit", args=[clinic_week["coming"].pk]),
+        reverse("calendar:visit", args=[clinic_week["past"].pk]),
+        f"{reverse('calendar:new')}?date={day.isoformat()}&doctor={alpha.doctor.pk}&service={clinic_week['service'].pk}",
+        reverse("calendar:attendance"),
+        f"{reverse('calendar:offer', args=[thread.pk])}?service={clinic_week['service'].pk}",
     ]
-    _assert_plain_numbers(_russian(alpha.owner), [*screens, "/admin/patients/patientinclinic/"])
+    _assert_plain_numbers(_russian(alpha.owner), [*screens, "/admin/patients/contact/"])
     _assert_plain_numbers(_russian(superuser), ["/admin/", *_admin_pages(superuser)])
 
 

@@ -8,13 +8,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from appointments.models import Appointment, BookingRules, ScheduleException, ScheduleRule, WaitlistEntry
+from appointments.models import BookingRules, ScheduleException, ScheduleRule, Visit, WaitlistEntry
 from audit.models import AuditEvent
 from clinic_crm.management.commands.seed_demo import DEMO_PASSWORD
 from clinics.models import Clinic, Doctor, Membership, Service, Specialty, Tag, WorkingHours
 from clinics.tenancy import Role
 from messaging.models import Message, Thread
-from patients.models import ConsentDocument, ConsentRecord, Patient, PatientInClinic
+from patients.models import ConsentDocument, ConsentRecord, Contact, Patient
 from tests.conftest import CommittingClient
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ COUNTED = [
     Doctor,
     Patient,
     Membership,
-    PatientInClinic,
+    Contact,
     Service,
     Specialty,
     Tag,
@@ -36,7 +36,7 @@ COUNTED = [
     AuditEvent,
     Thread,
     Message,
-    Appointment,
+    Visit,
     ScheduleRule,
     ScheduleException,
     BookingRules,
@@ -82,8 +82,8 @@ def test_doctors_patients_and_contacts(seeded):
     assert {c.slug: c.doctors.count() for c in Clinic.objects.all()} == {"ulybka": 3, "zdorovie-ekb": 3}
     assert Patient.objects.count() == 30
     # Every patient is a contact of a clinic and has consented there; every fifth knows both clinics.
-    assert not Patient.objects.filter(clinic_links__isnull=True).exists()
-    assert PatientInClinic.objects.count() == 30 + 6
+    assert not Patient.objects.filter(contacts__isnull=True).exists()
+    assert Contact.objects.count() == 30 + 6
     assert ConsentRecord.objects.filter(action=ConsentRecord.Action.GRANTED).count() == 36
 
 
@@ -172,11 +172,11 @@ def test_visits_past_with_mixed_outcomes_and_upcoming_booked_by_the_front_desk(s
     from django.utils import timezone
 
     now = timezone.now()
-    past = Appointment.objects.filter(starts_at__lt=now)
+    past = Visit.objects.filter(starts_at__lt=now)
     assert not past.filter(starts_at__lt=now - timedelta(days=31)).exists()
     assert {"completed", "no_show", "cancelled"} <= set(past.values_list("status", flat=True))
     assert past.filter(status="cancelled", cancelled_late=True).exists() and past.filter(status="cancelled", cancelled_late=False).exists()
-    upcoming = Appointment.objects.filter(starts_at__gte=now)
+    upcoming = Visit.objects.filter(starts_at__gte=now)
     assert upcoming.count() >= 20 and not upcoming.filter(starts_at__gt=now + timedelta(days=15)).exists()
     assert set(upcoming.values_list("status", flat=True)) == {"booked", "confirmed"}
     assert not upcoming.filter(created_by__isnull=True).exists()  # booked through visit_book by the operator
@@ -187,7 +187,7 @@ def test_visits_past_with_mixed_outcomes_and_upcoming_booked_by_the_front_desk(s
 
 def test_no_doctor_and_no_patient_is_booked_twice_at_once(seeded):
     held = list(
-        Appointment.objects.exclude(status="cancelled").order_by("starts_at").values_list("doctor_id", "patient_id", "starts_at", "ends_at")
+        Visit.objects.exclude(status="cancelled").order_by("starts_at").values_list("doctor_id", "patient_id", "starts_at", "ends_at")
     )
     for key in (0, 1):
         last_end: dict[int, object] = {}

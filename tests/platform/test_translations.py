@@ -381,7 +381,7 @@ def test_russian_admin_pages_show_no_english_from_the_theme_and_no_english_heade
         english_headers += [f"{url}: {h!r}" for h in _seen(response.content.decode()).headers if not CYRILLIC.search(h) and h not in SAME_IN_RUSSIAN]
     operator = Client(HTTP_ACCEPT_LANGUAGE="ru")
     operator.force_login(alpha.operator)
-    for url in ("/admin/inbox/", "/admin/calendar/", "/admin/patients/patientinclinic/?q=nothing-matches"):
+    for url in ("/admin/inbox/", "/admin/calendar/", "/admin/patients/contact/?q=nothing-matches"):
         pages[f"{url} (operator)"] = operator.get(url)
     pages["/admin/logout/"] = operator.post("/admin/logout/")
     english = []

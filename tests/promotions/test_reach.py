@@ -7,7 +7,7 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Visit
 from notifications import services as outbox
 from notifications.models import Delivery, Notification, Preference
 from patients.models import ConsentRecord
@@ -90,10 +90,10 @@ def test_a_visit_in_another_clinic_does_not_count(alpha, beta, family, launched)
 
 def test_cancelled_by_the_clinic_does_not_count_by_the_patient_does(alpha, family, launched):
     after = _receipt_time(launched) + timedelta(hours=1)
-    cancelled = {"status": Appointment.Status.CANCELLED, "cancelled_at": after + timedelta(hours=1)}
-    _visit(alpha, family["Vera"], booked_at=after, cancelled_by=Appointment.CancelledBy.CLINIC, **cancelled)
+    cancelled = {"status": Visit.Status.CANCELLED, "cancelled_at": after + timedelta(hours=1)}
+    _visit(alpha, family["Vera"], booked_at=after, cancelled_by=Visit.CancelledBy.CLINIC, **cancelled)
     assert promotion_reach(promotion=launched).booked_after == 0
-    _visit(alpha, family["Gleb"], booked_at=after, cancelled_by=Appointment.CancelledBy.PATIENT, **cancelled)
+    _visit(alpha, family["Gleb"], booked_at=after, cancelled_by=Visit.CancelledBy.PATIENT, **cancelled)
     assert promotion_reach(promotion=launched).booked_after == 1
 
 
@@ -101,7 +101,7 @@ def test_a_move_is_not_a_new_booking(alpha, family, launched):
     """Moving a visit booked before the promotion creates a visit after it: still no booking because of the promotion.
     A visit booked after it and then moved by the clinic still counts once."""
     received = _receipt_time(launched)
-    moved = {"status": Appointment.Status.CANCELLED, "cancelled_by": Appointment.CancelledBy.CLINIC}
+    moved = {"status": Visit.Status.CANCELLED, "cancelled_by": Visit.CancelledBy.CLINIC}
     old = _visit(alpha, family["Gleb"], booked_at=received - timedelta(days=1), **moved)
     _visit(alpha, family["Gleb"], booked_at=received + timedelta(hours=1), rescheduled_from=old)
     assert promotion_reach(promotion=launched).booked_after == 0

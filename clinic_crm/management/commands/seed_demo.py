@@ -328,17 +328,17 @@ class Command(BaseCommand):
                 staff = {m.role: m.user for m in Membership.objects.filter(clinic=clinic, is_active=True).select_related("user")}
                 question, answer, follow_up = DEMO_DIALOGUES[number % len(DEMO_DIALOGUES)]
                 thread, _ = thread_open(patient=patient, clinic=clinic, actor=patient.user)
-                send_message(thread=thread, sender=patient.user, text=question, client_msg_id=f"demo-{number}-1")
+                send_message(thread=thread, actor=patient.user, text=question, client_msg_id=f"demo-{number}-1")
                 if number % 3:  # two in three were answered; the rest are waiting in the inbox
                     if number % 4 == 0:
                         thread_assign(actor=staff[Role.OPERATOR], thread=thread, assignee=staff[Role.OPERATOR])
-                    send_message(thread=thread, sender=staff[Role.OPERATOR], text=answer)
+                    send_message(thread=thread, actor=staff[Role.OPERATOR], text=answer)
                     if number % 2:
-                        send_message(thread=thread, sender=patient.user, text=follow_up, client_msg_id=f"demo-{number}-2")
+                        send_message(thread=thread, actor=patient.user, text=follow_up, client_msg_id=f"demo-{number}-2")
                     if number % 6 == 1:
                         send_message(
                             thread=thread,
-                            sender=staff[Role.OPERATOR],
+                            actor=staff[Role.OPERATOR],
                             text=f"@{staff[Role.MANAGER].username} пациент просит перезвонить после 18:00",
                             kind="note",
                         )
@@ -350,14 +350,14 @@ class Command(BaseCommand):
                     doctor_thread, _ = thread_open(patient=patient, clinic=clinic, actor=patient.user, doctor=doctor)
                     send_message(
                         thread=doctor_thread,
-                        sender=patient.user,
+                        actor=patient.user,
                         text="Доктор, после приёма немного ноет — это нормально?",
                         client_msg_id=f"demo-{number}-doctor",
                     )
                     if number % 8 == 1:
                         send_message(
                             thread=doctor_thread,
-                            sender=doctor.user,
+                            actor=doctor.user,
                             text="Да, 2–3 дня это нормально. Если боль усилится — напишите, посмотрю вас вне очереди.",
                         )
                 cache.clear()  # demo bursts are not a person typing fast: reset the send throttle
@@ -391,15 +391,15 @@ class Command(BaseCommand):
 
     def _seed_past_visits(self, clinic: Clinic, doctors: list, today: date, rng: random.Random) -> None:
         """The last 30 days, written directly: the booking service refuses past times by design."""
-        from appointments.models import Appointment
+        from appointments.models import Visit
         from appointments.selectors import working_hours
 
-        patients = list(Patient.objects.filter(clinic_links__clinic=clinic).order_by("pk"))
+        patients = list(Patient.objects.filter(contacts__clinic=clinic).order_by("pk"))
         first = today - timedelta(days=30)
         hours = working_hours(clinic=clinic, doctor_ids=[d.pk for d in doctors], first=first, days=30)
         now = timezone.now()
         busy: dict[int, list[tuple]] = {}  # a patient of both clinics is never in two places at once
-        for patient_id, starts, ends in Appointment.objects.filter(patient__in=patients, ends_at__gt=now - timedelta(days=31)).values_list(
+        for patient_id, starts, ends in Visit.objects.filter(patient__in=patients, ends_at__gt=now - timedelta(days=31)).values_list(
             "patient_id", "starts_at", "ends_at"
         ):
             busy.setdefault(patient_id, []).append((starts, ends))
@@ -420,19 +420,19 @@ class Command(BaseCommand):
                             busy.setdefault(patient.pk, []).append((moment, finish))
                             visits.append(self._past_visit(clinic, doctor, service, patient, moment, finish, rng))
                         moment = finish
-        Appointment.objects.bulk_create(visits)
+        Visit.objects.bulk_create(visits)
 
     @staticmethod
     def _past_visit(clinic, doctor, service, patient, starts, ends, rng: random.Random):
-        from appointments.models import Appointment
+        from appointments.models import Visit
 
         outcome = rng.choices(["completed", "no_show", "late", "in_time"], weights=[72, 10, 7, 11])[0]
-        visit = Appointment(
+        visit = Visit(
             clinic=clinic, doctor=doctor, service=service, patient=patient, starts_at=starts, ends_at=ends,
             source=rng.choice(["portal", "operator", "phone", "thread"]), created_at=starts - timedelta(days=rng.randint(1, 10)),
-            status=outcome if outcome in ("completed", "no_show") else Appointment.Status.CANCELLED,
+            status=outcome if outcome in ("completed", "no_show") else Visit.Status.CANCELLED,
         )  # fmt: skip
-        if visit.status == Appointment.Status.CANCELLED:
+        if visit.status == Visit.Status.CANCELLED:
             visit.cancelled_late = outcome == "late"
             visit.cancelled_at = starts - (
                 timedelta(hours=rng.randint(1, 20)) if visit.cancelled_late else timedelta(days=rng.randint(2, 5))
@@ -450,7 +450,7 @@ class Command(BaseCommand):
         from appointments.services import SlotTaken, visit_book, visit_confirm, waitlist_join
 
         operator = Membership.objects.get(clinic=clinic, role=Role.OPERATOR, is_active=True).user
-        patients = list(Patient.objects.filter(clinic_links__clinic=clinic).order_by("pk"))
+        patients = list(Patient.objects.filter(contacts__clinic=clinic).order_by("pk"))
         booked = []
         for doctor in doctors:
             for service in doctor.services.order_by("pk")[:2]:

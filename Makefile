@@ -13,10 +13,10 @@ define install_lock
 	@rm -f $(VENV)/.installed-$(1)-* && touch $@
 endef
 
-# Checks that join `make test` once the whole tree passes them (the integrator flips them to 1):
-# RUFF_FORMAT runs `ruff format --check .`, MYPY runs mypy (pyproject.toml [tool.mypy]).
-RUFF_FORMAT ?= 0
-MYPY ?= 0
+# `make test` checks formatting (`ruff format --check .`) and types (mypy, pyproject.toml [tool.mypy]);
+# RUFF_FORMAT=0 / MYPY=0 skip them while iterating.
+RUFF_FORMAT ?= 1
+MYPY ?= 1
 
 # What `make run` needs to start for a developer; the product's settings default to production
 # (DEBUG off, no key, no hosts). Values given in the environment win.

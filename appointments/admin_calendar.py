@@ -544,7 +544,10 @@ def _move_choices(request: HttpRequest, visit: Visit) -> dict[str, Any]:
         patient_id=visit.patient_id,
     )  # fmt: skip
     days = [
-        (date_format(day, "D j M"), [(_local_time(clinic, s.starts_at).isoformat(), f"{_local_time(clinic, s.starts_at):%H:%M}") for s in day_slots])
+        (
+            date_format(day, "D j M"),
+            [(_local_time(clinic, s.starts_at).isoformat(), f"{_local_time(clinic, s.starts_at):%H:%M}") for s in day_slots],
+        )
         for day, day_slots in selectors.slots_by_day(clinic=clinic, slots=slots)
     ]
     return {"move_date": first, "move_doctors": doctors, "move_doctor": doctor, "move_days": days}
@@ -574,7 +577,9 @@ def _visit_action(request: HttpRequest, visit: Visit) -> Visit | None:
             if doctor is None:
                 raise ValidationError({"doctor": _("This doctor does not provide this service.")})
             moved = services.visit_reschedule(actor=user, visit=visit, starts_at=moment, doctor=doctor)
-            messages.success(request, _("The visit is moved to %(when)s.") % {"when": services.visit_time_text(visit.clinic, moved.starts_at)})
+            messages.success(
+                request, _("The visit is moved to %(when)s.") % {"when": services.visit_time_text(visit.clinic, moved.starts_at)}
+            )
             return moved
         else:
             raise ValidationError(_("Unknown action."))

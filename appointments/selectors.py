@@ -177,9 +177,9 @@ def _doctor_busy_times(
     doctor_ids: list[int], start: datetime, end: datetime, *, exclude_visit: int | None = None
 ) -> dict[int, tuple[list[float], list[float]]]:
     """Per doctor: (starts, ends) of held visits overlapping the range, sorted, as epoch seconds."""
-    rows = Visit.objects.filter(
-        doctor_id__in=doctor_ids, status__in=Visit.HOLDING, starts_at__lt=end, ends_at__gt=start
-    ).exclude(pk=exclude_visit)
+    rows = Visit.objects.filter(doctor_id__in=doctor_ids, status__in=Visit.HOLDING, starts_at__lt=end, ends_at__gt=start).exclude(
+        pk=exclude_visit
+    )
     rows = rows.order_by("doctor_id", "starts_at")
     if connections[rows.db].vendor == "postgresql":
         # The database hands over epoch seconds: parsing thousands of timestamps in Python was most of a 14-day search.
@@ -406,9 +406,7 @@ def contact_visits(*, user: Any, patient_id: int, clinic_id: int, limit: int = 5
 
 
 def upcoming_count(*, patient_id: int, clinic_id: int) -> int:
-    return Visit.objects.filter(
-        patient_id=patient_id, clinic_id=clinic_id, status__in=Visit.UPCOMING, starts_at__gt=timezone.now()
-    ).count()
+    return Visit.objects.filter(patient_id=patient_id, clinic_id=clinic_id, status__in=Visit.UPCOMING, starts_at__gt=timezone.now()).count()
 
 
 def calendar_clinics(*, user: Any) -> QuerySet[Clinic]:

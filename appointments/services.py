@@ -248,9 +248,7 @@ def visit_book(
     if thread is not None and (thread.clinic_id != clinic.pk or thread.patient_id != patient.pk):
         raise ValidationError({"thread": _("This conversation is about another person or clinic.")}, code="thread")
     if source is None:
-        source = (
-            (Visit.Source.THREAD if thread or offer else Visit.Source.PORTAL) if by_patient else Visit.Source.OPERATOR
-        )
+        source = (Visit.Source.THREAD if thread or offer else Visit.Source.PORTAL) if by_patient else Visit.Source.OPERATOR
     now = timezone.now()
     ends_at, interval = _check_slot(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now)
     consent_require(patient=patient, clinic=clinic)
@@ -321,7 +319,11 @@ def _reschedule(*, actor: Any, visit: Visit, starts_at: datetime, doctor: Doctor
             clinic=old.clinic, doctor=doctor, service=service, starts_at=starts_at, by_patient=by_patient, now=now
         )
         _mark_cancelled(
-            old, actor=actor, by_patient=by_patient, now=now, reason=_("Moved to %(when)s") % {"when": visit_time_text(old.clinic, starts_at)}
+            old,
+            actor=actor,
+            by_patient=by_patient,
+            now=now,
+            reason=_("Moved to %(when)s") % {"when": visit_time_text(old.clinic, starts_at)},
         )
         try:
             visit_new = _create_visit(
@@ -335,7 +337,8 @@ def _reschedule(*, actor: Any, visit: Visit, starts_at: datetime, doctor: Doctor
         audit_record(actor=actor, action="visit.moved", clinic=old.clinic, patient=old.patient, target=visit_new, data={"from": old.pk})
         _tell_thread(
             visit=visit_new,
-            text=_("Visit moved from %(old)s to %(visit)s.") % {"old": visit_time_text(old.clinic, old.starts_at), "visit": _visit_line(visit_new)},
+            text=_("Visit moved from %(old)s to %(visit)s.")
+            % {"old": visit_time_text(old.clinic, old.starts_at), "visit": _visit_line(visit_new)},
             event="moved",
         )
     return visit_new
@@ -467,10 +470,15 @@ def slots_propose(*, actor: Any, thread: Thread, slots: list[tuple[Doctor, Servi
         ends_at = starts_at + timedelta(minutes=service.duration_minutes)
         held = Visit.objects.filter(status__in=Visit.HOLDING, starts_at__lt=ends_at, ends_at__gt=starts_at)
         if held.filter(doctor=doctor).exists():
-            raise ValidationError({"slots": _("%(when)s is already taken.") % {"when": visit_time_text(clinic, starts_at)}}, code="slot_taken")
+            raise ValidationError(
+                {"slots": _("%(when)s is already taken.") % {"when": visit_time_text(clinic, starts_at)}}, code="slot_taken"
+            )
         if held.filter(patient_id=thread.patient_id).exists():  # the patient could not take it; where they are then is not said
             raise ValidationError(
-                {"slots": _("The patient already has a visit at %(when)s: offer another time.") % {"when": visit_time_text(clinic, starts_at)}},
+                {
+                    "slots": _("The patient already has a visit at %(when)s: offer another time.")
+                    % {"when": visit_time_text(clinic, starts_at)}
+                },
                 code="patient_busy",
             )
         offered.append(_slot_data(clinic=clinic, doctor=doctor, service=service, starts_at=starts_at))
@@ -518,9 +526,7 @@ def slot_offer_create(*, visit_id: int) -> SlotOffer | None:
     rules = selectors.booking_rules_for(clinic)
     if visit.status != Visit.Status.CANCELLED or visit.starts_at <= timezone.now() + timedelta(minutes=rules.min_notice_minutes):
         return None
-    taken = Visit.objects.filter(
-        doctor=visit.doctor, status__in=Visit.HOLDING, starts_at__lt=visit.ends_at, ends_at__gt=visit.starts_at
-    )
+    taken = Visit.objects.filter(doctor=visit.doctor, status__in=Visit.HOLDING, starts_at__lt=visit.ends_at, ends_at__gt=visit.starts_at)
     if taken.exists():
         return None
     entries = [

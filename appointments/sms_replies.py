@@ -40,7 +40,6 @@ class SmsReply:
     visit: Visit | None = None
 
 
-
 def confirm_request_to(*, provider: str, phone: str, now: datetime) -> Delivery | None:
     """The newest confirm request this provider texted to `phone` (E.164) whose visit is still ahead, or None.
 
@@ -140,4 +139,3 @@ def _reply_thread(visit: Visit) -> Thread:
         return visit.thread
     thread, _created = thread_open(patient=visit.patient, clinic=visit.clinic, actor=None)
     return thread
-

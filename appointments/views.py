@@ -98,9 +98,7 @@ def _confirm_url(
     return f"{reverse('appointments:book-confirm', args=[clinic.slug])}?{urlencode(query)}"
 
 
-def _choices(
-    clinic: Clinic, service: Service, slots, doctors: dict[int, Doctor], move: Visit | None, person=None
-) -> list[SlotChoice]:
+def _choices(clinic: Clinic, service: Service, slots, doctors: dict[int, Doctor], move: Visit | None, person=None) -> list[SlotChoice]:
     return [
         SlotChoice(
             doctor=doctors[slot.doctor_id],

@@ -188,9 +188,7 @@ def ensure_patient_threads(clinic, document, *, count: int, prefix: str, phone_b
         patient_ids = [patients[users[u]] for u in usernames]
 
         have = set(Contact.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", flat=True))
-        Contact.objects.bulk_create(
-            [Contact(clinic=clinic, patient_id=pid) for pid in patient_ids if pid not in have], batch_size=2000
-        )
+        Contact.objects.bulk_create([Contact(clinic=clinic, patient_id=pid) for pid in patient_ids if pid not in have], batch_size=2000)
         contacts = dict(Contact.objects.filter(clinic=clinic, patient_id__in=patient_ids).values_list("patient_id", "pk"))
 
         have = set(

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from clinics.models import Clinic
+from core.requests import PortalRequest
 from messaging import selectors as message_selectors
 from patients import selectors
 from patients.views import patient_required
@@ -31,7 +32,7 @@ class ClinicCard:
     promotion: Any = None  # a running promotion not opened yet: the card stays highlighted until it is
 
 
-def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
+def _clinic_cards(request: PortalRequest, contacts) -> list[ClinicCard]:
     holder = request.patient
     cards: dict[int, ClinicCard] = {}
     for contact in contacts:
@@ -51,7 +52,7 @@ def _clinic_cards(request: HttpRequest, contacts) -> list[ClinicCard]:
 
 
 @patient_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PortalRequest) -> HttpResponse:
     contacts = selectors.patient_clinics(patient=request.patient)
     cards = _clinic_cards(request, contacts)
     return render(

@@ -48,7 +48,9 @@ DEBUG = _env_bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set: `make run` sets a development one; for manage.py by hand, put DEBUG and SECRET_KEY in .env.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set: `make run` sets a development one; for manage.py by hand, put DEBUG and SECRET_KEY in .env."
+        )
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])

@@ -26,7 +26,7 @@ class WorkingHoursOut(serializers.ModelSerializer):
 
 
 class DoctorPublicOut(serializers.ModelSerializer):
-    specialties = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    specialties: serializers.RelatedField = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
         model = Doctor
@@ -53,7 +53,7 @@ class ClinicPublicDetailOut(ClinicPublicOut):
     services = ServicePublicOut(many=True, read_only=True)
 
     class Meta(ClinicPublicOut.Meta):
-        fields = ClinicPublicOut.Meta.fields + ("doctors", "services")
+        fields = (*ClinicPublicOut.Meta.fields, "doctors", "services")  # type: ignore[assignment]  # a longer tuple than the base Meta
 
 
 class PublicClinicListView(APIView):
@@ -160,7 +160,7 @@ class MembershipOut(serializers.ModelSerializer):
 
 class MembershipIn(serializers.Serializer):
     clinic = serializers.PrimaryKeyRelatedField(queryset=Clinic.objects.all())
-    role = serializers.ChoiceField(choices=Membership._meta.get_field("role").choices)
+    role = serializers.ChoiceField(choices=list(Membership._meta.get_field("role").choices or []))
     username = serializers.CharField(max_length=150)
     email = serializers.EmailField(required=False, allow_blank=True)
     first_name = serializers.CharField(required=False, allow_blank=True)

@@ -12,7 +12,7 @@ from clinics.tenancy import clinic_roles
 
 def clinic_get_public(*, slug: str) -> Clinic:
     """An active clinic by its portal address, with what its page shows, or Clinic.DoesNotExist."""
-    return (
+    clinic: Clinic = (
         Clinic.objects.filter(is_active=True, slug=slug)
         .prefetch_related(
             "working_hours",
@@ -25,6 +25,7 @@ def clinic_get_public(*, slug: str) -> Clinic:
         )
         .get()
     )
+    return clinic
 
 
 def clinics_public() -> QuerySet[Clinic]:

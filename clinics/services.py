@@ -21,6 +21,12 @@ def _clinic_of(instance: models.Model) -> Clinic | None:
     return getattr(instance, "clinic", None)
 
 
+def _editable(actor: Any, instance: models.Model) -> bool:
+    """The actor may change this existing row (its model's TenantManager decides)."""
+    manager: Any = type(instance)._default_manager
+    return bool(manager.editable_by(actor).filter(pk=instance.pk).exists())
+
+
 def catalogue_save(
     *,
     actor: Any,
@@ -34,11 +40,11 @@ def catalogue_save(
     The admin form has already limited choices to the actor's clinics; the model's
     own clean() checks cross-clinic references again here.
     """
-    if not created and not type(instance).objects.editable_by(actor).filter(pk=instance.pk).exists():
+    if not created and not _editable(actor, instance):
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     # The clinic the row is (now) in: for a change too, or a row could be moved into another clinic.
     clinic = _clinic_of(instance)
-    policy = type(instance).tenancy
+    policy = type(instance).tenancy  # type: ignore[attr-defined]  # every tenant model declares its Policy
     # A row the actor keeps for themselves (Policy.owner) needs only a role that views the model there.
     own_row = bool(policy.owner) and getattr(instance, f"{policy.owner}_id", None) == actor.pk
     roles = policy.view if own_row else policy.change
@@ -63,7 +69,7 @@ def catalogue_save(
 
 
 def catalogue_delete(*, actor: Any, instance: models.Model) -> None:
-    if not type(instance).objects.editable_by(actor).filter(pk=instance.pk).exists():
+    if not _editable(actor, instance):
         raise PermissionDenied(_("Your role in this clinic does not allow this."))
     with transaction.atomic():
         audit_record(

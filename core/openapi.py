@@ -97,6 +97,4 @@ class AutoSchema(openapi.AutoSchema):
         queryset = getattr(self.view, "queryset", None)
         if queryset is None:
             return False
-        return any(
-            relation.on_delete in (models.PROTECT, models.RESTRICT) for relation in queryset.model._meta.related_objects
-        )
+        return any(relation.on_delete in (models.PROTECT, models.RESTRICT) for relation in queryset.model._meta.related_objects)

@@ -63,7 +63,12 @@ class CannedAnswerForm(TenantModelForm):
         cleaned = super().clean()
         clinic, owner = cleaned.get("clinic"), cleaned.get("owner")
         everyone = clinic is not None and owner is None
-        if everyone and not self.actor.is_superuser and clinic is not None and clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change):
+        if (
+            everyone
+            and not self.actor.is_superuser
+            and clinic is not None
+            and clinic.pk not in clinics_with_role(self.actor, CannedAnswer.tenancy.change)
+        ):
             self.add_error(
                 "owner", _("Only the clinic's managers and owners write answers for everyone: choose yourself to keep it as your own.")
             )

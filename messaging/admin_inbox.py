@@ -119,10 +119,14 @@ def _sidebar_apps_html(shell: dict[str, Any]) -> str:
     key = "inbox-sidebar:" + hashlib.blake2b(repr(where).encode(), digest_size=16).hexdigest()
     html = cache.get(key)
     if html is None:
-        context = {"sidebar_navigation": navigation, "sidebar_show_all_applications": shell.get("sidebar_show_all_applications"), "app_list": []}
+        context = {
+            "sidebar_navigation": navigation,
+            "sidebar_show_all_applications": shell.get("sidebar_show_all_applications"),
+            "app_list": [],
+        }
         html = get_template("unfold/helpers/app_list.html").render(context)
         cache.set(key, html, timeout=FRAGMENT_CACHE_SECONDS)
-    return mark_safe(html)  # noqa: S308 - rendered by the autoescaping template above
+    return mark_safe(html)  # rendered by the autoescaping template above
 
 
 # --- context builders --------------------------------------------------------------------------
@@ -161,7 +165,7 @@ def _fragments_html(template_name: str, items: list[dict[str, Any]]) -> str:
         parts.append(html)
     if fresh:
         cache.set_many(fresh, timeout=FRAGMENT_CACHE_SECONDS)
-    return mark_safe("".join(parts))  # noqa: S308 - rendered by the autoescaping template above
+    return mark_safe("".join(parts))  # rendered by the autoescaping template above
 
 
 def _rows_context(request: HttpRequest, current: int | None, filters: selectors.InboxFilter, several_clinics: bool) -> dict[str, Any]:
@@ -312,7 +316,9 @@ def _inbox_words() -> dict[str, str]:
         "signedOut": _("Signed out — reload the page"),
         "uploadFailed": _("The file was not uploaded."),
         "noCanned": _("No canned answers match."),
-        "shortcodeNotSent": _("No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."),
+        "shortcodeNotSent": _(
+            "No canned answer has the shortcode %(shortcode)s: nothing was sent. Choose one from the list or write a reply."
+        ),
         "remove": _("Remove"),
         "loadOlder": _("Load earlier messages"),
     }
@@ -328,8 +334,14 @@ def _config(request: HttpRequest, thread: Thread | None, history: dict[str, Any]
         "filtersUrl": reverse("inbox:filters"),
         # What inbox.js needs to place the row a `message.new` carries: does it belong to this list, and its link.
         "list": {
-            "filters": {"scope": filters.scope, "status": filters.status, "channel": filters.channel, "tag": filters.tag,
-                        "clinic": filters.clinic, "query": filters.query},
+            "filters": {
+                "scope": filters.scope,
+                "status": filters.status,
+                "channel": filters.channel,
+                "tag": filters.tag,
+                "clinic": filters.clinic,
+                "query": filters.query,
+            },
             "query": _query(request),
             "severalClinics": _several_clinics(request),
         },
@@ -409,7 +421,9 @@ def inbox_filters(request: HttpRequest) -> HttpResponse:
 @require_GET
 def inbox_card(request: HttpRequest, thread_id: int) -> HttpResponse:
     _staff_only(request)
-    return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
+    return render(
+        request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id))
+    )
 
 
 @require_GET
@@ -432,7 +446,11 @@ def inbox_action(request: HtmxHttpRequest, thread_id: int) -> HttpResponse:
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, refusal_text(exc))
     if request.htmx:
-        return render(request, "admin/messaging/_inbox_card.html", _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)))
+        return render(
+            request,
+            "admin/messaging/_inbox_card.html",
+            _card_context(request, selectors.thread_for(user=request.user, thread_id=thread_id)),
+        )
     return HttpResponseRedirect(reverse("inbox:thread", args=[thread.pk]) + _query(request))
 
 

@@ -136,7 +136,7 @@ def slot_links(thread: Thread, slots: list[dict[str, Any]], *, zone: str = "", n
 
 
 def reminder_url(thread: Thread) -> str:
-    """"Set a reminder" in the chat header; "Remind me" under a clinic's message adds its seq (its words prefill the form)."""
+    """ "Set a reminder" in the chat header; "Remind me" under a clinic's message adds its seq (its words prefill the form)."""
     return f"{reverse('portal-reminder-new')}?{urlencode({'thread': thread.pk})}"
 
 
@@ -150,7 +150,9 @@ class PatientSide:
         self.reminder_url = reminder_url(thread)
         # The zone beside offered times costs a query: only when some message offers times.
         self.zone = (
-            zone_label(time_zone=thread.clinic.time_zone, moment=self.now) if with_slots and patient_sees_zones(patient=thread.patient) else ""
+            zone_label(time_zone=thread.clinic.time_zone, moment=self.now)
+            if with_slots and patient_sees_zones(patient=thread.patient)
+            else ""
         )
         self.events = events or []
         self.reasons = offer_closed_reasons() if with_slots else {}

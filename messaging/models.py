@@ -74,9 +74,7 @@ class Thread(models.Model):
     # The person the conversation is about (a dependant for a child); their guardian writes for them.
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="threads", verbose_name=_("patient"))
     # The clinic's contact the thread is filed under; moves when staff merge two contacts of one person.
-    contact = models.ForeignKey(
-        "patients.Contact", on_delete=models.PROTECT, related_name="threads", verbose_name=_("clinic contact")
-    )
+    contact = models.ForeignKey("patients.Contact", on_delete=models.PROTECT, related_name="threads", verbose_name=_("clinic contact"))
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.CLINIC)
     doctor = models.ForeignKey(
         "clinics.Doctor", null=True, blank=True, on_delete=models.PROTECT, related_name="threads", verbose_name=_("doctor"), db_index=False

@@ -135,7 +135,9 @@ def message_event_stub(message: Message, *, audience: str) -> dict[str, Any]:
 def socket_message_event(message_id: int, *, audience: str, language: str) -> dict[str, Any] | None:
     """The `message.new` event as a socket of that side and language receives it; None if the message is gone."""
     message = (
-        Message.objects.select_related("sender", "thread__clinic", "thread__doctor", "thread__patient", "thread__patient__guardian", "thread__assigned_to")
+        Message.objects.select_related(
+            "sender", "thread__clinic", "thread__doctor", "thread__patient", "thread__patient__guardian", "thread__assigned_to"
+        )
         .filter(pk=message_id)
         .first()
     )

@@ -118,7 +118,12 @@ def _heading(request: PortalRequest, thread: Thread) -> dict[str, str]:
     for_name = thread.patient.full_name if thread.patient_id != request.patient.pk else ""
     if thread.kind == Thread.Kind.DOCTOR and thread.doctor is not None:
         name = thread.doctor.full_name
-        return {"title": name, "subtitle": thread.clinic.name, "for_name": for_name, "typing_text": _("%(name)s is typing…") % {"name": name}}
+        return {
+            "title": name,
+            "subtitle": thread.clinic.name,
+            "for_name": for_name,
+            "typing_text": _("%(name)s is typing…") % {"name": name},
+        }
     return {"title": thread.clinic.name, "subtitle": "", "for_name": for_name, "typing_text": _("Clinic is typing…")}
 
 

@@ -76,12 +76,12 @@ class NotificationAdmin(ReadOnlyTenantAdmin):
         if obj.recipient_id is None:
             return "—"
         patient = getattr(obj.recipient, "patient", None)
-        return str(patient) if patient is not None else obj.recipient.display_name
+        return str(patient) if patient is not None else getattr(obj.recipient, "display_name", "—")
 
     @admin.display(description=_("patient"))
     def patient(self, obj: Notification) -> str:
         """The thread's patient, else the recipient's own card (a promotion or a reminder has no thread); staff have none."""
-        if obj.thread_id:
+        if obj.thread is not None:
             return str(obj.thread.patient)
         patient = getattr(obj.recipient, "patient", None)
         return str(patient) if patient is not None else "—"
@@ -92,11 +92,12 @@ class NotificationAdmin(ReadOnlyTenantAdmin):
 
         Kept on the object: unfold reads a read-only field's contents more than once while rendering it.
         """
-        if not hasattr(obj, "_attempt_history"):
+        cache = vars(obj)
+        if "_attempt_history" not in cache:
             labels = [_("delivery"), _("attempt"), _("started"), _("finished"), _("outcome"), _("error")]
             attempts = selectors.notification_attempts(notification=obj)
-            obj._attempt_history = render_to_string("admin/notifications/attempts.html", {"attempts": attempts, "labels": labels})
-        return obj._attempt_history
+            cache["_attempt_history"] = render_to_string("admin/notifications/attempts.html", {"attempts": attempts, "labels": labels})
+        return str(cache["_attempt_history"])
 
 
 class AttemptInline(ReadOnlyTenantInline):

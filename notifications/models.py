@@ -83,7 +83,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        who = self.recipient if self.recipient_id else (self.login_code.destination if self.login_code_id else "—")
+        who = self.recipient if self.recipient_id else (self.login_code.destination if self.login_code is not None else "—")
         return f"{self.get_kind_display()} → {who}"
 
 

@@ -80,19 +80,16 @@ def reminder_source(*, user: Any, patient: Any, thread_id: str, message_seq: str
     """
     if (pk := whole_number(thread_id)) is None:
         return ReminderSource()
-    family_threads = (person.threads.visible_to(user).select_related("clinic", "patient").filter(pk=pk) for person in reminder_family(patient=patient))
+    family_threads = (
+        person.threads.visible_to(user).select_related("clinic", "patient").filter(pk=pk) for person in reminder_family(patient=patient)
+    )
     thread = next((found for threads in family_threads if (found := threads.first()) is not None), None)
     if thread is None:
         return ReminderSource()
     tomorrow = timezone.localtime(timezone.now(), thread.clinic.tz).date() + timedelta(days=1)
     initial = {"clinic": thread.clinic_id, "patient": thread.patient_id, "day": tomorrow.isoformat()}
     if (seq := whole_number(message_seq)) is not None:
-        text = (
-            thread.messages.visible_to(user)
-            .filter(seq=seq, author__in=REMINDABLE_AUTHORS)
-            .values_list("text", flat=True)
-            .first()
-        )
+        text = thread.messages.visible_to(user).filter(seq=seq, author__in=REMINDABLE_AUTHORS).values_list("text", flat=True).first()
         words = " ".join((text or "").split())
         if words:
             initial["text"] = Truncator(words).chars(PersonalReminder._meta.get_field("text").max_length or 200)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from django.conf import settings
@@ -80,7 +80,7 @@ class SmsRu:
             raise SmsError(f"unreadable answer HTTP {response.status_code}", retryable=True) from exc
         if body.get("status") != "OK":
             raise SmsError(f"rejected: {body.get('status_text', body.get('status_code'))}", retryable=False)
-        per_number = next(iter((body.get("sms") or {}).values()), {})
+        per_number: dict[str, Any] = next(iter((body.get("sms") or {}).values()), {})
         if per_number.get("status") != "OK":
             raise SmsError(f"rejected number: {per_number.get('status_text', per_number.get('status_code'))}", retryable=False)
         return str(per_number.get("sms_id", ""))
@@ -136,4 +136,4 @@ PROVIDERS: dict[str, type] = {"console": ConsoleSms, "smsru": SmsRu, "twilio": T
 def sms_replies_supported() -> bool:
     """Whether the configured provider passes patients' replies back (decided at dispatch, no credentials needed)."""
     provider = PROVIDERS.get(settings.SMS_PROVIDER)
-    return bool(provider and provider.receives_replies)
+    return bool(provider and getattr(provider, "receives_replies", False))

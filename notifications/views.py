@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.requests import PortalRequest
 from notifications import selectors, services
 from notifications.forms import PreferenceForm, ReminderForm
 from notifications.models import PersonalReminder
@@ -118,7 +119,7 @@ def _reminder_save(request: HttpRequest, form: ReminderForm, clinics: list, fami
 
 
 @patient_required
-def preferences(request: HttpRequest) -> HttpResponse:
+def preferences(request: PortalRequest) -> HttpResponse:
     patient = request.patient
     clinics = selectors.reminder_clinics(patient=patient)
     family = selectors.reminder_family(patient=patient)
@@ -155,7 +156,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def reminder_new(request: HttpRequest) -> HttpResponse:
+def reminder_new(request: PortalRequest) -> HttpResponse:
     """The reminder form on its own page, opened from a conversation ("Remind me" under a message, or the header).
 
     `thread` and `message` (its seq) prefill the form; they count only for a thread of

@@ -411,5 +411,7 @@ def _repoint_filed_rows(*, source: Contact, target: Contact) -> dict[str, int]:
         if not relation.one_to_many or relation.related_model is Contact:  # merged cards keep pointing at their card
             continue
         field = relation.field
-        moved[relation.get_accessor_name() or field.name] = field.model._base_manager.filter(**{field.name: source}).update(**{field.name: target})
+        moved[relation.get_accessor_name() or field.name] = field.model._base_manager.filter(**{field.name: source}).update(
+            **{field.name: target}
+        )
     return moved

@@ -21,7 +21,8 @@ from accounts.destinations import parse_destination
 from accounts.services import LoginCodeError
 from clinics.models import Clinic
 from clinics.selectors import clinic_get_public, clinics_public
-from core.requests import client_ip, referrer, user_agent
+from core.errors import one_line
+from core.requests import PortalRequest, client_ip, referrer, user_agent
 from patients import selectors, services
 from patients.forms import CodeForm, ConsentForm, DependantForm, DestinationForm, ProfileForm
 
@@ -34,7 +35,7 @@ def patient_required(view):
     """Sign-in wall for portal pages; staff accounts have no patient profile and are sent to the admin."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
+    def wrapper(request: PortalRequest, *args, **kwargs):
         patient = selectors.patient_for_user(request.user)
         if patient is None:
             if request.user.is_authenticated:
@@ -138,7 +139,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def consent(request: HttpRequest, slug: str) -> HttpResponse:
+def consent(request: PortalRequest, slug: str) -> HttpResponse:
     clinic = _get_clinic(slug)
     document = selectors.consent_current_document(clinic=clinic)
     if document is None:
@@ -175,7 +176,7 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @patient_required
-def consent_withdraw(request: HttpRequest, slug: str) -> HttpResponse:
+def consent_withdraw(request: PortalRequest, slug: str) -> HttpResponse:
     clinic = _get_clinic(slug)
     try:
         services.consent_withdraw(patient=request.patient, clinic=clinic, ip=client_ip(request), user_agent=user_agent(request))
@@ -189,7 +190,7 @@ def consent_withdraw(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @patient_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: PortalRequest) -> HttpResponse:
     patient = request.patient
     form = ProfileForm(request.POST or None, initial={"full_name": patient.full_name, "birth_date": patient.birth_date})
     if request.method == "POST" and form.is_valid():
@@ -208,7 +209,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def contact_change(request: HttpRequest) -> HttpResponse:
+def contact_change(request: PortalRequest) -> HttpResponse:
     """Two steps on one URL: send a code to the new value, then confirm it."""
     patient = request.patient
     pending = request.session.get(SESSION_CHANGE)
@@ -220,7 +221,7 @@ def contact_change(request: HttpRequest) -> HttpResponse:
                     patient=patient, destination=form.cleaned_data["destination"], ip=client_ip(request)
                 )
             except (ValidationError, LoginCodeError) as exc:
-                form.add_error("destination", getattr(exc, "message", None) or " ".join(exc.messages))
+                form.add_error("destination", exc.message if isinstance(exc, LoginCodeError) else one_line(exc))
             else:
                 request.session[SESSION_CHANGE] = form.cleaned_data["destination"].value
                 return redirect("patients:contact-change")
@@ -233,7 +234,7 @@ def contact_change(request: HttpRequest) -> HttpResponse:
                     patient=patient, destination=parse_destination(pending), code=code_form.cleaned_data["code"], ip=client_ip(request)
                 )
             except (ValidationError, LoginCodeError) as exc:
-                code_form.add_error("code", getattr(exc, "message", None) or " ".join(exc.messages))
+                code_form.add_error("code", exc.message if isinstance(exc, LoginCodeError) else one_line(exc))
             else:
                 request.session.pop(SESSION_CHANGE, None)
                 messages.success(request, _("Your contact is changed. Your clinics and conversations stay with you."))
@@ -243,7 +244,7 @@ def contact_change(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def family(request: HttpRequest) -> HttpResponse:
+def family(request: PortalRequest) -> HttpResponse:
     form = DependantForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -257,7 +258,7 @@ def family(request: HttpRequest) -> HttpResponse:
 
 
 @patient_required
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: PortalRequest) -> HttpResponse:
     response = JsonResponse(selectors.patient_export(patient=request.patient), json_dumps_params={"ensure_ascii": False, "indent": 2})
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
     return response

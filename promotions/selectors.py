@@ -43,9 +43,7 @@ def _people_matching(promotion: Promotion) -> QuerySet[Patient]:
     if promotion.doctor_id:
         people = people.filter(Exists(held.filter(patient=OuterRef("pk"), doctor_id=promotion.doctor_id)))
     if promotion.last_visit_before or promotion.last_visit_after:
-        last = people.annotate(
-            last_visit=Max("visits__starts_at", filter=Q(visits__clinic=clinic, visits__status=Visit.Status.COMPLETED))
-        )
+        last = people.annotate(last_visit=Max("visits__starts_at", filter=Q(visits__clinic=clinic, visits__status=Visit.Status.COMPLETED)))
         if promotion.last_visit_before:
             last = last.filter(last_visit__lt=datetime.combine(promotion.last_visit_before, time.min, tzinfo=clinic.tz))
         if promotion.last_visit_after:

@@ -128,6 +128,6 @@ def notify_mentions(*, message: Message, thread: Thread) -> None:
         if uid not in online
     )
     if staff:
-        realtime.send_on_commit([([realtime.user_group(uid)], {"type": "mention", "thread": thread.pk, "seq": message.seq}) for uid in staff])
-
-
+        realtime.send_on_commit(
+            [([realtime.user_group(uid)], {"type": "mention", "thread": thread.pk, "seq": message.seq}) for uid in staff]
+        )

@@ -31,7 +31,9 @@ def sockets_purge_stale() -> int:
     return deleted
 
 
-async def thread_view_mark(*, thread_id: int, user_id: int, name: str, viewing: bool = True, replying: bool | None = None) -> dict[str, Any]:
+async def thread_view_mark(
+    *, thread_id: int, user_id: int, name: str, viewing: bool = True, replying: bool | None = None
+) -> dict[str, Any]:
     """Refresh (or drop) one staff member's mark on a thread (the soft lock); returns the current viewers.
 
     Async: the socket consumer calls it on its event loop, and the cache's async API needs no

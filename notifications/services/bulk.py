@@ -35,7 +35,6 @@ def save_message_ids(deliveries: list[Delivery]) -> None:
     params = [value for pair in pairs for value in pair] + [pk for pk, _id in pairs]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET provider_message_id = CASE id {when} END WHERE id IN ({', '.join(['%s'] * len(pairs))})",  # noqa: S608
+            f"UPDATE {table} SET provider_message_id = CASE id {when} END WHERE id IN ({', '.join(['%s'] * len(pairs))})",
             params,
         )
-

@@ -67,7 +67,6 @@ def deliveries_queue(delivery_ids: list[int]) -> None:
         deliver_batch.delay(delivery_ids[start : start + DELIVERY_BATCH])
 
 
-
 def _stage_key(delivery_id: int, attempt: int, stage: str) -> str:
     """A mark of one attempt: an attempt that timed out leaves its mark, which must not speak for the next one."""
     return f"delivery:{stage}:{delivery_id}:{attempt}"
@@ -175,9 +174,8 @@ def _claim(delivery_ids: list[int], now: datetime, token: str, task_id: str) -> 
             claimed.append((delivery, DeliveryAttempt(delivery=delivery, number=delivery.attempts + 1, started_at=now)))
         save_grouped(Delivery, unwanted, ["status", "last_error"], status=Delivery.Status.PENDING)
         pending = [d.pk for d, _a in claimed]
-        taken = (
-            Delivery._base_manager.filter(pk__in=pending, status=Delivery.Status.PENDING)
-            .update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1, sending_since=now, sending_task=token)
+        taken = Delivery._base_manager.filter(pk__in=pending, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.SENDING, attempts=F("attempts") + 1, sending_since=now, sending_task=token
         )
         if taken != len(pending):  # another task claimed some between the read and the UPDATE (no row locks on SQLite)
             ours = set(Delivery._base_manager.filter(pk__in=pending, sending_task=token, sending_since=now).values_list("pk", flat=True))
@@ -323,5 +321,3 @@ def delivery_report(*, provider: str, provider_message_id: str, delivered: bool,
             delivery.last_error = error[:500] or _("The provider could not deliver it.")
         delivery.save(update_fields=["status", "delivered_at", "last_error"])
     return delivery  # type: ignore[no-any-return]  # .first() of a typed queryset: django-stubs says Any
-
-

@@ -40,7 +40,9 @@ def moscow_times(slots, clinic) -> list[str]:
 
 def test_free_slots_for_a_patient_leave_out_their_visit_in_another_clinic(alpha, checkup, anna, anna_thread, day, ekb_visit):
     everyone = moscow_times(selectors.free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup), alpha.clinic)
-    for_anna = moscow_times(selectors.free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup, patient_id=anna.pk), alpha.clinic)
+    for_anna = moscow_times(
+        selectors.free_slots(clinic=alpha.clinic, date_from=day, days=1, service=checkup, patient_id=anna.pk), alpha.clinic
+    )
     assert "11:00" in everyone and "10:30" in everyone and "11:30" in everyone
     assert "11:00" not in for_anna
     assert "10:30" in for_anna and "11:30" in for_anna  # a visit that ends as hers starts, and one that starts as hers ends
@@ -54,7 +56,9 @@ def test_a_cancelled_visit_elsewhere_frees_the_time_again(alpha, checkup, anna, 
     assert "11:00" in moscow_times(slots, alpha.clinic)
 
 
-def test_the_portal_day_and_the_public_api_do_not_offer_the_held_time_to_the_signed_in_patient(web, api, alpha, checkup, anna, anna_thread, day, ekb_visit):
+def test_the_portal_day_and_the_public_api_do_not_offer_the_held_time_to_the_signed_in_patient(
+    web, api, alpha, checkup, anna, anna_thread, day, ekb_visit
+):
     web.force_login(anna.user)
     page = web.get(f"/c/alpha/book/{checkup.pk}/?day={day.isoformat()}").content.decode()
     assert ">10:30</a>" in page and ">11:30</a>" in page and ">11:00</a>" not in page
@@ -105,15 +109,17 @@ def test_my_visits_and_the_visit_page_name_each_zone_for_a_patient_of_two_zones(
     )
     web.force_login(anna.user)
     page = web.get("/portal/visits/").content.decode()
-    assert ", 13:00 <span class=\"visit-zone\">(Yekaterinburg, UTC+5)</span>" in page
-    assert ", 15:00 <span class=\"visit-zone\">(Moscow, UTC+3)</span>" in page
+    assert ', 13:00 <span class="visit-zone">(Yekaterinburg, UTC+5)</span>' in page
+    assert ', 15:00 <span class="visit-zone">(Moscow, UTC+3)</span>' in page
     visit_page = web.get(f"/portal/visits/{ekb_visit.pk}/").content.decode()
     assert "clinic time (Yekaterinburg, UTC+5)" in visit_page
     assert "(Moscow, UTC+3)" in web.get(f"/portal/visits/{moscow.pk}/").content.decode()
 
 
 def test_a_patient_of_one_zone_reads_plain_times(web, alpha, checkup, anna, anna_thread, day):
-    services.visit_book(actor=anna.user, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15))
+    services.visit_book(
+        actor=anna.user, clinic=alpha.clinic, doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15)
+    )
     web.force_login(anna.user)
     page = web.get("/portal/visits/").content.decode()
     assert ", 15:00</span>" in page and "UTC+3" not in page

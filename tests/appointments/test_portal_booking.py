@@ -146,7 +146,9 @@ def test_a_slot_just_taken_shows_the_alternatives_as_buttons(signed_in, alpha, c
         ({"max_upcoming_visits": 1}, "You already have 1 upcoming visits in this clinic"),
     ],
 )
-def test_the_clinic_rules_refuse_with_a_clear_message_and_keep_the_choice(signed_in, alpha, checkup, anna, anna_thread, day, rules, message):
+def test_the_clinic_rules_refuse_with_a_clear_message_and_keep_the_choice(
+    signed_in, alpha, checkup, anna, anna_thread, day, rules, message
+):
     BookingRules.objects.create(clinic=alpha.clinic, **rules)
     if "max_upcoming_visits" in rules:
         f.VisitFactory(doctor=alpha.doctor, service=checkup, patient=anna, starts_at=at(alpha.clinic, day, 15))

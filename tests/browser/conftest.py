@@ -91,7 +91,9 @@ def page_opener(chromium: Browser, base_url: str) -> Iterator[Callable[..., Page
         if user is not None:
             client = Client()
             client.force_login(user)
-            cookies.append({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": base_url})
+            cookies.append(
+                {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": base_url}
+            )
         if language is not None:
             cookies.append({"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base_url})
         if cookies:

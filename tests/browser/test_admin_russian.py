@@ -29,10 +29,18 @@ def busy_day(alpha):
     for weekday in range(7):
         f.ScheduleRuleFactory(doctor=alpha.doctor, weekday=weekday, starts=time(9), ends=time(18))
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
-    for hour, minute, service, name in ((9, 30, checkup, "Анна Петрова"), (11, 0, filling, "Иван Смирнов"), (15, 20, checkup, "Олег Орлов")):
+    for hour, minute, service, name in (
+        (9, 30, checkup, "Анна Петрова"),
+        (11, 0, filling, "Иван Смирнов"),
+        (15, 20, checkup, "Олег Орлов"),
+    ):
         patient = f.PatientFactory(full_name=name)
         f.VisitFactory(
-            doctor=alpha.doctor, service=service, patient=patient, starts_at=at(alpha.clinic, day, hour, minute), status=Visit.Status.CONFIRMED
+            doctor=alpha.doctor,
+            service=service,
+            patient=patient,
+            starts_at=at(alpha.clinic, day, hour, minute),
+            status=Visit.Status.CONFIRMED,
         )
     return day
 
@@ -71,7 +79,8 @@ def crowded_inbox(alpha, live_asgi):
     alpha.manager.first_name, alpha.manager.last_name = "Марк", "Волков"
     alpha.manager.save(update_fields=["first_name", "last_name"])
     twins = [
-        f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Ольга Лебедева", patient__phone=phone) for phone in ("+79160010123", "+79160024567")
+        f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Ольга Лебедева", patient__phone=phone)
+        for phone in ("+79160010123", "+79160024567")
     ]
     for n in range(19):
         f.ThreadFactory(clinic=alpha.clinic, patient__full_name=f"Пациент {n + 1}")

@@ -33,9 +33,7 @@ def clinic_day(alpha):
     f.ThreadFactory(clinic=alpha.clinic, patient=ivan)
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=2)
     f.VisitFactory(doctor=second, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 10), status=Visit.Status.CONFIRMED)
-    f.VisitFactory(
-        doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Visit.Status.CANCELLED
-    )
+    f.VisitFactory(doctor=alpha.doctor, service=service, patient=ivan, starts_at=at(alpha.clinic, day, 12), status=Visit.Status.CANCELLED)
     past = f.VisitFactory(doctor=alpha.doctor, service=service, patient=ivan, starts_at=timezone.now() - timedelta(days=1))
     f.VisitFactory(
         doctor=alpha.doctor,

@@ -39,8 +39,12 @@ def clinic_chat(alpha, checkup, anna, live_asgi):
     """Anna wrote to Alpha after her visit; Dr Dima does a 30-minute check-up every day 09:00–18:00."""
     f.ThreadFactory(clinic=alpha.clinic, patient__full_name="Pyotr Quiet", patient__phone="+79160000077")
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=anna)
-    f.CannedAnswerFactory(clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}.")
-    live_asgi.call(services.send_message, thread=thread, actor=anna.user, text="The tooth still aches a little after the filling. Is it normal?")
+    f.CannedAnswerFactory(
+        clinic=alpha.clinic, shortcode="address", title="Our address", text="{patient_first_name}, we are at {clinic_address}."
+    )
+    live_asgi.call(
+        services.send_message, thread=thread, actor=anna.user, text="The tooth still aches a little after the filling. Is it normal?"
+    )
     return thread, checkup
 
 
@@ -93,8 +97,22 @@ def test_a_doctor_answers_from_a_phone(open_live, live_asgi, alpha, clinic_chat,
     composer = page.locator("#inbox-composer")
     bottom = box(composer)
     assert PHONE["height"] - 4 <= bottom["y"] + bottom["height"] <= PHONE["height"] + 1, bottom
-    send, note, attach, offer = page.locator("#inbox-send"), page.locator(".inbox-note-toggle"), page.locator(".inbox-attach"), page.locator("#inbox-offer-open")
-    thumb_sized(send, note, attach, offer, page.locator("#inbox-canned"), page.locator("#inbox-text"), page.locator("[data-inbox-back=list]"), page.locator("[data-inbox-view=card]"))
+    send, note, attach, offer = (
+        page.locator("#inbox-send"),
+        page.locator(".inbox-note-toggle"),
+        page.locator(".inbox-attach"),
+        page.locator("#inbox-offer-open"),
+    )
+    thumb_sized(
+        send,
+        note,
+        attach,
+        offer,
+        page.locator("#inbox-canned"),
+        page.locator("#inbox-text"),
+        page.locator("[data-inbox-back=list]"),
+        page.locator("[data-inbox-view=card]"),
+    )
     fits_the_screen(page)
     screenshot(page, f"inbox-phone-{lang}-2-thread", full_page=False)
 

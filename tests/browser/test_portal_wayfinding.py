@@ -61,7 +61,9 @@ def world(alpha, beta):
     thread = f.ThreadFactory(clinic=alpha.clinic, patient=sergey)
     f.ThreadFactory(clinic=beta.clinic, patient=sergey)
     day = timezone.localtime(timezone.now(), alpha.clinic.tz).date() + timedelta(days=3)
-    return type("World", (), {"alpha": alpha, "beta": beta, "checkup": checkup, "therapy": therapy, "sergey": sergey, "thread": thread, "day": day})
+    return type(
+        "World", (), {"alpha": alpha, "beta": beta, "checkup": checkup, "therapy": therapy, "sergey": sergey, "thread": thread, "day": day}
+    )
 
 
 @pytest.fixture

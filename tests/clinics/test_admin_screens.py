@@ -46,7 +46,9 @@ def test_sidebar_per_role(web, alpha, role, sees, does_not_see):
 def test_staff_land_on_their_working_screen_after_login(alpha, role, lands_on, screen):
     browser = Client(HTTP_ACCEPT_LANGUAGE="ru")
     user = alpha.user(role)
-    response = browser.post("/admin/login/?next=/admin/", {"username": user.username, "password": f.PASSWORD, "next": "/admin/"}, follow=True)
+    response = browser.post(
+        "/admin/login/?next=/admin/", {"username": user.username, "password": f.PASSWORD, "next": "/admin/"}, follow=True
+    )
     assert response.redirect_chain[-1] == (lands_on, 302)
     page = response.content.decode()
     assert screen in page

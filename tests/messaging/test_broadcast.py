@@ -58,7 +58,10 @@ async def test_the_fast_path_delivers_what_the_layers_own_group_send_delivers(mo
     channel = await layer.new_channel()
     await layer.group_add("clinic.903.front", channel)
     await layer.group_add("doctor.903", channel)
-    events = [(["clinic.903.front", "doctor.903"], {"type": "message.new", "seq": 1, "text": "Привет"}), (["family.903"], {"type": "typing"})]
+    events = [
+        (["clinic.903.front", "doctor.903"], {"type": "message.new", "seq": 1, "text": "Привет"}),
+        (["family.903"], {"type": "typing"}),
+    ]
     sends = [(group, realtime.layer_message(payload)) for groups, payload in events for group in groups]
 
     async def received(count):

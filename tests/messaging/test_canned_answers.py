@@ -23,7 +23,13 @@ def test_operator_keeps_a_personal_answer_with_a_cyrillic_shortcode(web, alpha):
     assert f'<option value="{alpha.operator.pk}" selected>' in page  # «only for» is the operator, preset
     response = web.post(
         reverse("admin:messaging_cannedanswer_add"),
-        {"clinic": alpha.clinic.pk, "owner": alpha.operator.pk, "shortcode": "Адрес", "title": "Как пройти", "text": "{patient_first_name}, мы на {clinic_address}."},
+        {
+            "clinic": alpha.clinic.pk,
+            "owner": alpha.operator.pk,
+            "shortcode": "Адрес",
+            "title": "Как пройти",
+            "text": "{patient_first_name}, мы на {clinic_address}.",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     answer = CannedAnswer.objects.get()

@@ -165,7 +165,9 @@ def test_contact_this_clinic_leads_through_the_consent_into_the_clinic_conversat
 def test_consent_never_sends_the_patient_to_another_site(portal, alpha, anna):
     document = f.ConsentDocumentFactory(clinic=alpha.clinic)
     for target in ("https://evil.example.com/", "//evil.example.com/", "javascript:alert(1)"):
-        agreed = portal.post(f"/portal/clinics/alpha/consent/?{urlencode({'next': target})}", {"version": document.version, "agree": "on", "next": target})
+        agreed = portal.post(
+            f"/portal/clinics/alpha/consent/?{urlencode({'next': target})}", {"version": document.version, "agree": "on", "next": target}
+        )
         assert agreed.status_code == 302 and agreed["Location"] == "/portal/", target
 
 

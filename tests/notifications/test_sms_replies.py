@@ -73,9 +73,7 @@ def _answer(response) -> str:
 
 
 def _replies(visit):
-    return list(
-        AuditEvent.objects.filter(action="visit.sms_reply", target=f"appointments.Visit:{visit.pk}").values_list("data", flat=True)
-    )
+    return list(AuditEvent.objects.filter(action="visit.sms_reply", target=f"appointments.Visit:{visit.pk}").values_list("data", flat=True))
 
 
 def test_signed_1_confirms_the_visit_and_a_second_1_just_says_so(web, visit, twilio):

@@ -184,9 +184,7 @@ def test_the_sweep_is_a_beat_task_and_no_broker_countdown_outlives_the_visibilit
     entry = settings.CELERY_BEAT_SCHEDULE["settle-stuck-deliveries"]
     assert entry["task"] == "notifications.tasks.settle_stuck_deliveries" and entry["schedule"] <= 60
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
-    longest = max(
-        services.retry_delay(Delivery(notification=Notification(), attempts=n)) for n in range(1, services.MAX_ATTEMPTS + 1)
-    )
+    longest = max(services.retry_delay(Delivery(notification=Notification(), attempts=n)) for n in range(1, services.MAX_ATTEMPTS + 1))
     assert longest < visibility / 2  # a reserved countdown task runs long before Redis would hand it out again
     assert settings.DELIVERY_STUCK_AFTER_SECONDS > 10 * settings.PROVIDER_TIMEOUT_SECONDS
     assert visibility > settings.DELIVERY_STUCK_AFTER_SECONDS  # the sweep acts long before the dead worker's tasks return

@@ -85,7 +85,11 @@ def test_a_worker_killed_whole_mid_batch_strands_nothing_and_sends_nothing_twice
     second = None
     try:
         dispatch_notifications.delay(list(Notification.objects.values_list("pk", flat=True)))
-        assert _wait_for(lambda: sms_ru.held == CHILDREN, seconds=120), (len(sms_ru.requests), sms_ru.held, Counter(Delivery.objects.values_list("status", flat=True)))
+        assert _wait_for(lambda: sms_ru.held == CHILDREN, seconds=120), (
+            len(sms_ru.requests),
+            sms_ru.held,
+            Counter(Delivery.objects.values_list("status", flat=True)),
+        )
         assert len(_children(first.pid)) == CHILDREN
         os.killpg(first.pid, signal.SIGKILL)  # the whole group: parent and children, nobody gives the batches back
         first.wait()

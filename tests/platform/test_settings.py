@@ -84,7 +84,10 @@ def test_development_needs_its_key_said_too():
             {"DATABASE_URL": "postgres://root@127.0.0.1:5432/h_settings_only", "PG_PREPARE_THRESHOLD": "never"},
             "PG_PREPARE_THRESHOLD must be a whole number of runs or none, not 'never'.",
         ),
-        ({"EMAIL_URL": "smtp+tls://u:p@smtp.example.ru:587", "EMAIL_USE_SSL": "true"}, "EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL"),
+        (
+            {"EMAIL_URL": "smtp+tls://u:p@smtp.example.ru:587", "EMAIL_USE_SSL": "true"},
+            "EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL",
+        ),
     ],
     ids=["debug", "realtime-layer", "sms-provider", "log-level", "eager", "prepare-threshold", "tls-and-ssl"],
 )

@@ -281,7 +281,14 @@ def test_pages_in_the_asked_language(url, strings, language):
 
 THEME = Path(unfold.__file__).resolve().parent
 # The theme's own parts and the contrib packages we install (filters; forms holds its widgets).
-THEME_PARTS = [THEME / "templates", *THEME.glob("*.py"), THEME / "mixins", THEME / "templatetags", THEME / "contrib" / "filters", THEME / "contrib" / "forms"]
+THEME_PARTS = [
+    THEME / "templates",
+    *THEME.glob("*.py"),
+    THEME / "mixins",
+    THEME / "templatetags",
+    THEME / "contrib" / "filters",
+    THEME / "contrib" / "forms",
+]
 TEMPLATE_STRING = re.compile(r"""\{%\s*(?:trans|translate)\s+(["'])(.+?)\1(?:\s+as\s+\w+)?\s*%\}""")
 PYTHON_STRING = re.compile(r"""\b(?:_|gettext|gettext_lazy)\(\s*(["'])(.+?)\1\s*\)""")
 
@@ -378,7 +385,9 @@ def test_russian_admin_pages_show_no_english_from_the_theme_and_no_english_heade
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         pages[url] = response = platform.get(url, follow=True)
         pages[url + "?q=nothing-matches"] = platform.get(url + "?q=nothing-matches", follow=True)
-        english_headers += [f"{url}: {h!r}" for h in _seen(response.content.decode()).headers if not CYRILLIC.search(h) and h not in SAME_IN_RUSSIAN]
+        english_headers += [
+            f"{url}: {h!r}" for h in _seen(response.content.decode()).headers if not CYRILLIC.search(h) and h not in SAME_IN_RUSSIAN
+        ]
     operator = Client(HTTP_ACCEPT_LANGUAGE="ru")
     operator.force_login(alpha.operator)
     for url in ("/admin/inbox/", "/admin/calendar/", "/admin/patients/contact/?q=nothing-matches"):

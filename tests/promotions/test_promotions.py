@@ -132,7 +132,9 @@ def test_the_portal_lists_running_promotions_and_a_patient_who_joined_later_sees
         clinic=alpha.clinic, title="Old news", text="…", valid_from=timezone.localdate() - timedelta(days=40),
         valid_until=timezone.localdate() - timedelta(days=10), status=Promotion.Status.LAUNCHED,
     )  # fmt: skip
-    draft = Promotion.objects.create(clinic=alpha.clinic, title="Not yet", text="…", valid_from=timezone.localdate(), valid_until=timezone.localdate())
+    draft = Promotion.objects.create(
+        clinic=alpha.clinic, title="Not yet", text="…", valid_from=timezone.localdate(), valid_until=timezone.localdate()
+    )
     web.force_login(late.user)
     home = web.get("/portal/").content.decode()
     assert 'href="/portal/promotions/"' in home and 'href="/portal/notifications/"' in home  # in the navigation and on the home page

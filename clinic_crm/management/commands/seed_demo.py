@@ -115,7 +115,11 @@ DEMO_DIALOGUES = [
 
 # The clinic's canned answers (shortcode, title, text); {…} are filled for the conversation's patient.
 CANNED_ANSWERS = [
-    ("адрес", "Адрес и как добраться", "{patient_first_name}, мы находимся по адресу: {clinic_address}. {directions} Телефон: {clinic_phone}."),
+    (
+        "адрес",
+        "Адрес и как добраться",
+        "{patient_first_name}, мы находимся по адресу: {clinic_address}. {directions} Телефон: {clinic_phone}.",
+    ),
     ("цены", "Цены", "{patient_first_name}, наши цены: {prices}. Точную стоимость лечения врач назовёт после осмотра."),
     (
         "подготовка",

@@ -626,9 +626,6 @@ def attendance(request: HttpRequest) -> HttpResponse:
 # --- times offered in a conversation -------------------------------------------------------------
 
 
-FRAGMENT_HEADER = "X-Inbox-Fetch"  # the inbox's fetches (messaging/admin_inbox.FETCH_HEADER): answer with the panel alone
-
-
 @require_http_methods(["GET", "POST"])
 def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
     """Pick a service, a doctor and a day, tick up to six free times and send them into the thread.
@@ -637,11 +634,8 @@ def offer_times(request: HttpRequest, thread_id: int) -> HttpResponse:
     same form is a page of its own without JavaScript."""
     if not is_staff_member(request.user):
         raise PermissionDenied(_("Only the clinic offers times."))
-    try:
-        thread = messaging_selectors.thread_for(user=request.user, thread_id=thread_id)
-    except Thread.DoesNotExist:
-        raise Http404(_("No such conversation.")) from None
-    fragment = request.headers.get(FRAGMENT_HEADER) == "1"
+    thread = messaging_selectors.thread_for(user=request.user, thread_id=thread_id)  # 404 for another clinic's
+    fragment = bool(getattr(request, "htmx", False))  # the inbox's fetches (django-htmx): the panel alone
     clinic = thread.clinic
     service_choices = list(selectors.bookable_services(clinic=clinic))
     service = next((s for s in service_choices if s.pk == _int_param(request, "service")), None)

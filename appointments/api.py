@@ -31,7 +31,7 @@ from core import client_input
 from core.api import BoundedDateField, MomentField
 from core.openapi import refusals
 from messaging.models import Thread
-from messaging.payloads import message_payload
+from messaging.payloads import STAFF, message_item
 from patients.models import Patient
 
 # --- slots -------------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ class ThreadSlotsView(APIView):
             doctor, service = _doctor_and_service(item["doctor"], item["service"], clinic=thread.clinic)
             slots.append((doctor, service, item["starts_at"]))
         message = services.slots_propose(actor=request.user, thread=thread, slots=slots, text=data.validated_data.get("text", ""))
-        return Response(message_payload(message, audience="staff", thread=thread), status=status.HTTP_201_CREATED)
+        return Response(message_item(message, audience=STAFF, thread=thread), status=status.HTTP_201_CREATED)
 
 
 # --- staff set-up and reports --------------------------------------------------------------------

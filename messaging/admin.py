@@ -19,7 +19,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from clinics.tenancy import clinics_with_role
 from clinics.tenancy.admin import ReadOnlyTenantAdmin, TenantAdmin, TenantModelForm
-from messaging.admin_inbox import waiting_label
+from messaging.fragments import waiting_label
 from messaging.models import CannedAnswer, Team, Thread, ThreadAccess
 
 

@@ -43,6 +43,7 @@ from messaging.fragments import (
 )
 from messaging.models import Message, Thread
 from messaging.payloads import STAFF, message_item
+from patients import services as patient_services
 from patients.selectors import patient_card
 
 LIST_LIMIT = 50  # rows a page renders; "load more" (keyset) and filters reach the rest
@@ -488,7 +489,7 @@ def _apply_card_action(request: HttpRequest, thread: Thread, action: str) -> Non
         merge = candidates.get(data.get("merge", ""))
         if merge is None or thread.contact_id is None:
             raise ValidationError({"merge": _("Choose a contact of this clinic to merge.")})
-        services.contacts_merge(actor=user, keep=thread.contact, merge=merge)
+        patient_services.contacts_merge(actor=user, keep=thread.contact, merge=merge)
         messages.success(request, _("The contacts are merged: their conversations are filed under this card."))
     else:
         raise ValidationError(_("Unknown action."))

@@ -21,13 +21,11 @@ from messaging.services.threads import (
     threads_wake_snoozed,
 )
 from messaging.services.throttle import SendingTooFast
-from patients.services import contacts_merge  # moved to patients; kept here while admin_inbox imports it from messaging
 
 __all__ = [
     "SendingTooFast",
     "attachment_upload",
     "attachments_purge_unsent",
-    "contacts_merge",
     "send_message",
     "socket_closed",
     "socket_opened",

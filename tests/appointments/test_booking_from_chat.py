@@ -16,7 +16,7 @@ from tests.conftest import CommittingClient, at
 
 pytestmark = pytest.mark.django_db
 
-FETCH = {"HTTP_X_INBOX_FETCH": "1"}  # what inbox.js sends with its fetches
+FETCH = {"HTTP_HX_REQUEST": "true"}  # what inbox.js sends with its fetches
 WORDS = {
     "en": {"sent": "The times are sent: the patient books one with a tap.", "choose": "Choose a service and at least one time.",
            "booked": "Visit booked:", "book": "Book a visit", "back": "Back to the conversation"},

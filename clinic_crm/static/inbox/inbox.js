@@ -709,9 +709,7 @@
 
   function loadOffer(url, init) {
     offerPanel.setAttribute("aria-busy", "true");
-    init = Object.assign({}, init || {});
-    // The calendar's offer view answers with the panel alone for this header (appointments.admin_calendar).
-    init.headers = Object.assign({ "X-Inbox-Fetch": "1" }, init.headers || {});
+    // fetchHtml's HX-Request header: the calendar's offer view answers with the panel alone (appointments.admin_calendar).
     return fetchHtml(url, init)
       .then(showOffer)
       .catch(function () { window.location.href = offerOpen.href; }) // the same form as a page
